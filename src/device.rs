@@ -1,0 +1,117 @@
+//! The only place that names a Burn backend: turns `--backend` / `backend = ...` into a `Device`.
+
+use anyhow::{Result, bail};
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+/// A compute backend fovea can run on, chosen at run time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// Burn's pure-Rust CPU backend (SIMD + threads). The default: fastest CPU backend measured here.
+    Flex,
+    /// Burn's ndarray CPU backend (deprecated by Burn 0.22, kept because the brief names it).
+    Ndarray,
+    /// GPU through WebGPU (Vulkan, Metal, DX12); also Mesa's software Vulkan driver on CPU-only machines.
+    Wgpu,
+}
+
+impl BackendKind {
+    pub const ALL: [BackendKind; 3] = [BackendKind::Flex, BackendKind::Ndarray, BackendKind::Wgpu];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Flex => "flex",
+            BackendKind::Ndarray => "ndarray",
+            BackendKind::Wgpu => "wgpu",
+        }
+    }
+
+    pub fn is_cpu(self) -> bool {
+        self != BackendKind::Wgpu
+    }
+}
+
+impl std::fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Opens the device for `kind` (without autodiff; training calls `.autodiff()` on it).
+///
+/// Also points `BURN_DEVICE` at the same backend, because Burn materializes some state (an
+/// optimizer record being loaded) on `Device::default()`, which would otherwise pick the GPU.
+pub fn open(kind: BackendKind) -> Result<Device> {
+    // SAFETY: called before any worker thread of ours exists; Burn reads the variable lazily.
+    unsafe { std::env::set_var("BURN_DEVICE", kind.name()) };
+    match kind {
+        BackendKind::Flex => Ok(Device::flex()),
+        #[allow(deprecated)]
+        BackendKind::Ndarray => Ok(Device::ndarray()),
+        BackendKind::Wgpu => match Device::wgpu_options().init() {
+            Ok(device) => Ok(device),
+            Err(e) => bail!(
+                "backend wgpu: no usable GPU adapter ({e}). Install a GPU driver with Vulkan support \
+                 (on a CPU-only Debian/Ubuntu machine: `apt-get install mesa-vulkan-drivers` for the \
+                 software driver), or use --backend flex"
+            ),
+        },
+    }
+}
+
+/// What each backend offers on this machine, for `fovea devices`.
+pub fn describe_all() -> Vec<(BackendKind, std::result::Result<String, String>)> {
+    BackendKind::ALL
+        .iter()
+        .map(|&kind| {
+            let status = match kind {
+                BackendKind::Flex | BackendKind::Ndarray => Ok(format!(
+                    "CPU, {} threads",
+                    std::thread::available_parallelism()
+                        .map(|n| n.get())
+                        .unwrap_or(1)
+                )),
+                BackendKind::Wgpu => wgpu_adapters(),
+            };
+            (kind, status)
+        })
+        .collect()
+}
+
+fn wgpu_adapters() -> std::result::Result<String, String> {
+    use burn::tensor::wgpu::wgpu;
+    let instance = wgpu::Instance::default();
+    let adapters = pollster_block(instance.enumerate_adapters(wgpu::Backends::all()));
+    if adapters.is_empty() {
+        return Err(
+            "no adapter found (install a Vulkan driver; CPU-only: mesa-vulkan-drivers)".into(),
+        );
+    }
+    Ok(adapters
+        .iter()
+        .map(|a| {
+            let info = a.get_info();
+            format!("{} ({:?}, {:?})", info.name, info.backend, info.device_type)
+        })
+        .collect::<Vec<_>>()
+        .join("; "))
+}
+
+/// `enumerate_adapters` is a future in recent wgpu versions; on native it is ready at once.
+fn pollster_block<F: std::future::Future>(fut: F) -> F::Output {
+    use std::task::{Context, Poll, Waker};
+    let mut fut = std::pin::pin!(fut);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::yield_now();
+    }
+}
+
+/// A short description of the device for run.json.
+pub fn describe(kind: BackendKind, device: &Device) -> String {
+    format!("{kind}: {device:?}")
+}

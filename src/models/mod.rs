@@ -1,0 +1,79 @@
+//! The model variants, a closed set chosen by `[model] kind = ...` in the config.
+//!
+//! Each variant's file holds its config (plain serde, with defaults), `init` and `forward`.
+//! Models know nothing of files or training.
+
+pub mod cnn;
+
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::data::InputShape;
+
+/// `[model]` section of a config file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum ModelConfig {
+    Cnn(cnn::CnnConfig),
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig::Cnn(cnn::CnnConfig::default())
+    }
+}
+
+impl ModelConfig {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ModelConfig::Cnn(_) => "cnn",
+        }
+    }
+
+    /// Range checks; the error starts with the key inside `[model]`.
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            ModelConfig::Cnn(c) => c.validate(),
+        }
+    }
+
+    /// Builds the model for images of `input` shape and `classes` outputs.
+    pub fn init(
+        &self,
+        input: InputShape,
+        classes: usize,
+        device: &Device,
+    ) -> anyhow::Result<Model> {
+        Ok(match self {
+            ModelConfig::Cnn(c) => Model::Cnn(c.init(input, classes, device)?),
+        })
+    }
+}
+
+/// A classifier: images `[batch, channels, height, width]` → logits `[batch, classes]`.
+#[derive(Module, Debug)]
+pub enum Model {
+    Cnn(cnn::Cnn),
+}
+
+impl Model {
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        match self {
+            Model::Cnn(m) => m.forward(images),
+        }
+    }
+}
+
+/// Every float parameter of a module, flattened in visiting order (for comparing weights).
+pub fn flat_params<M: Module>(module: &M) -> Vec<f32> {
+    struct Collect(Vec<f32>);
+    impl burn::module::ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+            let data = param.val().into_data().convert::<f32>();
+            self.0.extend(data.try_into_vec::<f32>().expect("f32 data"));
+        }
+    }
+    let mut c = Collect(Vec::new());
+    module.visit(&mut c);
+    c.0
+}

@@ -1,0 +1,3 @@
+//! Reports read only what a run wrote: plots of its metrics and its confusion matrix.
+
+pub mod plots;

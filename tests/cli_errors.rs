@@ -1,0 +1,89 @@
+//! Bad input at the command line: exit status 2 and a message naming the file, key or value.
+//! Nothing already saved is touched.
+
+mod common;
+
+use common::{run, text};
+
+fn fails_with(args: &[&str], wants: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("typo.toml"), "[train]\nepochz = 3\n").unwrap();
+    let out = run(dir.path(), args);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{args:?} should exit 2: {t}");
+    for w in wants {
+        assert!(t.contains(w), "{args:?} should mention {w:?}: {t}");
+    }
+    assert!(!t.contains("panicked"), "{t}");
+    assert!(
+        !dir.path().join("artifacts").exists(),
+        "a failed start must not leave a run folder"
+    );
+}
+
+#[test]
+fn bad_input_exits_2_with_a_clear_message() {
+    fails_with(&["train", "--config", "missing.toml"], &["missing.toml"]);
+    fails_with(
+        &["train", "--config", "typo.toml"],
+        &["typo.toml", "epochz"],
+    );
+    fails_with(
+        &["train", "--set", "train.batch_size=0"],
+        &["train.batch_size"],
+    );
+    fails_with(&["train", "--set", "train.lr=-1"], &["train.lr"]);
+    fails_with(
+        &["train", "--set", "model.kind=transformer"],
+        &["transformer"],
+    );
+    fails_with(&["train", "--backend", "tpu"], &["tpu"]);
+    fails_with(
+        &["train", "--set", "data.dataset=mnist"],
+        &["mnist", "fovea data download mnist"],
+    );
+    fails_with(&["train", "--set", "data.dataset=folder"], &["data.path"]);
+    fails_with(&["resume", "nowhere"], &["nowhere"]);
+    fails_with(&["eval", "nowhere"], &["nowhere"]);
+    fails_with(&["predict", "nowhere", "x.png"], &["nowhere"]);
+    fails_with(&["data", "info", "--dataset", "imagenet"], &["imagenet"]);
+    fails_with(&["data", "download", "imagenet"], &["imagenet"]);
+}
+
+#[test]
+fn an_existing_run_is_not_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("artifacts/keep")).unwrap();
+    std::fs::write(d.join("artifacts/keep/config.toml"), "seed = 1\n").unwrap();
+    let out = run(
+        d,
+        &[
+            "train",
+            "--name",
+            "keep",
+            "--set",
+            "train.epochs=1",
+            "--set",
+            "data.train_limit=64",
+            "--quiet",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("fovea resume"), "{}", text(&out));
+    assert_eq!(
+        std::fs::read_to_string(d.join("artifacts/keep/config.toml")).unwrap(),
+        "seed = 1\n"
+    );
+}
+
+#[test]
+fn devices_lists_every_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &["devices"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let t = text(&out);
+    for b in ["flex", "ndarray", "wgpu"] {
+        assert!(t.contains(b), "{t}");
+    }
+}

@@ -1,0 +1,58 @@
+//! Helpers shared by the binary-level tests: run the real `fovea` binary in a temp folder.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+pub fn fovea(dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_fovea"));
+    c.current_dir(dir);
+    // Keep the tests independent of datasets installed on the machine and of the user's cache.
+    c.env("FOVEA_DATA", dir.join("no-datasets-here"));
+    c.env("XDG_CACHE_HOME", dir.join("cache"));
+    c
+}
+
+pub fn run(dir: &Path, args: &[&str]) -> Output {
+    fovea(dir).args(args).output().expect("fovea runs")
+}
+
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A small, fast training setup on the built-in sample: 320 training images in batches of 32
+/// (10 steps per epoch), 200 validation and 100 test images.
+pub const SMALL: &[&str] = &[
+    "--set",
+    "data.train_limit=320",
+    "--set",
+    "data.val_fraction=0.02",
+    "--set",
+    "data.test_limit=100",
+    "--set",
+    "train.batch_size=32",
+    "--set",
+    "train.checkpoint_every=3",
+    "--set",
+    "train.log_every=2",
+    "--set",
+    "train.keep_last=20",
+    "--quiet",
+];
+
+pub fn train(dir: &Path, name: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["train", "--name", name];
+    args.extend_from_slice(SMALL);
+    args.extend_from_slice(extra);
+    run(dir, &args)
+}
+
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}

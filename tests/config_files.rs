@@ -1,0 +1,119 @@
+//! Every config file in config/ loads; typos and bad values give errors naming the key and file.
+
+use std::path::Path;
+
+use fovea::config;
+
+#[test]
+fn every_config_file_loads_and_builds_its_model() {
+    let mut n = 0;
+    for entry in std::fs::read_dir("config").unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let c = config::load(Some(&path), &[])
+                .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+            let shape = fovea::data::InputShape {
+                channels: 3,
+                height: 32,
+                width: 32,
+            };
+            c.model
+                .init(shape, 10, &burn::tensor::Device::flex())
+                .unwrap();
+            n += 1;
+        }
+    }
+    assert!(n >= 3, "found only {n} config files");
+}
+
+#[test]
+fn reference_cnn_reaches_the_v4_layer_of_3136_neurons() {
+    let c = config::load(Some(Path::new("config/cnn.toml")), &[]).unwrap();
+    let fovea::models::ModelConfig::Cnn(cnn) = &c.model;
+    let f = cnn
+        .feature_shape(fovea::data::InputShape {
+            channels: 1,
+            height: 28,
+            width: 28,
+        })
+        .unwrap();
+    assert_eq!(f.pixels(), 3136);
+    assert_eq!(c.data.dataset, "fashion-mnist");
+}
+
+fn error_of(text: &str, overrides: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, text).unwrap();
+    let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+    format!("{:#}", config::load(Some(&path), &overrides).unwrap_err())
+}
+
+#[test]
+fn typos_wrong_types_and_bad_values_name_the_key_and_the_file() {
+    let cases: &[(&str, &[&str], &[&str])] = &[
+        ("[train]\nepochz = 3\n", &[], &["bad.toml", "epochz"]),
+        (
+            "[train]\nepochs = \"three\"\n",
+            &[],
+            &["bad.toml", "train.epochs", "invalid type"],
+        ),
+        (
+            "[train]\nbatch_size = 0\n",
+            &[],
+            &["bad.toml", "train.batch_size"],
+        ),
+        (
+            "[train]\nlr = -0.1\n",
+            &[],
+            &["bad.toml", "train.lr", "-0.1"],
+        ),
+        (
+            "[model]\nkind = \"transformer\"\n",
+            &[],
+            &["bad.toml", "transformer"],
+        ),
+        (
+            "[model]\nblocks = [{ channels = 8, kernal = 3 }]\n",
+            &[],
+            &["bad.toml", "kernal"],
+        ),
+        (
+            "[data]\ndataset = \"imagenet\"\n",
+            &[],
+            &["bad.toml", "data.dataset", "imagenet"],
+        ),
+        ("[train\n", &[], &["bad.toml"]),
+        ("", &["train.batch_size=0"], &["train.batch_size"]),
+        (
+            "",
+            &["train.optimizer=lbfgs"],
+            &["train.optimizer", "lbfgs"],
+        ),
+        ("", &["nosuchsection.key=1"], &["nosuchsection"]),
+        ("", &["train.epochs"], &["--set train.epochs"]),
+    ];
+    for (text, overrides, wants) in cases {
+        let err = error_of(text, overrides);
+        for want in *wants {
+            assert!(
+                err.contains(want),
+                "error for {text:?} {overrides:?} should mention {want:?}: {err}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_file_states_only_what_differs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("small.toml");
+    std::fs::write(&path, "[train]\nepochs = 2\n[model]\nhidden = [64]\n").unwrap();
+    let c = config::load(Some(&path), &["train.lr=0.01".into()]).unwrap();
+    let d = config::Config::default();
+    assert_eq!(c.train.epochs, 2);
+    assert_eq!(c.train.lr, 0.01);
+    assert_eq!(c.train.batch_size, d.train.batch_size);
+    let fovea::models::ModelConfig::Cnn(cnn) = &c.model;
+    assert_eq!(cnn.hidden, vec![64]);
+}

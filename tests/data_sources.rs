@@ -1,0 +1,247 @@
+//! Dataset loaders on small files the tests make, and downloading from a loopback HTTP server.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+
+use fovea::data::sources::{self, Checksum, RemoteFile};
+use fovea::data::{ImageSet, InputShape, cifar, idx};
+use sha2::Digest;
+
+fn gz(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+/// Writes an MNIST-layout dataset of `n` train and `m` test 28×28 images.
+fn write_idx_dataset(dir: &Path, n: usize, m: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    for (prefix, count) in [("train", n), ("t10k", m)] {
+        let images: Vec<u8> = (0..count * 784).map(|i| (i * 7 % 256) as u8).collect();
+        let labels: Vec<u8> = (0..count).map(|i| (i % 10) as u8).collect();
+        std::fs::write(
+            dir.join(format!("{prefix}-images-idx3-ubyte.gz")),
+            gz(&idx::encode(&[count, 28, 28], &images)),
+        )
+        .unwrap();
+        // labels raw (not gzipped): both forms are accepted
+        std::fs::write(
+            dir.join(format!("{prefix}-labels-idx1-ubyte")),
+            idx::encode(&[count], &labels),
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn mnist_layout_loads_from_a_given_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    write_idx_dataset(dir.path(), 50, 20);
+    let spec = sources::catalog("mnist").unwrap();
+    let found = sources::locate(spec, Some(dir.path())).unwrap();
+    let raw = sources::load_dir(spec, &found).unwrap();
+    assert_eq!((raw.train.len(), raw.test.len()), (50, 20));
+    assert_eq!(
+        raw.train.shape,
+        InputShape {
+            channels: 1,
+            height: 28,
+            width: 28
+        }
+    );
+    assert_eq!(raw.files.len(), 4);
+    assert!(raw.files.iter().all(|f| f.sha256.len() == 64));
+}
+
+#[test]
+fn malformed_idx_files_are_reported_with_the_file_name() {
+    let dir = tempfile::tempdir().unwrap();
+    write_idx_dataset(dir.path(), 10, 10);
+    let bad = dir.path().join("train-images-idx3-ubyte.gz");
+    let bytes = std::fs::read(&bad).unwrap();
+    std::fs::write(&bad, &bytes[..bytes.len() / 2]).unwrap();
+    let spec = sources::catalog("fashion-mnist").unwrap();
+    let err = format!("{:#}", sources::load_dir(spec, dir.path()).unwrap_err());
+    assert!(
+        err.contains("train-images-idx3-ubyte.gz") && err.contains("gzip"),
+        "{err}"
+    );
+
+    // Labels that disagree with the image count
+    write_idx_dataset(dir.path(), 10, 10);
+    std::fs::write(
+        dir.path().join("t10k-labels-idx1-ubyte"),
+        idx::encode(&[9], &[0; 9]),
+    )
+    .unwrap();
+    let err = format!("{:#}", sources::load_dir(spec, dir.path()).unwrap_err());
+    assert!(err.contains("10 images but 9 labels"), "{err}");
+}
+
+#[test]
+fn cifar10_binary_loads_from_the_official_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let batches = dir.path().join("cifar-10-batches-bin");
+    std::fs::create_dir_all(&batches).unwrap();
+    let set = |n: usize| {
+        ImageSet::new(
+            cifar::SHAPE,
+            (0..n * 3072).map(|i| (i % 251) as u8).collect(),
+            (0..n).map(|i| (i % 10) as u32).collect(),
+        )
+        .unwrap()
+    };
+    for f in cifar::TRAIN_FILES {
+        std::fs::write(batches.join(f), cifar::encode(&set(4))).unwrap();
+    }
+    std::fs::write(batches.join(cifar::TEST_FILE), cifar::encode(&set(3))).unwrap();
+    let spec = sources::catalog("cifar10").unwrap();
+    let raw = sources::load_dir(spec, &sources::locate(spec, Some(dir.path())).unwrap()).unwrap();
+    assert_eq!((raw.train.len(), raw.test.len()), (20, 3));
+    assert_eq!(raw.train.shape.channels, 3);
+}
+
+#[test]
+fn image_folder_infers_classes_channels_and_size() {
+    let dir = tempfile::tempdir().unwrap();
+    for (class, color) in [("cats", [200u8, 40, 40]), ("dogs", [40, 40, 200])] {
+        std::fs::create_dir_all(dir.path().join(class)).unwrap();
+        for i in 0..5 {
+            let img = image::RgbImage::from_pixel(12 + i, 10, image::Rgb(color));
+            img.save(dir.path().join(class).join(format!("{i}.png")))
+                .unwrap();
+        }
+    }
+    std::fs::write(dir.path().join("cats").join("notes.txt"), "not an image").unwrap();
+    let raw = fovea::data::folder::load(dir.path(), 16, 0.2, 1).unwrap();
+    assert_eq!(raw.classes, vec!["cats", "dogs"]);
+    assert_eq!(
+        raw.train.shape,
+        InputShape {
+            channels: 3,
+            height: 16,
+            width: 16
+        }
+    );
+    assert_eq!(raw.train.len() + raw.test.len(), 10);
+    assert_eq!(raw.test.len(), 2);
+    // red stays in the red plane
+    assert!(raw.train.image(0)[0] > 150 && raw.train.image(0)[2 * 256] < 80);
+
+    std::fs::write(dir.path().join("dogs").join("broken.png"), b"not a png").unwrap();
+    let err = format!(
+        "{:#}",
+        fovea::data::folder::load(dir.path(), 16, 0.2, 1).unwrap_err()
+    );
+    assert!(err.contains("broken.png"), "{err}");
+}
+
+/// Serves `files` (path → body) on 127.0.0.1 until `requests` requests were answered.
+fn serve(
+    files: Vec<(&'static str, Vec<u8>)>,
+    requests: usize,
+) -> (String, std::thread::JoinHandle<()>) {
+    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+    let addr = format!("http://{}", server.server_addr().to_ip().unwrap());
+    let handle = std::thread::spawn(move || {
+        for _ in 0..requests {
+            let Ok(Some(req)) = server.recv_timeout(std::time::Duration::from_secs(20)) else {
+                return;
+            };
+            let body = files
+                .iter()
+                .find(|(p, _)| *p == req.url())
+                .map(|(_, b)| b.clone());
+            let _ = match body {
+                Some(b) => req.respond(tiny_http::Response::from_data(b)),
+                None => req.respond(tiny_http::Response::empty(404)),
+            };
+        }
+    });
+    (addr, handle)
+}
+
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
+
+#[test]
+fn download_verifies_sha256_against_a_loopback_server() {
+    let body: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
+    let sha = hex::encode(sha2::Sha256::digest(&body));
+    let (addr, server) = serve(
+        vec![
+            ("/good.bin", body.clone()),
+            ("/bad.bin", b"tampered".to_vec()),
+        ],
+        3,
+    );
+    let dir = tempfile::tempdir().unwrap();
+
+    let good = RemoteFile {
+        name: "good.bin",
+        url: leak(format!("{addr}/good.bin")),
+        checksum: Checksum::Sha256(leak(sha.clone())),
+    };
+    assert_eq!(
+        sources::download_file(&good, dir.path(), true).unwrap(),
+        sha
+    );
+    assert_eq!(std::fs::read(dir.path().join("good.bin")).unwrap(), body);
+
+    let bad = RemoteFile {
+        name: "bad.bin",
+        url: leak(format!("{addr}/bad.bin")),
+        checksum: Checksum::Sha256(leak(sha.clone())),
+    };
+    let err = format!(
+        "{:#}",
+        sources::download_file(&bad, dir.path(), true).unwrap_err()
+    );
+    assert!(err.contains("SHA-256 mismatch"), "{err}");
+    assert!(
+        !dir.path().join("bad.bin").exists(),
+        "a file that failed verification must not be kept"
+    );
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".part"))
+    );
+
+    let missing = RemoteFile {
+        name: "x.bin",
+        url: leak(format!("{addr}/missing.bin")),
+        checksum: Checksum::Sha256(leak(sha)),
+    };
+    let err = format!(
+        "{:#}",
+        sources::download_file(&missing, dir.path(), true).unwrap_err()
+    );
+    assert!(err.contains("missing.bin"), "{err}");
+    server.join().unwrap();
+}
+
+#[test]
+fn data_info_explains_where_a_missing_dataset_was_looked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::run(dir.path(), &["data", "info", "--dataset", "mnist"]);
+    assert_eq!(out.status.code(), Some(2));
+    let t = common::text(&out);
+    assert!(
+        t.contains("fovea data download mnist") && t.contains("no-datasets-here"),
+        "{t}"
+    );
+
+    let out = common::run(dir.path(), &["data", "info", "--dataset", "sample"]);
+    assert!(out.status.success(), "{}", common::text(&out));
+    let t = common::text(&out);
+    assert!(
+        t.contains("10000 train + 2000 test") && t.contains("sha256"),
+        "{t}"
+    );
+}

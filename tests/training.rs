@@ -1,0 +1,313 @@
+//! The real binary trains, writes every artifact, resumes exactly after a crash or kill -9,
+//! falls back from a corrupt checkpoint, refuses a locked run, evaluates and predicts.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{read_json, run, text, train};
+
+/// Final weights of a run's last checkpoint, as floats.
+fn final_weights(run_dir: &Path) -> Vec<f32> {
+    let loaded = fovea::session::load_run(run_dir, "last", None).unwrap();
+    fovea::models::flat_params(&loaded.model)
+}
+
+/// The metrics a run logged, without the timing fields (which differ between processes).
+fn logged(run_dir: &Path) -> Vec<(usize, u64, String, String, String, String)> {
+    fovea::train::metrics::read_all(run_dir)
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            (
+                r.epoch,
+                r.step,
+                r.split,
+                r.scope,
+                format!("{:.9}", r.loss),
+                format!("{:.9}", r.accuracy),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn one_epoch_writes_every_artifact() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = train(dir.path(), "one", &["--set", "train.epochs=1"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let run_dir = dir.path().join("artifacts/one");
+    for f in [
+        "config.toml",
+        "run.json",
+        "metrics.jsonl",
+        "metrics.csv",
+        "summary.json",
+        "loss.png",
+        "accuracy.png",
+        "confusion.png",
+        "checkpoints/best.ckpt",
+    ] {
+        assert!(run_dir.join(f).is_file(), "missing {f}");
+    }
+    let summary = read_json(&run_dir.join("summary.json"));
+    let acc = summary["test_accuracy"].as_f64().unwrap();
+    assert!(
+        acc > 0.3,
+        "one epoch on 320 images should beat chance (0.1) clearly: {acc}"
+    );
+    assert_eq!(summary["test_count"], 100);
+    assert_eq!(summary["confusion_matrix"].as_array().unwrap().len(), 10);
+    assert!(summary["parameter_count"].as_u64().unwrap() > 100_000);
+    let info = read_json(&run_dir.join("run.json"));
+    assert_eq!(info["status"], "completed");
+    assert_eq!(info["backend"], "flex");
+    assert_eq!(info["data"]["train"], 320);
+    assert!(
+        info["data"]["origin"]
+            .as_str()
+            .unwrap()
+            .contains("built-in sample")
+    );
+    let csv = std::fs::read_to_string(run_dir.join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 2, "{csv}");
+    // the saved config is complete and loads again
+    let saved = std::fs::read_to_string(run_dir.join("config.toml")).unwrap();
+    let c = fovea::config::from_str(&saved, "saved").unwrap();
+    assert_eq!(c.data.train_limit, 320);
+    // PNGs are real images
+    let img = image::open(run_dir.join("loss.png")).unwrap();
+    assert!(img.width() > 400);
+}
+
+#[test]
+fn resume_after_a_crash_reproduces_the_uninterrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let epochs = ["--set", "train.epochs=2"];
+    let straight = train(d, "straight", &epochs);
+    assert!(straight.status.success(), "{}", text(&straight));
+
+    // Crash (no clean-up, no final checkpoint) after step 8; the newest checkpoint is step 6.
+    let crashed = train(
+        d,
+        "crashed",
+        &[&epochs[..], &["--crash-at-step", "8"]].concat(),
+    );
+    assert_eq!(crashed.status.code(), Some(137), "{}", text(&crashed));
+    let resumed = run(d, &["resume", "artifacts/crashed", "--quiet"]);
+    assert!(resumed.status.success(), "{}", text(&resumed));
+
+    let (a, b) = (d.join("artifacts/straight"), d.join("artifacts/crashed"));
+    assert_eq!(
+        final_weights(&a),
+        final_weights(&b),
+        "weights differ after resume"
+    );
+    let (sa, sb) = (
+        read_json(&a.join("summary.json")),
+        read_json(&b.join("summary.json")),
+    );
+    assert_eq!(sa["test_accuracy"], sb["test_accuracy"]);
+    assert_eq!(sa["test_loss"], sb["test_loss"]);
+    assert_eq!(sa["confusion_matrix"], sb["confusion_matrix"]);
+    assert_eq!(logged(&a), logged(&b), "metrics.jsonl differs after resume");
+    assert_eq!(
+        read_json(&b.join("run.json"))["resumes"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn resume_after_kill_9_at_an_arbitrary_moment() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let setup = ["--set", "train.epochs=3", "--set", "data.train_limit=640"];
+    let straight = train(d, "straight", &setup);
+    assert!(straight.status.success(), "{}", text(&straight));
+
+    let mut args = vec!["train", "--name", "killed"];
+    args.extend_from_slice(common::SMALL);
+    args.extend_from_slice(&setup);
+    let mut child = common::fovea(d).args(&args).spawn().unwrap();
+    let ckpts = d.join("artifacts/killed/checkpoints");
+    let start = Instant::now();
+    while fovea::train::checkpoint::list(&ckpts)
+        .map(|l| l.len())
+        .unwrap_or(0)
+        < 2
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no checkpoint appeared"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL
+    let status = child.wait().unwrap();
+    let resumed = run(d, &["resume", "artifacts/killed", "--quiet"]);
+    assert!(resumed.status.success(), "{}", text(&resumed));
+    eprintln!("killed run exited with {status:?}; resumed");
+    let (a, b) = (d.join("artifacts/straight"), d.join("artifacts/killed"));
+    assert_eq!(final_weights(&a), final_weights(&b));
+    assert_eq!(
+        read_json(&a.join("summary.json"))["test_loss"],
+        read_json(&b.join("summary.json"))["test_loss"]
+    );
+}
+
+#[test]
+fn corrupt_checkpoint_falls_back_to_the_newest_intact_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let crashed = train(d, "c", &["--set", "train.epochs=1", "--crash-at-step", "7"]);
+    assert_eq!(crashed.status.code(), Some(137), "{}", text(&crashed));
+    let ckpts = d.join("artifacts/c/checkpoints");
+    let list = fovea::train::checkpoint::list(&ckpts).unwrap();
+    assert_eq!(list[0].0, 6);
+    let mut bytes = std::fs::read(&list[0].1).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&list[0].1, &bytes).unwrap();
+    let resumed = run(d, &["resume", "artifacts/c"]);
+    let t = text(&resumed);
+    assert!(resumed.status.success(), "{t}");
+    assert!(
+        t.contains("checksum mismatch")
+            && t.contains("falling back")
+            && t.contains("step-000000003"),
+        "{t}"
+    );
+
+    // A run whose every checkpoint is corrupt says so.
+    for (_, p) in fovea::train::checkpoint::list(&ckpts).unwrap() {
+        std::fs::write(&p, b"garbage").unwrap();
+    }
+    let out = run(d, &["resume", "artifacts/c"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("corrupt"), "{}", text(&out));
+}
+
+#[test]
+fn a_locked_run_folder_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let crashed = train(d, "l", &["--set", "train.epochs=1", "--crash-at-step", "4"]);
+    assert_eq!(crashed.status.code(), Some(137));
+    let _held = fovea::train::run::Run::open(&d.join("artifacts/l")).unwrap();
+    let out = run(d, &["resume", "artifacts/l"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).contains("another fovea process"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn eval_and_predict_read_a_finished_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = train(d, "e", &["--set", "train.epochs=1"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let summary = read_json(&d.join("artifacts/e/summary.json"));
+
+    let out = run(
+        d,
+        &["eval", "artifacts/e", "--checkpoint", "last", "--json"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let e: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(e["test_accuracy"], summary["test_accuracy"]);
+
+    // A sample image written as PNG, and a colour JPEG of another size: both are converted.
+    let raw = fovea::data::sources::sample().unwrap();
+    let img = image::GrayImage::from_raw(28, 28, raw.test.image(0).to_vec()).unwrap();
+    img.save(d.join("item.png")).unwrap();
+    image::DynamicImage::ImageLuma8(img)
+        .resize_exact(56, 40, image::imageops::FilterType::Triangle)
+        .to_rgb8()
+        .save(d.join("item.jpg"))
+        .unwrap();
+    let out = run(
+        d,
+        &[
+            "predict",
+            "artifacts/e",
+            "item.png",
+            "item.jpg",
+            "--json",
+            "-k",
+            "2",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let p: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(p.as_array().unwrap().len(), 2);
+    let top = p[0]["top"].as_array().unwrap();
+    assert_eq!(top.len(), 2);
+    assert!(top[0][1].as_f64().unwrap() >= top[1][1].as_f64().unwrap());
+
+    std::fs::write(d.join("fake.png"), b"no image").unwrap();
+    let out = run(d, &["predict", "artifacts/e", "fake.png"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("fake.png"), "{}", text(&out));
+
+    let out = run(d, &["eval", "artifacts/e", "--checkpoint", "99999"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).contains("no checkpoint at step 99999"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn a_colour_dataset_trains_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let batches = d.join("cifar/cifar-10-batches-bin");
+    std::fs::create_dir_all(&batches).unwrap();
+    let set = |n: usize, off: usize| {
+        let labels: Vec<u32> = (0..n).map(|i| ((i + off) % 10) as u32).collect();
+        // each class gets its own brightness, so the task is learnable
+        let images = labels
+            .iter()
+            .flat_map(|&y| std::iter::repeat_n((y * 25) as u8, 3072))
+            .collect();
+        fovea::data::ImageSet::new(fovea::data::cifar::SHAPE, images, labels).unwrap()
+    };
+    for f in fovea::data::cifar::TRAIN_FILES {
+        std::fs::write(batches.join(f), fovea::data::cifar::encode(&set(20, 0))).unwrap();
+    }
+    std::fs::write(
+        batches.join(fovea::data::cifar::TEST_FILE),
+        fovea::data::cifar::encode(&set(20, 3)),
+    )
+    .unwrap();
+    let out = run(
+        d,
+        &[
+            "train",
+            "--name",
+            "cifar",
+            "--set",
+            "data.dataset=cifar10",
+            "--data-dir",
+            "cifar",
+            "--set",
+            "train.epochs=1",
+            "--set",
+            "train.batch_size=16",
+            "--quiet",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let info = read_json(&d.join("artifacts/cifar/run.json"));
+    assert_eq!(info["data"]["shape"]["channels"], 3);
+    assert_eq!(info["data"]["files"].as_array().unwrap().len(), 6);
+}
