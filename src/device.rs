@@ -49,8 +49,8 @@ pub fn open(kind: BackendKind) -> Result<Device> {
         BackendKind::Flex => Ok(Device::flex()),
         #[allow(deprecated)]
         BackendKind::Ndarray => Ok(Device::ndarray()),
-        BackendKind::Wgpu => match Device::wgpu_options().init() {
-            Ok(device) => Ok(device),
+        BackendKind::Wgpu => match wgpu_device() {
+            Ok(device) => Ok(device.clone()),
             Err(e) => bail!(
                 "backend wgpu: no usable GPU adapter ({e}). Install a GPU driver with Vulkan support \
                  (on a CPU-only Debian/Ubuntu machine: `apt-get install mesa-vulkan-drivers` for the \
@@ -58,6 +58,13 @@ pub fn open(kind: BackendKind) -> Result<Device> {
             ),
         },
     }
+}
+
+/// Burn's wgpu runtime can be initialized once per process: the outcome is kept.
+fn wgpu_device() -> &'static std::result::Result<Device, String> {
+    static DEVICE: std::sync::OnceLock<std::result::Result<Device, String>> =
+        std::sync::OnceLock::new();
+    DEVICE.get_or_init(|| Device::wgpu_options().init().map_err(|e| e.to_string()))
 }
 
 /// What each backend offers on this machine, for `fovea devices`.

@@ -105,9 +105,11 @@ impl Task for Classifier {
     }
 
     fn save(&self) -> Result<Vec<Part>> {
+        // `valid()` first: it folds BatchNorm's pending running-statistics update into the
+        // stored value, which a plain `into_record()` would read one step stale.
         let model = self
             .model()
-            .clone()
+            .valid()
             .into_record()
             .into_bytes()
             .map_err(|e| anyhow!("cannot serialize the model: {e:?}"))?;
