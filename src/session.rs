@@ -155,18 +155,7 @@ pub fn resume(
     options: FitOptions,
 ) -> Result<Finished> {
     let run = Run::open(dir)?;
-    let config_path = run.dir.join(run::CONFIG);
-    let text = std::fs::read_to_string(&config_path).with_context(|| {
-        format!(
-            "cannot read {} (is {} a run folder?)",
-            config_path.display(),
-            dir.display()
-        )
-    })?;
-    let mut config = config::from_str(&text, &config_path.display().to_string())?;
-    if let Some(b) = backend {
-        config.backend = b;
-    }
+    let mut config = run_config(dir, backend)?;
     if let Some(d) = data_dir {
         config.data.path = Some(d.to_path_buf());
     }
@@ -298,20 +287,26 @@ pub struct Loaded {
     pub checkpoint: PathBuf,
 }
 
-/// Loads a run's model from `which` checkpoint: `best`, `last` or a step number.
-pub fn load_run(dir: &Path, which: &str, backend: Option<BackendKind>) -> Result<Loaded> {
-    let config_path = dir.join(run::CONFIG);
-    let text = std::fs::read_to_string(&config_path).with_context(|| {
+/// The config a run folder was started with, on `backend` if one is given.
+fn run_config(dir: &Path, backend: Option<BackendKind>) -> Result<Config> {
+    let path = dir.join(run::CONFIG);
+    let text = std::fs::read_to_string(&path).with_context(|| {
         format!(
             "cannot read {} (is {} a run folder?)",
-            config_path.display(),
+            path.display(),
             dir.display()
         )
     })?;
-    let mut config = config::from_str(&text, &config_path.display().to_string())?;
+    let mut config = config::from_str(&text, &path.display().to_string())?;
     if let Some(b) = backend {
         config.backend = b;
     }
+    Ok(config)
+}
+
+/// Loads a run's model from `which` checkpoint: `best`, `last` or a step number.
+pub fn load_run(dir: &Path, which: &str, backend: Option<BackendKind>) -> Result<Loaded> {
+    let config = run_config(dir, backend)?;
     let ckpts = dir.join(run::CHECKPOINTS);
     let (path, meta, parts) = match which {
         "last" => checkpoint::newest_intact::<CheckpointMeta>(&ckpts)?

@@ -311,3 +311,94 @@ fn a_colour_dataset_trains_end_to_end() {
     assert_eq!(info["data"]["shape"]["channels"], 3);
     assert_eq!(info["data"]["files"].as_array().unwrap().len(), 6);
 }
+
+#[test]
+fn a_diverging_run_stops_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = train(
+        d,
+        "nan",
+        &[
+            "--set",
+            "train.epochs=1",
+            "--set",
+            "train.optimizer=sgd",
+            "--set",
+            "train.momentum=0",
+            "--set",
+            "train.lr=1e30",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("loss became") && t.contains("train.lr"), "{t}");
+    let info = read_json(&d.join("artifacts/nan/run.json"));
+    assert!(
+        info["status"]
+            .as_str()
+            .unwrap()
+            .starts_with("failed: loss became"),
+        "{info}"
+    );
+}
+
+#[test]
+fn ctrl_c_checkpoints_and_resume_finishes_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut args = vec!["train", "--name", "int"];
+    args.extend_from_slice(common::SMALL);
+    args.extend_from_slice(&[
+        "--set",
+        "train.epochs=6",
+        "--set",
+        "train.checkpoint_every=0",
+    ]);
+    let mut child = common::fovea(d).args(&args).spawn().unwrap();
+    // wait until training runs (the first epoch checkpoint exists), then send SIGINT
+    let ckpts = d.join("artifacts/int/checkpoints");
+    let start = Instant::now();
+    while fovea::train::checkpoint::list(&ckpts)
+        .map(|l| l.len())
+        .unwrap_or(0)
+        < 1
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no checkpoint appeared"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    let info = read_json(&d.join("artifacts/int/run.json"));
+    if status.code() == Some(130) {
+        assert_eq!(info["status"], "interrupted");
+        let steps: Vec<u64> = fovea::train::checkpoint::list(&ckpts)
+            .unwrap()
+            .iter()
+            .map(|c| c.0)
+            .collect();
+        assert!(
+            steps.len() >= 2,
+            "the interrupt wrote a checkpoint of its own: {steps:?}"
+        );
+    } else {
+        // the run finished before the signal arrived
+        assert_eq!(status.code(), Some(0));
+    }
+    let resumed = run(d, &["resume", "artifacts/int", "--quiet"]);
+    assert!(resumed.status.success(), "{}", text(&resumed));
+    assert_eq!(
+        read_json(&d.join("artifacts/int/run.json"))["status"],
+        "completed"
+    );
+    assert_eq!(
+        read_json(&d.join("artifacts/int/summary.json"))["steps"],
+        60
+    );
+}

@@ -35,7 +35,7 @@ fn curves(
     title: &str,
     y_label: &str,
     series: &[Series],
-    y_range: Option<(f64, f64)>,
+    legend: SeriesLabelPosition,
 ) -> Result<()> {
     fonts();
     let root = BitMapBackend::new(path, (900, 560)).into_drawing_area();
@@ -50,10 +50,8 @@ fn curves(
     if !y0.is_finite() {
         (y0, y1) = (0.0, 1.0);
     }
-    let (y0, y1) = y_range.unwrap_or((
-        y0 - 0.05 * (y1 - y0).max(1e-3),
-        y1 + 0.05 * (y1 - y0).max(1e-3),
-    ));
+    let pad = 0.05 * (y1 - y0).max(1e-3);
+    let (y0, y1) = (y0 - pad, y1 + pad);
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 24))
         .margin(16)
@@ -87,7 +85,7 @@ fn curves(
         .configure_series_labels()
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperRight)
+        .position(legend)
         .draw()
         .map_err(err(path))?;
     root.present().map_err(err(path))?;
@@ -127,7 +125,7 @@ pub fn curves_from_metrics(run: &Path, records: &[Record], steps_per_epoch: usiz
             ("train (epoch)", BLUE, pick("train", "epoch", |r| r.loss)),
             ("validation", RED, pick("val", "epoch", |r| r.loss)),
         ],
-        None,
+        SeriesLabelPosition::UpperRight,
     )?;
     curves(
         &run.join(ACCURACY),
@@ -146,7 +144,7 @@ pub fn curves_from_metrics(run: &Path, records: &[Record], steps_per_epoch: usiz
             ),
             ("validation", RED, pick("val", "epoch", |r| r.accuracy)),
         ],
-        None,
+        SeriesLabelPosition::LowerRight,
     )
 }
 

@@ -184,13 +184,18 @@ pub fn fit(
                 let index = batch.index;
                 let stats = task.step(batch, lr, state.step)?;
                 if !stats.loss.is_finite() {
+                    let kept = match checkpoint::list(&ctx.run.checkpoints())?.first() {
+                        Some((_, path)) => {
+                            format!("the last good checkpoint is {}", path.display())
+                        }
+                        None => "no checkpoint had been written yet".to_string(),
+                    };
                     bail!(
-                        "loss became {} at step {} (epoch {}, lr {lr:.3e}); stopped without saving. \
-                         The last good checkpoint is in {}; try a lower train.lr or train.grad_clip",
+                        "loss became {} at step {} (epoch {}, lr {lr:.3e}); stopped without saving ({kept}). \
+                         Try a lower train.lr or set train.grad_clip",
                         stats.loss,
                         state.step + 1,
-                        state.epoch + 1,
-                        ctx.run.checkpoints().display()
+                        state.epoch + 1
                     );
                 }
                 state.step += 1;
