@@ -1,17 +1,23 @@
 //! Backend parity: the same weights and batch give the same logits on flex, ndarray and (where an
-//! adapter exists) wgpu. The wgpu training path runs where an adapter exists.
+//! adapter exists) wgpu, for every model kind. The wgpu training path runs where an adapter exists.
 
 mod common;
 
 use burn::module::Module;
 use fovea::data::InputShape;
 use fovea::device::{self, BackendKind};
+use fovea::models::{ModelConfig, cnn_rnn, rnn};
 use fovea::train::checkpoint::Part;
 
-fn logits_on(kind: BackendKind, parts: &[Part], input: &[f32], shape: InputShape) -> Vec<f32> {
+const SHAPE: InputShape = InputShape {
+    channels: 1,
+    height: 28,
+    width: 28,
+};
+
+fn logits_on(kind: BackendKind, config: &ModelConfig, parts: &[Part], input: &[f32]) -> Vec<f32> {
     let device = device::open(kind).unwrap();
-    let config = fovea::models::ModelConfig::default();
-    let model = config.init(shape, 10, &device).unwrap();
+    let model = config.init(SHAPE, 10, &device).unwrap();
     let model = fovea::train::classifier::load_model(model, parts)
         .unwrap()
         .valid();
@@ -39,36 +45,52 @@ fn wgpu_available() -> bool {
 
 #[test]
 fn same_weights_same_logits_on_every_backend() {
-    let shape = InputShape {
-        channels: 1,
-        height: 28,
-        width: 28,
-    };
-    let flex = burn::tensor::Device::flex();
-    flex.seed(3);
-    let model = fovea::models::ModelConfig::default()
-        .init(shape, 10, &flex)
-        .unwrap();
-    let bytes = model.into_record().into_bytes().unwrap().to_vec();
-    let parts = vec![("model".to_string(), bytes)];
+    let configs = [
+        ModelConfig::default(),
+        ModelConfig::Rnn(rnn::RnnConfig {
+            cell: rnn::Cell::Gru,
+            bidirectional: true,
+            hidden: 32,
+            ..Default::default()
+        }),
+        ModelConfig::CnnRnn(cnn_rnn::CnnRnnConfig {
+            hidden: 32,
+            ..Default::default()
+        }),
+    ];
+    let mut backends = vec![BackendKind::Ndarray];
+    if wgpu_available() {
+        backends.push(BackendKind::Wgpu);
+    }
     let input: Vec<f32> = (0..4 * 784)
         .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
         .collect();
-
-    let reference = logits_on(BackendKind::Flex, &parts, &input, shape);
-    let mut others = vec![BackendKind::Ndarray];
-    if wgpu_available() {
-        others.push(BackendKind::Wgpu);
-    }
-    for kind in others {
-        let got = logits_on(kind, &parts, &input, shape);
-        let worst = reference
-            .iter()
-            .zip(&got)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
-        assert!(worst < 1e-3, "{kind}: logits differ from flex by {worst}");
-        eprintln!("{kind}: max |logit difference| vs flex = {worst:.2e}");
+    for config in &configs {
+        let flex = burn::tensor::Device::flex();
+        flex.seed(3);
+        let model = config.init(SHAPE, 10, &flex).unwrap();
+        let parts = vec![(
+            "model".to_string(),
+            model.into_record().into_bytes().unwrap().to_vec(),
+        )];
+        let reference = logits_on(BackendKind::Flex, config, &parts, &input);
+        for &kind in &backends {
+            let got = logits_on(kind, config, &parts, &input);
+            let worst = reference
+                .iter()
+                .zip(&got)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            eprintln!(
+                "{} on {kind}: max |logit difference| vs flex = {worst:.2e}",
+                config.kind()
+            );
+            assert!(
+                worst < 1e-3,
+                "{} on {kind}: logits differ from flex by {worst}",
+                config.kind()
+            );
+        }
     }
 }
 
@@ -87,17 +109,19 @@ fn wgpu_trains_where_an_adapter_exists() {
             "--backend",
             "wgpu",
             "--set",
-            "train.epochs=1",
+            "train.epochs=2",
             "--set",
             "data.train_limit=256",
             "--set",
             "data.val_fraction=0.01",
             "--set",
-            "data.test_limit=64",
+            "data.test_limit=100",
             "--quiet",
         ],
     );
     assert!(out.status.success(), "{}", common::text(&out));
     let s = common::read_json(&dir.path().join("artifacts/gpu/summary.json"));
-    assert!(s["test_accuracy"].as_f64().unwrap() > 0.2, "{s}");
+    let acc = s["test_accuracy"].as_f64().unwrap();
+    eprintln!("wgpu: test accuracy after 2 epochs on 256 images: {acc}");
+    assert!(acc > 0.3, "{s}");
 }

@@ -29,7 +29,9 @@ fn every_config_file_loads_and_builds_its_model() {
 #[test]
 fn reference_cnn_reaches_the_v4_layer_of_3136_neurons() {
     let c = config::load(Some(Path::new("config/cnn.toml")), &[]).unwrap();
-    let fovea::models::ModelConfig::Cnn(cnn) = &c.model;
+    let fovea::models::ModelConfig::Cnn(cnn) = &c.model else {
+        panic!("config/cnn.toml is not a cnn: {:?}", c.model)
+    };
     let f = cnn
         .feature_shape(fovea::data::InputShape {
             channels: 1,
@@ -114,6 +116,11 @@ fn a_file_states_only_what_differs() {
     assert_eq!(c.train.epochs, 2);
     assert_eq!(c.train.lr, 0.01);
     assert_eq!(c.train.batch_size, d.train.batch_size);
-    let fovea::models::ModelConfig::Cnn(cnn) = &c.model;
+    let fovea::models::ModelConfig::Cnn(cnn) = &c.model else {
+        panic!(
+            "a [model] section without kind keeps the default cnn: {:?}",
+            c.model
+        )
+    };
     assert_eq!(cnn.hidden, vec![64]);
 }

@@ -81,19 +81,19 @@ fn one_epoch_writes_every_artifact() {
     assert!(img.width() > 400);
 }
 
-#[test]
-fn resume_after_a_crash_reproduces_the_uninterrupted_run() {
+/// Trains `model` straight and with a crash after step 8 then `resume`; both must end alike.
+fn crash_and_resume_matches_straight(model: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let epochs = ["--set", "train.epochs=2"];
-    let straight = train(d, "straight", &epochs);
+    let setup = [&["--set", "train.epochs=2"][..], model].concat();
+    let straight = train(d, "straight", &setup);
     assert!(straight.status.success(), "{}", text(&straight));
 
     // Crash (no clean-up, no final checkpoint) after step 8; the newest checkpoint is step 6.
     let crashed = train(
         d,
         "crashed",
-        &[&epochs[..], &["--crash-at-step", "8"]].concat(),
+        &[&setup[..], &["--crash-at-step", "8"]].concat(),
     );
     assert_eq!(crashed.status.code(), Some(137), "{}", text(&crashed));
     let resumed = run(d, &["resume", "artifacts/crashed", "--quiet"]);
@@ -120,6 +120,61 @@ fn resume_after_a_crash_reproduces_the_uninterrupted_run() {
             .len(),
         1
     );
+}
+
+#[test]
+fn resume_after_a_crash_reproduces_the_uninterrupted_run() {
+    crash_and_resume_matches_straight(&[]);
+}
+
+#[test]
+fn a_sequence_model_resumes_exactly_too() {
+    // GRU with dropout between its two layers: the dropout masks must repeat after resume.
+    crash_and_resume_matches_straight(&[
+        "--set",
+        "model.kind=rnn",
+        "--set",
+        "model.cell=gru",
+        "--set",
+        "model.hidden=32",
+        "--set",
+        "model.dropout=0.3",
+    ]);
+}
+
+#[test]
+fn every_model_config_trains_one_epoch_on_the_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    for cfg in ["cnn", "rnn", "cnn-rnn"] {
+        let path = format!("{}/config/{cfg}.toml", env!("CARGO_MANIFEST_DIR"));
+        let out = train(
+            dir.path(),
+            cfg,
+            &[
+                "--config",
+                &path,
+                "--set",
+                "data.dataset=sample",
+                "--set",
+                "train.epochs=1",
+            ],
+        );
+        assert!(out.status.success(), "{cfg}: {}", text(&out));
+        let run_dir = dir.path().join("artifacts").join(cfg);
+        for f in [
+            "summary.json",
+            "metrics.csv",
+            "loss.png",
+            "accuracy.png",
+            "confusion.png",
+            "checkpoints/best.ckpt",
+        ] {
+            assert!(run_dir.join(f).is_file(), "{cfg}: missing {f}");
+        }
+        let s = read_json(&run_dir.join("summary.json"));
+        assert!(s["test_accuracy"].as_f64().unwrap() > 0.25, "{cfg}: {s}");
+        assert_eq!(read_json(&run_dir.join("run.json"))["status"], "completed");
+    }
 }
 
 #[test]
@@ -289,27 +344,31 @@ fn a_colour_dataset_trains_end_to_end() {
         fovea::data::cifar::encode(&set(20, 3)),
     )
     .unwrap();
-    let out = run(
-        d,
-        &[
+    for kind in ["cnn", "rnn", "cnn-rnn"] {
+        let name = format!("cifar-{kind}");
+        let kind_set = format!("model.kind={kind}");
+        let args = [
             "train",
             "--name",
-            "cifar",
+            &name,
             "--set",
             "data.dataset=cifar10",
             "--data-dir",
             "cifar",
             "--set",
+            &kind_set,
+            "--set",
             "train.epochs=1",
             "--set",
             "train.batch_size=16",
             "--quiet",
-        ],
-    );
-    assert!(out.status.success(), "{}", text(&out));
-    let info = read_json(&d.join("artifacts/cifar/run.json"));
-    assert_eq!(info["data"]["shape"]["channels"], 3);
-    assert_eq!(info["data"]["files"].as_array().unwrap().len(), 6);
+        ];
+        let out = run(d, &args);
+        assert!(out.status.success(), "{kind}: {}", text(&out));
+        let info = read_json(&d.join("artifacts").join(&name).join("run.json"));
+        assert_eq!(info["data"]["shape"]["channels"], 3);
+        assert_eq!(info["data"]["files"].as_array().unwrap().len(), 6);
+    }
 }
 
 #[test]

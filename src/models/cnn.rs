@@ -74,25 +74,7 @@ impl Default for CnnConfig {
 
 impl CnnConfig {
     pub fn validate(&self) -> Result<(), String> {
-        for (i, b) in self.blocks.iter().enumerate() {
-            if b.channels == 0 {
-                return Err(format!("blocks[{i}].channels must be at least 1"));
-            }
-            if b.kernel == 0 || b.kernel % 2 == 0 {
-                return Err(format!("blocks[{i}].kernel must be odd (got {})", b.kernel));
-            }
-            if b.pool == 0 {
-                return Err(format!(
-                    "blocks[{i}].pool must be at least 1 (1 = no pooling)"
-                ));
-            }
-            if !(0.0..1.0).contains(&b.dropout) {
-                return Err(format!(
-                    "blocks[{i}].dropout must be in [0, 1) (got {})",
-                    b.dropout
-                ));
-            }
-        }
+        validate_blocks(&self.blocks)?;
         if let Some(i) = self.hidden.iter().position(|&h| h == 0) {
             return Err(format!("hidden[{i}] must be at least 1"));
         }
@@ -104,27 +86,89 @@ impl CnnConfig {
 
     /// The feature-map shape after the conv blocks, or an error if pooling shrinks it to nothing.
     pub fn feature_shape(&self, input: InputShape) -> Result<InputShape> {
-        let mut s = input;
-        for (i, b) in self.blocks.iter().enumerate() {
-            s = InputShape {
-                channels: b.channels,
-                height: s.height / b.pool,
-                width: s.width / b.pool,
-            };
-            if s.height == 0 || s.width == 0 {
-                bail!(
-                    "model.blocks[{i}]: pooling shrinks a {input} image to nothing; use fewer blocks or pool = 1"
-                );
-            }
-        }
-        Ok(s)
+        feature_shape(&self.blocks, input)
     }
 
     pub fn init(&self, input: InputShape, classes: usize, device: &Device) -> Result<Cnn> {
-        let features = self.feature_shape(input)?;
+        let (blocks, features) = ConvStack::init(&self.blocks, input, device)?;
+        let mut width = features.pixels();
+        let hidden = self
+            .hidden
+            .iter()
+            .map(|&h| {
+                let layer = LinearConfig::new(width, h).init(device);
+                width = h;
+                layer
+            })
+            .collect();
+        Ok(Cnn {
+            blocks,
+            hidden,
+            dropout: DropoutConfig::new(self.dropout).init(),
+            output: LinearConfig::new(width, classes).init(device),
+            activation: Relu::new(),
+        })
+    }
+}
+
+/// Checks `blocks = [...]`; errors name the block.
+pub fn validate_blocks(blocks: &[BlockConfig]) -> Result<(), String> {
+    for (i, b) in blocks.iter().enumerate() {
+        if b.channels == 0 {
+            return Err(format!("blocks[{i}].channels must be at least 1"));
+        }
+        if b.kernel == 0 || b.kernel % 2 == 0 {
+            return Err(format!("blocks[{i}].kernel must be odd (got {})", b.kernel));
+        }
+        if b.pool == 0 {
+            return Err(format!(
+                "blocks[{i}].pool must be at least 1 (1 = no pooling)"
+            ));
+        }
+        if !(0.0..1.0).contains(&b.dropout) {
+            return Err(format!(
+                "blocks[{i}].dropout must be in [0, 1) (got {})",
+                b.dropout
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The feature-map shape after `blocks`, or an error if pooling shrinks it to nothing.
+pub fn feature_shape(blocks: &[BlockConfig], input: InputShape) -> Result<InputShape> {
+    let mut s = input;
+    for (i, b) in blocks.iter().enumerate() {
+        s = InputShape {
+            channels: b.channels,
+            height: s.height / b.pool,
+            width: s.width / b.pool,
+        };
+        if s.height == 0 || s.width == 0 {
+            bail!(
+                "model.blocks[{i}]: pooling shrinks a {input} image to nothing; use fewer blocks or pool = 1"
+            );
+        }
+    }
+    Ok(s)
+}
+
+/// The convolutional feature extractor shared by `cnn` and `cnn-rnn`.
+#[derive(Module, Debug)]
+pub struct ConvStack {
+    blocks: Vec<ConvBlock>,
+}
+
+impl ConvStack {
+    /// Builds the blocks for `input` images; returns the stack and its output shape.
+    pub fn init(
+        blocks: &[BlockConfig],
+        input: InputShape,
+        device: &Device,
+    ) -> Result<(ConvStack, InputShape)> {
+        let features = feature_shape(blocks, input)?;
         let mut in_ch = input.channels;
-        let blocks = self
-            .blocks
+        let blocks = blocks
             .iter()
             .map(|b| {
                 let block = ConvBlock {
@@ -143,23 +187,12 @@ impl CnnConfig {
                 block
             })
             .collect();
-        let mut width = features.pixels();
-        let hidden = self
-            .hidden
-            .iter()
-            .map(|&h| {
-                let layer = LinearConfig::new(width, h).init(device);
-                width = h;
-                layer
-            })
-            .collect();
-        Ok(Cnn {
-            blocks,
-            hidden,
-            dropout: DropoutConfig::new(self.dropout).init(),
-            output: LinearConfig::new(width, classes).init(device),
-            activation: Relu::new(),
-        })
+        Ok((ConvStack { blocks }, features))
+    }
+
+    /// `[b, c, h, w]` → `[b, c', h', w']`.
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<4> {
+        self.blocks.iter().fold(images, |x, b| b.forward(x))
     }
 }
 
@@ -193,7 +226,7 @@ impl ConvBlock {
 
 #[derive(Module, Debug)]
 pub struct Cnn {
-    blocks: Vec<ConvBlock>,
+    blocks: ConvStack,
     hidden: Vec<Linear>,
     dropout: Dropout,
     output: Linear,
@@ -203,8 +236,7 @@ pub struct Cnn {
 impl Cnn {
     /// The last conv block's output, flattened: `[b, c·h·w]` (the "V4" layer of the reference).
     pub fn features(&self, images: Tensor<4>) -> Tensor<2> {
-        let x = self.blocks.iter().fold(images, |x, b| b.forward(x)); // [b, c, h, w]
-        x.flatten(1, 3) // [b, c·h·w]
+        self.blocks.forward(images).flatten(1, 3) // [b, c·h·w]
     }
 
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {

@@ -4,6 +4,8 @@
 //! Models know nothing of files or training.
 
 pub mod cnn;
+pub mod cnn_rnn;
+pub mod rnn;
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -15,6 +17,8 @@ use crate::data::InputShape;
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum ModelConfig {
     Cnn(cnn::CnnConfig),
+    Rnn(rnn::RnnConfig),
+    CnnRnn(cnn_rnn::CnnRnnConfig),
 }
 
 impl Default for ModelConfig {
@@ -27,6 +31,8 @@ impl ModelConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             ModelConfig::Cnn(_) => "cnn",
+            ModelConfig::Rnn(_) => "rnn",
+            ModelConfig::CnnRnn(_) => "cnn-rnn",
         }
     }
 
@@ -34,6 +40,8 @@ impl ModelConfig {
     pub fn validate(&self) -> Result<(), String> {
         match self {
             ModelConfig::Cnn(c) => c.validate(),
+            ModelConfig::Rnn(c) => c.validate(),
+            ModelConfig::CnnRnn(c) => c.validate(),
         }
     }
 
@@ -46,6 +54,8 @@ impl ModelConfig {
     ) -> anyhow::Result<Model> {
         Ok(match self {
             ModelConfig::Cnn(c) => Model::Cnn(c.init(input, classes, device)?),
+            ModelConfig::Rnn(c) => Model::Rnn(c.init(input, classes, device)?),
+            ModelConfig::CnnRnn(c) => Model::CnnRnn(c.init(input, classes, device)?),
         })
     }
 }
@@ -54,12 +64,16 @@ impl ModelConfig {
 #[derive(Module, Debug)]
 pub enum Model {
     Cnn(cnn::Cnn),
+    Rnn(rnn::Rnn),
+    CnnRnn(cnn_rnn::CnnRnn),
 }
 
 impl Model {
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
         match self {
             Model::Cnn(m) => m.forward(images),
+            Model::Rnn(m) => m.forward(images),
+            Model::CnnRnn(m) => m.forward(images),
         }
     }
 }
