@@ -110,6 +110,14 @@ pub fn train(args: TrainArgs) -> Result<Finished> {
     let name = args
         .name
         .unwrap_or_else(|| run::default_name(config.model.kind(), &config.data.dataset));
+    // The model is built before the run folder exists, so a config that cannot build one
+    // (pooling that shrinks the images to nothing) leaves nothing behind.
+    let mut task = build_classifier(
+        &config,
+        data.train.shape,
+        data.source.classes.len(),
+        &device,
+    )?;
     let run = Run::create(&args.out, &name)?;
     std::fs::write(run.dir.join(run::CONFIG), config.to_toml())
         .with_context(|| format!("cannot write {}", run.dir.join(run::CONFIG).display()))?;
@@ -130,12 +138,6 @@ pub fn train(args: TrainArgs) -> Result<Finished> {
         resumes: Vec::new(),
     };
     run.write_json(run::RUN_JSON, &info)?;
-    let mut task = build_classifier(
-        &config,
-        data.train.shape,
-        data.source.classes.len(),
-        &device,
-    )?;
     describe_start(&run, &config, &data, &task, args.options.quiet);
     let ctx = FitContext {
         run: &run,

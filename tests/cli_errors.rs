@@ -43,6 +43,12 @@ fn bad_input_exits_2_with_a_clear_message() {
         &["mnist", "fovea data download mnist"],
     );
     fails_with(&["train", "--set", "data.dataset=folder"], &["data.path"]);
+    let five_pools =
+        "model.blocks=[{channels=4},{channels=4},{channels=4},{channels=4},{channels=4}]";
+    fails_with(
+        &["train", "--set", five_pools],
+        &["model.blocks[4]", "pooling"],
+    );
     fails_with(&["resume", "nowhere"], &["nowhere"]);
     fails_with(&["eval", "nowhere"], &["nowhere"]);
     fails_with(&["predict", "nowhere", "x.png"], &["nowhere"]);
