@@ -56,16 +56,7 @@ pub struct CnnConfig {
 impl Default for CnnConfig {
     fn default() -> Self {
         Self {
-            blocks: vec![
-                BlockConfig {
-                    channels: 32,
-                    ..Default::default()
-                },
-                BlockConfig {
-                    channels: 64,
-                    ..Default::default()
-                },
-            ],
+            blocks: reference_blocks(),
             hidden: vec![128],
             dropout: 0.3,
         }
@@ -109,6 +100,16 @@ impl CnnConfig {
             activation: Relu::new(),
         })
     }
+}
+
+/// The reference conv blocks: 32 then 64 channels, each halving the image (28×28 → 64×7×7).
+pub fn reference_blocks() -> Vec<BlockConfig> {
+    [32, 64]
+        .map(|channels| BlockConfig {
+            channels,
+            ..Default::default()
+        })
+        .to_vec()
 }
 
 /// Checks `blocks = [...]`; errors name the block.

@@ -6,7 +6,7 @@ use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::cnn::{BlockConfig, ConvStack, validate_blocks};
+use super::cnn::{BlockConfig, ConvStack, reference_blocks, validate_blocks};
 use super::rnn::{Cell, Readout, SeqEncoder, SeqSpec, rows};
 use crate::data::InputShape;
 
@@ -28,16 +28,7 @@ pub struct CnnRnnConfig {
 impl Default for CnnRnnConfig {
     fn default() -> Self {
         Self {
-            blocks: vec![
-                BlockConfig {
-                    channels: 32,
-                    ..Default::default()
-                },
-                BlockConfig {
-                    channels: 64,
-                    ..Default::default()
-                },
-            ],
+            blocks: reference_blocks(),
             cell: Cell::Lstm,
             hidden: 128,
             layers: 1,
