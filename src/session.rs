@@ -173,9 +173,10 @@ pub fn resume(
     let device = device::open(config.backend)?;
     let data = data::load(&config.data, config.seed, options.quiet)?;
     check_same_data(&info.data, &data.source)?;
-    metrics::truncate_after(&run.dir, meta.state.step)?;
     let mut task = build_classifier(&config, meta.shape, meta.classes.len(), &device)?;
     task.load(parts)?;
+    // Only once the checkpoint has loaded: drop the metrics the crash threw away.
+    metrics::truncate_after(&run.dir, meta.state.step)?;
     if !options.quiet {
         println!(
             "resuming {} from {} (epoch {}, batch {}, step {})",
