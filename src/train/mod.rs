@@ -9,7 +9,7 @@ pub mod progress;
 pub mod run;
 pub mod schedule;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -133,15 +133,15 @@ impl FitContext<'_> {
         }
     }
 
-    fn save(&self, task: &impl Task, state: &LoopState) -> Result<PathBuf> {
+    /// Writes the step checkpoint, and the same bytes as `best.ckpt` when `best` is set.
+    fn save(&self, task: &impl Task, state: &LoopState, best: bool) -> Result<()> {
         let bytes = checkpoint::encode(&self.meta(state), &task.save()?)?;
-        let path = self
-            .run
-            .checkpoints()
-            .join(checkpoint::step_name(state.step));
-        checkpoint::write_atomic(&path, &bytes)?;
-        checkpoint::prune(&self.run.checkpoints(), self.config.train.keep_last)?;
-        Ok(path)
+        let dir = self.run.checkpoints();
+        checkpoint::write_atomic(&dir.join(checkpoint::step_name(state.step)), &bytes)?;
+        if best {
+            checkpoint::write_atomic(&dir.join(checkpoint::BEST), &bytes)?;
+        }
+        checkpoint::prune(&dir, self.config.train.keep_last)
     }
 }
 
@@ -246,7 +246,7 @@ pub fn fit(
                 {
                     let mut saved = state.clone();
                     saved.elapsed_s = elapsed(&session);
-                    ctx.save(task, &saved)?;
+                    ctx.save(task, &saved, false)?;
                 }
                 if interrupted {
                     return Ok(true);
@@ -314,22 +314,7 @@ pub fn fit(
         state.batch = 0;
         (state.epoch_loss_sum, state.epoch_correct, state.epoch_seen) = (0.0, 0, 0);
         state.elapsed_s = elapsed(&session);
-        let path = ctx.save(task, &state)?;
-        if improved {
-            std::fs::copy(&path, ctx.run.checkpoints().join(".best.tmp"))
-                .and_then(|_| {
-                    std::fs::rename(
-                        ctx.run.checkpoints().join(".best.tmp"),
-                        ctx.run.checkpoints().join(checkpoint::BEST),
-                    )
-                })
-                .with_context(|| {
-                    format!(
-                        "cannot write the best checkpoint in {}",
-                        ctx.run.checkpoints().display()
-                    )
-                })?;
-        }
+        ctx.save(task, &state, improved)?;
         let records = metrics::read_all(&ctx.run.dir)?;
         metrics::write_csv(&ctx.run.dir, &records)?;
         crate::report::plots::curves_from_metrics(&ctx.run.dir, &records, spe)?;
