@@ -1,22 +1,24 @@
-//! `fovea bench`: training and inference throughput of a model on a backend, on in-memory data.
+//! `fovea bench`: training and inference throughput of a task on a backend, on in-memory data,
+//! written to `bench.json`.
 //!
 //! One training image = forward + backward + optimizer step. Batches are prepared once before
 //! timing, so the numbers measure the model and the backend, not the data path. Each figure is
 //! the median of `repeats` timed rounds after a warm-up.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Result, bail};
-use burn::module::Module;
 use serde::Serialize;
 
 use crate::config::{self, Config};
 use crate::data::batch::{Batch, Normalizer, make_batch};
 use crate::data::{self, ImageSet};
 use crate::device::{self, BackendKind};
+use crate::fsio;
+use crate::session;
 use crate::train::Task;
-use crate::train::classifier::{Classifier, probabilities};
+use crate::train::run;
 
 pub struct BenchArgs {
     pub config: Option<PathBuf>,
@@ -61,6 +63,7 @@ pub fn peak_rss_mib() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
+/// `count` batches of `size` images cycling through `set`.
 fn batches(set: &ImageSet, normalizer: &Normalizer, size: usize, count: usize) -> Vec<Batch> {
     let order: Vec<usize> = (0..count * size).map(|i| i % set.len()).collect();
     let tables = normalizer.tables();
@@ -71,76 +74,32 @@ fn batches(set: &ImageSet, normalizer: &Normalizer, size: usize, count: usize) -
         .collect()
 }
 
+/// Runs the benchmark the arguments describe.
 pub fn run(args: BenchArgs) -> Result<BenchResult> {
     if args.steps == 0 || args.repeats == 0 || args.infer_batch == 0 {
         bail!("--steps, --repeats and --infer-batch must be at least 1");
     }
-    let mut overrides = args.overrides;
+    let mut overrides = args.overrides.clone();
     if let Some(b) = args.backend {
         overrides.push(format!("backend=\"{b}\""));
     }
     let config: Config = config::load(args.config.as_deref(), &overrides)?;
     let device = device::open(config.backend)?;
     // Real images, in memory: the built-in sample unless the config names another dataset.
-    let data = data::load(&config.data, config.seed, true)?;
+    let data = data::load(&config.data, config.seed)?;
     let set = &data.train;
     let normalizer = Normalizer::fit(set);
-    let classes = data.source.classes.len();
-    let bs = config.train.batch_size;
-
-    let ad = device.clone().autodiff();
-    ad.seed(config.seed);
-    let model = config.model.init(set.shape, classes, &ad)?;
-    let mut task = Classifier::new(
-        model,
-        crate::train::optim::build(&config.train),
-        ad,
-        set.shape,
-        classes,
-        config.seed,
-    );
-    let parameters = task.parameter_count();
-
-    let mut step = 0u64;
-    let mut timed_round = |task: &mut Classifier, n: usize| -> Result<f64> {
-        let prepared = batches(set, &normalizer, bs, n);
-        let start = Instant::now();
-        for b in prepared {
-            task.step(b, config.train.lr, step)?;
-            step += 1;
-        }
-        Ok((n * bs) as f64 / start.elapsed().as_secs_f64())
-    };
-    timed_round(&mut task, args.warmup.max(1))?;
-    let train_rounds: Vec<f64> = (0..args.repeats)
-        .map(|_| timed_round(&mut task, args.steps))
-        .collect::<Result<_>>()?;
-
-    let model = task.model().valid();
-    let plain = device.clone().without_autodiff();
-    let infer = batches(set, &normalizer, args.infer_batch, 1)
-        .pop()
-        .expect("one batch");
-    let infer_round = |rounds: usize| -> Result<f64> {
-        let start = Instant::now();
-        for _ in 0..rounds {
-            probabilities(&model, infer.images.clone(), set.shape, &plain)?;
-        }
-        Ok((rounds * infer.len()) as f64 / start.elapsed().as_secs_f64())
-    };
-    infer_round(1)?;
-    let infer_rounds: Vec<f64> = (0..args.repeats)
-        .map(|_| infer_round(4))
-        .collect::<Result<_>>()?;
-
+    let mut task = session::build_task(&config, &data, &device)?;
+    let train_rounds = time_training(task.as_mut(), set, &normalizer, &config, &args)?;
+    let infer_rounds = time_inference(task.as_ref(), set, &normalizer, &args)?;
     Ok(BenchResult {
         model: config.model.kind().into(),
         backend: config.backend.to_string(),
-        threads: crate::train::run::threads(),
-        batch_size: bs,
+        threads: run::threads(),
+        batch_size: config.train.batch_size,
         infer_batch_size: args.infer_batch,
         input: set.shape.to_string(),
-        parameters,
+        parameters: task.parameter_count(),
         train_images_per_sec: median(&train_rounds),
         infer_images_per_sec: median(&infer_rounds),
         train_rounds,
@@ -150,4 +109,86 @@ pub fn run(args: BenchArgs) -> Result<BenchResult> {
         peak_rss_mib: peak_rss_mib(),
         fovea_version: env!("CARGO_PKG_VERSION").into(),
     })
+}
+
+/// Images per second of training, per timed round (after an untimed warm-up).
+fn time_training(
+    task: &mut dyn Task,
+    set: &ImageSet,
+    normalizer: &Normalizer,
+    config: &Config,
+    args: &BenchArgs,
+) -> Result<Vec<f64>> {
+    let bs = config.train.batch_size;
+    let mut step = 0u64;
+    let mut round = |n: usize| -> Result<f64> {
+        let prepared = batches(set, normalizer, bs, n);
+        let start = Instant::now();
+        for b in prepared {
+            task.step(b, 1.0, step)?;
+            step += 1;
+        }
+        Ok((n * bs) as f64 / start.elapsed().as_secs_f64())
+    };
+    round(args.warmup.max(1))?;
+    (0..args.repeats).map(|_| round(args.steps)).collect()
+}
+
+/// Images per second of inference at `--infer-batch`, per timed round of four batches.
+fn time_inference(
+    task: &dyn Task,
+    set: &ImageSet,
+    normalizer: &Normalizer,
+    args: &BenchArgs,
+) -> Result<Vec<f64>> {
+    let batch = batches(set, normalizer, args.infer_batch, 1)
+        .pop()
+        .expect("one batch");
+    let again = || Batch {
+        images: batch.images.clone(),
+        labels: batch.labels.clone(),
+        index: 0,
+    };
+    let round = |n: usize| -> Result<f64> {
+        let start = Instant::now();
+        for _ in 0..n {
+            task.infer(again())?;
+        }
+        Ok((n * batch.len()) as f64 / start.elapsed().as_secs_f64())
+    };
+    round(1)?;
+    (0..args.repeats).map(|_| round(4)).collect()
+}
+
+/// Writes `bench.json` into `out/name` (name defaults to `bench-<model>-<backend>-<time>`).
+pub fn write(result: &BenchResult, out: &Path, name: Option<String>) -> Result<PathBuf> {
+    let name = name
+        .unwrap_or_else(|| run::default_name(&format!("bench-{}", result.model), &result.backend));
+    let dir = out.join(name);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    let path = dir.join("bench.json");
+    fsio::write_json(&path, result)?;
+    Ok(path)
+}
+
+/// The result as a table: a header line and a row.
+pub fn table(r: &BenchResult) -> String {
+    let header = format!(
+        "{:<8} {:<8} {:>7} {:>6} {:>14} {:>14} {:>10}",
+        "model", "backend", "threads", "batch", "train img/s", "infer img/s", "peak MiB"
+    );
+    let row = format!(
+        "{:<8} {:<8} {:>7} {:>6} {:>14.0} {:>14.0} {:>10}",
+        r.model,
+        r.backend,
+        r.threads,
+        r.batch_size,
+        r.train_images_per_sec,
+        r.infer_images_per_sec,
+        r.peak_rss_mib
+            .map(|m| format!("{m:.0}"))
+            .unwrap_or("-".into())
+    );
+    format!("{header}\n{row}")
 }

@@ -1,15 +1,19 @@
-//! The run configuration: the TOML schema with its defaults, `--set` overrides and validation.
+//! The run configuration: composes the sections (`[data]` from `data`, `[model]` from `models`,
+//! `[train]` from `train`), applies `--set` overrides, and asks each section to validate itself.
 //!
-//! A config file states only what differs from the defaults below. Every struct denies unknown
-//! fields, so a typo stops the run with an error naming the key and the file.
+//! A config file states only what differs from the defaults. Every section denies unknown
+//! fields, so a typo stops the run with an error naming the key and where it came from: the file,
+//! or the `--set` that brought it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
+use crate::data::DataConfig;
 use crate::device::BackendKind;
 use crate::models::ModelConfig;
+use crate::train::TrainConfig;
 
 /// The whole run configuration, as resolved from defaults, a file and `--set` overrides.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -36,160 +40,61 @@ impl Default for Config {
     }
 }
 
-/// Which images to train and test on.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct DataConfig {
-    /// `fashion-mnist`, `mnist`, `kmnist`, `cifar10`, `folder` (needs `path`) or `sample`.
-    pub dataset: String,
-    /// Explicit location of the dataset's files; empty: resolve by name (see `fovea data info`).
-    pub path: Option<PathBuf>,
-    /// Fraction of the training set held out for validation (0 ≤ f < 1), chosen by the seed.
-    pub val_fraction: f64,
-    /// Use at most this many training images (after the validation split); 0 = all.
-    pub train_limit: usize,
-    /// Use at most this many test images; 0 = all.
-    pub test_limit: usize,
-    /// For `folder` datasets: fraction of the images held out as the test set.
-    pub test_fraction: f64,
-    /// For `folder` datasets: resize every image to this size (height = width); 0 = keep the first image's size.
-    pub image_size: usize,
-    pub augment: AugmentConfig,
-}
-
-impl Default for DataConfig {
-    fn default() -> Self {
-        Self {
-            dataset: "sample".into(),
-            path: None,
-            val_fraction: 0.1,
-            train_limit: 0,
-            test_limit: 0,
-            test_fraction: 0.2,
-            image_size: 0,
-            augment: AugmentConfig::default(),
-        }
-    }
-}
-
-/// Random training-time augmentation. Off by default.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct AugmentConfig {
-    /// Random shift of up to this many pixels in each direction (a random crop of the zero-padded image).
-    pub shift: usize,
-    /// Random horizontal flip with probability 0.5.
-    pub flip: bool,
-}
-
-/// Optimizer choice.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum OptimizerKind {
-    Sgd,
-    Adam,
-    Adamw,
-}
-
-/// Learning-rate schedule, a pure function of the global step (see `train::schedule`).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum ScheduleKind {
-    Constant,
-    Step,
-    Cosine,
-}
-
-/// How to train.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct TrainConfig {
-    pub epochs: usize,
-    pub batch_size: usize,
-    /// Peak learning rate.
-    pub lr: f64,
-    pub optimizer: OptimizerKind,
-    /// SGD momentum (0 = plain SGD).
-    pub momentum: f64,
-    pub nesterov: bool,
-    /// L2 weight decay (decoupled for AdamW).
-    pub weight_decay: f64,
-    pub schedule: ScheduleKind,
-    /// Linear warm-up from 0 to `lr` over this many epochs (fractions allowed).
-    pub warmup_epochs: f64,
-    /// `step` schedule: multiply the LR by `step_gamma` every `step_epochs` epochs.
-    pub step_epochs: usize,
-    pub step_gamma: f64,
-    /// `cosine` schedule: the LR it decays to at the end of training.
-    pub min_lr: f64,
-    /// Clip the global gradient norm to this value; absent = no clipping.
-    pub grad_clip: Option<f64>,
-    /// Also checkpoint every N optimizer steps (0 = only at epoch ends).
-    pub checkpoint_every: usize,
-    /// Keep this many most recent checkpoints (the best one is kept besides).
-    pub keep_last: usize,
-    /// Write a training line to metrics.jsonl every N steps (0 = only per epoch).
-    pub log_every: usize,
-    /// Batch size for validation, test and predict.
-    pub eval_batch_size: usize,
-}
-
-impl Default for TrainConfig {
-    fn default() -> Self {
-        Self {
-            epochs: 10,
-            batch_size: 64,
-            lr: 1e-3,
-            optimizer: OptimizerKind::Adam,
-            momentum: 0.9,
-            nesterov: false,
-            weight_decay: 0.0,
-            schedule: ScheduleKind::Cosine,
-            warmup_epochs: 0.0,
-            step_epochs: 5,
-            step_gamma: 0.1,
-            min_lr: 0.0,
-            grad_clip: None,
-            checkpoint_every: 200,
-            keep_last: 3,
-            log_every: 50,
-            eval_batch_size: 256,
-        }
-    }
-}
-
 /// Loads a config: defaults, then the file (if any), then each `--set key=value` override.
-/// Errors name the file, the key and the bad value.
+/// An error names the file when the file alone is at fault, else the `--set` that made it so.
 pub fn load(file: Option<&Path>, overrides: &[String]) -> Result<Config> {
-    let (mut table, origin) = match file {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read config file {}", path.display()))?;
-            let table: toml::Table = toml::from_str(&text).map_err(|e| {
-                let line = e
-                    .span()
-                    .map(|s| line_of(&text, s.start))
-                    .unwrap_or_default();
-                anyhow::anyhow!("{}{line}: {}", path.display(), e.message().trim())
-            })?;
-            (table, path.display().to_string())
-        }
+    let (base, origin) = match file {
+        Some(path) => (read_table(path)?, path.display().to_string()),
         None => (toml::Table::new(), "built-in defaults".to_string()),
     };
-    for item in overrides {
-        apply_override(&mut table, item)?;
+    let with = |n: usize| -> Result<toml::Table> {
+        let mut table = base.clone();
+        for item in &overrides[..n] {
+            apply_override(&mut table, item)?;
+        }
+        Ok(table)
+    };
+    let error = match from_table(with(overrides.len())?) {
+        Ok(config) => return Ok(config),
+        Err(e) => e,
+    };
+    if let Err(e) = from_table(base.clone()) {
+        bail!("{origin}: {e}");
     }
-    from_table(table, &origin)
+    // The last override that turns a valid config into an invalid one is at fault (earlier
+    // ones may need later ones, as `model.cell` needs `model.kind = "rnn"`).
+    let culprit = (0..overrides.len())
+        .rev()
+        .find(|&k| with(k).is_ok_and(|t| from_table(t).is_ok()))
+        .unwrap_or(0);
+    let blamed = match from_table(with(culprit + 1)?) {
+        Err(e) => e,
+        Ok(_) => error,
+    };
+    bail!("--set {}: {blamed}", overrides[culprit])
+}
+
+fn read_table(path: &Path) -> Result<toml::Table> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    toml::from_str(&text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|s| line_of(&text, s.start))
+            .unwrap_or_default();
+        anyhow::anyhow!("{}{line}: {}", path.display(), e.message().trim())
+    })
 }
 
 /// Parses a config from TOML text (used for the copy saved in a run folder).
 pub fn from_str(text: &str, origin: &str) -> Result<Config> {
     let table: toml::Table =
         toml::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: {}", e.message().trim()))?;
-    from_table(table, origin)
+    from_table(table).map_err(|e| anyhow::anyhow!("{origin}: {e}"))
 }
 
-fn from_table(mut table: toml::Table, origin: &str) -> Result<Config> {
+/// Deserializes and validates; the error names the key, without saying where it came from.
+fn from_table(mut table: toml::Table) -> std::result::Result<Config, String> {
     // `[model]` is a tagged enum; a file that only tunes the default CNN may leave `kind` out.
     if let Some(toml::Value::Table(model)) = table.get_mut("model") {
         model
@@ -204,11 +109,9 @@ fn from_table(mut table: toml::Table, origin: &str) -> Result<Config> {
             } else {
                 format!("{path}: ")
             };
-            anyhow::anyhow!("{origin}: {key}{}", e.into_inner().message().trim())
+            format!("{key}{}", e.into_inner().message().trim())
         })?;
-    config
-        .validate()
-        .map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+    config.validate()?;
     Ok(config)
 }
 
@@ -247,84 +150,11 @@ fn line_of(text: &str, offset: usize) -> String {
 }
 
 impl Config {
-    /// Range checks serde cannot express. The error names the key.
+    /// Asks each section to check itself; the error names the key.
     pub fn validate(&self) -> std::result::Result<(), String> {
-        let t = &self.train;
-        let d = &self.data;
-        let checks: [(bool, &str, String); 12] = [
-            (t.epochs == 0, "train.epochs", "must be at least 1".into()),
-            (
-                t.batch_size == 0,
-                "train.batch_size",
-                "must be at least 1".into(),
-            ),
-            (
-                t.eval_batch_size == 0,
-                "train.eval_batch_size",
-                "must be at least 1".into(),
-            ),
-            (
-                !(t.lr.is_finite() && t.lr > 0.0),
-                "train.lr",
-                format!("must be > 0 (got {})", t.lr),
-            ),
-            (
-                !(0.0..1.0).contains(&t.momentum),
-                "train.momentum",
-                format!("must be in [0, 1) (got {})", t.momentum),
-            ),
-            (
-                !(t.weight_decay >= 0.0),
-                "train.weight_decay",
-                format!("must be ≥ 0 (got {})", t.weight_decay),
-            ),
-            (
-                !(t.warmup_epochs >= 0.0),
-                "train.warmup_epochs",
-                format!("must be ≥ 0 (got {})", t.warmup_epochs),
-            ),
-            (
-                !(t.min_lr >= 0.0 && t.min_lr <= t.lr),
-                "train.min_lr",
-                format!("must be in [0, lr] (got {})", t.min_lr),
-            ),
-            (
-                t.grad_clip.is_some_and(|c| !(c > 0.0)),
-                "train.grad_clip",
-                "must be > 0".into(),
-            ),
-            (
-                t.keep_last == 0,
-                "train.keep_last",
-                "must be at least 1".into(),
-            ),
-            (
-                !(0.0..1.0).contains(&d.val_fraction),
-                "data.val_fraction",
-                format!("must be in [0, 1) (got {})", d.val_fraction),
-            ),
-            (
-                !(d.test_fraction > 0.0 && d.test_fraction < 1.0),
-                "data.test_fraction",
-                format!("must be in (0, 1) (got {})", d.test_fraction),
-            ),
-        ];
-        for (bad, key, why) in checks {
-            if bad {
-                return Err(format!("{key} {why}"));
-            }
-        }
-        if t.schedule == ScheduleKind::Step && (t.step_epochs == 0 || !(t.step_gamma > 0.0)) {
-            return Err(
-                "train.step_epochs must be ≥ 1 and train.step_gamma > 0 for schedule = \"step\""
-                    .into(),
-            );
-        }
-        if t.nesterov && (t.optimizer != OptimizerKind::Sgd || t.momentum == 0.0) {
-            return Err("train.nesterov needs optimizer = \"sgd\" and momentum > 0".into());
-        }
-        crate::data::check_dataset_name(&d.dataset).map_err(|e| format!("data.dataset {e}"))?;
-        self.model.validate().map_err(|e| format!("model.{e}"))
+        self.data.validate().map_err(|e| format!("data.{e}"))?;
+        self.model.validate().map_err(|e| format!("model.{e}"))?;
+        self.train.validate().map_err(|e| format!("train.{e}"))
     }
 
     /// The resolved config as TOML, as saved into a run folder.
@@ -357,5 +187,28 @@ mod tests {
     fn round_trip_through_toml() {
         let c = Config::default();
         assert_eq!(from_str(&c.to_toml(), "x").unwrap(), c);
+    }
+
+    #[test]
+    fn overrides_that_need_each_other_are_not_blamed() {
+        // `model.cell` alone is wrong for the default cnn; with `model.kind=rnn` after it, fine.
+        let c = load(None, &["model.cell=gru".into(), "model.kind=rnn".into()]).unwrap();
+        assert_eq!(c.model.kind(), "rnn");
+        let err = format!(
+            "{:#}",
+            load(
+                None,
+                &[
+                    "model.cell=gru".into(),
+                    "model.kind=rnn".into(),
+                    "model.layers=0".into()
+                ]
+            )
+            .unwrap_err()
+        );
+        assert!(
+            err.starts_with("--set model.layers=0: model.layers"),
+            "{err}"
+        );
     }
 }

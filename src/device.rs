@@ -34,17 +34,17 @@ impl BackendKind {
 
 impl std::fmt::Display for BackendKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
+        f.pad(self.name())
     }
 }
 
 /// Opens the device for `kind` (without autodiff; training calls `.autodiff()` on it).
 ///
-/// Also points `BURN_DEVICE` at the same backend, because Burn materializes some state (an
-/// optimizer record being loaded) on `Device::default()`, which would otherwise pick the GPU.
+/// Burn materializes a loaded optimizer state on `Device::default()`, which is the GPU unless
+/// `BURN_DEVICE` says otherwise; the `fovea` binary sets it to `flex` as it starts, and
+/// `.cargo/config.toml` does the same for `cargo test`. This function never touches the
+/// environment: changing it while other threads run is unsound.
 pub fn open(kind: BackendKind) -> Result<Device> {
-    // SAFETY: called before any worker thread of ours exists; Burn reads the variable lazily.
-    unsafe { std::env::set_var("BURN_DEVICE", kind.name()) };
     match kind {
         BackendKind::Flex => Ok(Device::flex()),
         #[allow(deprecated)]

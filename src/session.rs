@@ -1,23 +1,23 @@
-//! The commands' work, in run order: resolve config → open device → load data → build the task →
-//! fit → summarize. `train` starts a run folder, `resume` continues one, `eval` and `predict`
-//! read one.
+//! Training sessions, in run order: resolve the config → open the device → load the data → build
+//! the task → run the training → summarize. `train` starts a run folder, `resume` continues one.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use burn::module::Module;
 use burn::tensor::Device;
+use serde_json::{Map, Value, json};
 
 use crate::config::{self, Config};
-use crate::data::batch::{Normalizer, eval_batches};
-use crate::data::{self, ImageSet, InputShape, Splits};
+use crate::data::batch::{Normalizer, batch_count};
+use crate::data::{self, Splits};
 use crate::device::{self, BackendKind};
-use crate::models::Model;
-use crate::train::classifier::{self, Classifier};
-use crate::train::run::{self, Run, RunInfo};
-use crate::train::{
-    self, CheckpointMeta, FitContext, FitOptions, LoopState, Outcome, Task, checkpoint, metrics,
-};
+use crate::report::plots;
+use crate::tasks;
+use crate::train::checkpoint::{self, CheckpointMeta};
+use crate::train::run::{self, Resume, Run, RunInfo};
+use crate::train::{self, FitContext, FitOptions, LoopState, Outcome, Task};
+
+pub const SUMMARY: &str = "summary.json";
 
 /// `fovea train`.
 pub struct TrainArgs {
@@ -34,11 +34,12 @@ pub struct TrainArgs {
 pub struct Finished {
     pub run_dir: PathBuf,
     pub outcome: Outcome,
-    pub summary: Option<metrics::Summary>,
+    /// `summary.json`, when the run completed.
+    pub summary: Option<Value>,
 }
 
 /// `--backend` and `--data-dir` are overrides like `--set`, so the saved config records them.
-fn cli_overrides(
+pub fn cli_overrides(
     mut overrides: Vec<String>,
     backend: Option<BackendKind>,
     data_dir: Option<&Path>,
@@ -55,29 +56,51 @@ fn cli_overrides(
     overrides
 }
 
-fn build_classifier(
-    config: &Config,
-    shape: InputShape,
-    classes: usize,
-    device: &Device,
-) -> Result<Classifier> {
-    let ad = device.clone().autodiff();
-    ad.seed(config.seed);
-    let model = config.model.init(shape, classes, &ad)?;
-    Ok(Classifier::new(
-        model,
-        train::optim::build(&config.train),
-        ad,
-        shape,
-        classes,
-        config.seed,
-    ))
+/// Loads the run's data, saying on stderr (even when quiet) when it fell back to another set.
+fn load_data(config: &Config) -> Result<Splits> {
+    let data = data::load(&config.data, config.seed)?;
+    if let Some(why) = &data.source.fallback {
+        eprintln!("warning: {why}");
+    }
+    Ok(data)
 }
 
-fn describe_start(run: &Run, config: &Config, data: &Splits, task: &impl Task, quiet: bool) {
-    if quiet {
-        return;
+fn new_run_info(
+    config: &Config,
+    device: &Device,
+    data: &Splits,
+    normalizer: &Normalizer,
+) -> RunInfo {
+    RunInfo {
+        fovea_version: env!("CARGO_PKG_VERSION").into(),
+        git_commit: run::git_commit(),
+        burn_version: "0.22.1".into(),
+        backend: config.backend.to_string(),
+        device: device::describe(config.backend, device),
+        threads: run::threads(),
+        command: std::env::args().collect(),
+        data: data.source.clone(),
+        normalizer: normalizer.clone(),
+        started: run::now(),
+        ended: None,
+        status: "running".into(),
+        resumes: Vec::new(),
     }
+}
+
+/// The task the config names, with fresh weights, for the run's data.
+pub fn build_task(config: &Config, data: &Splits, device: &Device) -> Result<Box<dyn Task>> {
+    tasks::build(
+        &config.model,
+        &config.train,
+        config.seed,
+        data.train.shape,
+        &data.source.classes,
+        device,
+    )
+}
+
+fn describe_start(run: &Run, config: &Config, data: &Splits, task: &dyn Task) {
     let s = &data.source;
     println!("run folder: {}", run.dir.display());
     println!(
@@ -106,50 +129,34 @@ pub fn train(args: TrainArgs) -> Result<Finished> {
     let overrides = cli_overrides(args.overrides, args.backend, args.data_dir.as_deref());
     let config = config::load(args.config.as_deref(), &overrides)?;
     let device = device::open(config.backend)?;
-    let data = data::load(&config.data, config.seed, args.options.quiet)?;
+    let data = load_data(&config)?;
+    // Named after the data actually used, which a fall-back can make differ from the config.
     let name = args
         .name
-        .unwrap_or_else(|| run::default_name(config.model.kind(), &config.data.dataset));
-    // The model is built before the run folder exists, so a config that cannot build one
+        .unwrap_or_else(|| run::default_name(config.model.kind(), &data.source.dataset));
+    // The task is built before the run folder exists, so a config that cannot build one
     // (pooling that shrinks the images to nothing) leaves nothing behind.
-    let mut task = build_classifier(
-        &config,
-        data.train.shape,
-        data.source.classes.len(),
-        &device,
-    )?;
+    let mut task = build_task(&config, &data, &device)?;
     let run = Run::create(&args.out, &name)?;
-    std::fs::write(run.dir.join(run::CONFIG), config.to_toml())
-        .with_context(|| format!("cannot write {}", run.dir.join(run::CONFIG).display()))?;
+    crate::fsio::write_atomic(&run.dir.join(run::CONFIG), config.to_toml().as_bytes())?;
     let normalizer = Normalizer::fit(&data.train);
-    let mut info = RunInfo {
-        fovea_version: env!("CARGO_PKG_VERSION").into(),
-        git_commit: run::git_commit(),
-        burn_version: "0.22.1".into(),
-        backend: config.backend.to_string(),
-        device: device::describe(config.backend, &device),
-        threads: run::threads(),
-        command: std::env::args().collect(),
-        data: data.source.clone(),
-        normalizer: normalizer.clone(),
-        started: run::now(),
-        ended: None,
-        status: "running".into(),
-        resumes: Vec::new(),
-    };
+    let mut info = new_run_info(&config, &device, &data, &normalizer);
     run.write_json(run::RUN_JSON, &info)?;
-    describe_start(&run, &config, &data, &task, args.options.quiet);
-    let ctx = FitContext {
+    if !args.options.quiet {
+        describe_start(&run, &config, &data, task.as_ref());
+    }
+    let setup = Setup {
         run: &run,
         config: &config,
         data: &data,
         normalizer: &normalizer,
         options: &args.options,
     };
-    finish(&ctx, &mut task, LoopState::default(), &mut info)
+    run_training(&setup, task.as_mut(), LoopState::default(), &mut info)
 }
 
-/// `fovea resume RUN`.
+/// `fovea resume RUN`: continues from the newest intact checkpoint; a run stopped before its
+/// first checkpoint starts over from step 0.
 pub fn resume(
     dir: &Path,
     backend: Option<BackendKind>,
@@ -157,51 +164,98 @@ pub fn resume(
     options: FitOptions,
 ) -> Result<Finished> {
     let run = Run::open(dir)?;
-    let mut config = run_config(dir, backend)?;
+    let mut config = run_config(dir)?;
+    if let Some(b) = backend {
+        config.backend = b;
+    }
     if let Some(d) = data_dir {
         config.data.path = Some(d.to_path_buf());
     }
-    let Some((ckpt_path, meta, parts)) =
-        checkpoint::newest_intact::<CheckpointMeta>(&run.checkpoints())?
-    else {
-        bail!(
-            "{} has no checkpoint yet (it stopped before its first one); start it again with `fovea train`",
-            run.checkpoints().display()
-        );
-    };
-    let mut info = train::read_run_info(&run.dir)?;
+    let point = checkpoint::newest_intact::<CheckpointMeta>(&run.checkpoints())?;
     let device = device::open(config.backend)?;
-    let data = data::load(&config.data, config.seed, options.quiet)?;
+    let data = load_data(&config)?;
+    let mut info = match (&point, run.info()) {
+        (_, Ok(info)) => info,
+        // A crash right after the run folder was made: nothing to lose, start afresh.
+        (None, Err(_)) => new_run_info(&config, &device, &data, &Normalizer::fit(&data.train)),
+        (Some(_), Err(e)) => return Err(e),
+    };
     check_same_data(&info.data, &data.source)?;
-    let mut task = build_classifier(&config, meta.shape, meta.classes.len(), &device)?;
-    task.load(parts)?;
-    // Only once the checkpoint has loaded: drop the metrics the crash threw away.
-    metrics::truncate_after(&run.dir, meta.state.step)?;
-    if !options.quiet {
-        println!(
-            "resuming {} from {} (epoch {}, batch {}, step {})",
-            run.dir.display(),
-            ckpt_path.display(),
-            meta.state.epoch + 1,
-            meta.state.batch,
-            meta.state.step
-        );
+    let mut task = build_task(&config, &data, &device)?;
+    let (state, normalizer, from) = match point {
+        Some((path, meta, parts)) => {
+            task.load(parts)?;
+            (meta.state, meta.normalizer, Some(path))
+        }
+        None => (LoopState::default(), info.normalizer.clone(), None),
+    };
+    // Only once the checkpoint has loaded: drop what the crash threw away, repair best.ckpt.
+    if let Some(note) = train::rewind(&run, &state)? {
+        eprintln!("note: {note}");
     }
-    info.resumes
-        .push(format!("{} from {}", run::now(), ckpt_path.display()));
-    info.backend = config.backend.to_string();
-    info.device = device::describe(config.backend, &device);
-    info.status = "running".into();
-    info.ended = None;
-    run.write_json(run::RUN_JSON, &info)?;
-    let ctx = FitContext {
+    record_resume(
+        &run,
+        &mut info,
+        &config,
+        &device,
+        from.as_deref(),
+        state.step,
+    )?;
+    if !options.quiet {
+        match &from {
+            Some(path) => println!(
+                "resuming {} from {} (epoch {}, batch {}, step {})",
+                run.dir.display(),
+                path.display(),
+                state.epoch + 1,
+                state.batch,
+                state.step
+            ),
+            None => println!(
+                "{} stopped before its first checkpoint: starting it over from step 0",
+                run.dir.display()
+            ),
+        }
+    }
+    let setup = Setup {
         run: &run,
         config: &config,
         data: &data,
-        normalizer: &meta.normalizer,
+        normalizer: &normalizer,
         options: &options,
     };
-    finish(&ctx, &mut task, meta.state, &mut info)
+    run_training(&setup, task.as_mut(), state, &mut info)
+}
+
+/// Adds this resume to `run.json` (running again), warning when the backend or the thread count
+/// differs from the run's: the continuation is then not bit-identical.
+fn record_resume(
+    run: &Run,
+    info: &mut RunInfo,
+    config: &Config,
+    device: &Device,
+    from: Option<&Path>,
+    step: u64,
+) -> Result<()> {
+    let resumed = Resume {
+        time: run::now(),
+        backend: config.backend.to_string(),
+        device: device::describe(config.backend, device),
+        threads: run::threads(),
+        checkpoint: from.map(|p| p.display().to_string()),
+        step,
+    };
+    if resumed.backend != info.backend || resumed.threads != info.threads {
+        eprintln!(
+            "warning: this run started on {} with {} threads and continues on {} with {} threads: \
+             it will not be bit-identical to an uninterrupted run",
+            info.backend, info.threads, resumed.backend, resumed.threads
+        );
+    }
+    info.resumes.push(resumed);
+    info.status = "running".into();
+    info.ended = None;
+    run.write_json(run::RUN_JSON, info)
 }
 
 /// A resumed run must see the data it started with.
@@ -222,76 +276,8 @@ fn check_same_data(recorded: &data::DataSource, now: &data::DataSource) -> Resul
     Ok(())
 }
 
-fn finish(
-    ctx: &FitContext,
-    task: &mut Classifier,
-    state: LoopState,
-    info: &mut RunInfo,
-) -> Result<Finished> {
-    train::install_interrupt_handler();
-    let result = train::fit(ctx, task, state);
-    let (outcome, state) = match result {
-        Ok(r) => r,
-        Err(e) => {
-            train::finish_run_info(ctx.run, info, &format!("failed: {e:#}"))?;
-            return Err(e);
-        }
-    };
-    match outcome {
-        Outcome::Interrupted => {
-            train::finish_run_info(ctx.run, info, "interrupted")?;
-            if !ctx.options.quiet {
-                println!(
-                    "stopped at step {}; continue with: fovea resume {}",
-                    state.step,
-                    ctx.run.dir.display()
-                );
-            }
-            Ok(Finished {
-                run_dir: ctx.run.dir.clone(),
-                outcome,
-                summary: None,
-            })
-        }
-        Outcome::Completed => {
-            let summary =
-                train::write_summary(ctx, task, &state, &checkpoint::step_name(state.step))?;
-            train::finish_run_info(ctx.run, info, "completed")?;
-            if !ctx.options.quiet {
-                println!(
-                    "test accuracy {:.4}  test loss {:.4}  ({} images; best val acc {}; {:.1}s training, {:.1}s/epoch)",
-                    summary.test_accuracy,
-                    summary.test_loss,
-                    summary.test_count,
-                    summary
-                        .best_val_accuracy
-                        .map(|a| format!("{a:.4}"))
-                        .unwrap_or("-".into()),
-                    summary.training_time_s,
-                    summary.mean_epoch_time_s
-                );
-                println!("artifacts: {}", ctx.run.dir.display());
-            }
-            Ok(Finished {
-                run_dir: ctx.run.dir.clone(),
-                outcome,
-                summary: Some(summary),
-            })
-        }
-    }
-}
-
-/// A trained model read back from a run folder, for eval and predict.
-pub struct Loaded {
-    pub model: Model,
-    pub meta: CheckpointMeta,
-    pub config: Config,
-    pub device: Device,
-    pub checkpoint: PathBuf,
-}
-
-/// The config a run folder was started with, on `backend` if one is given.
-fn run_config(dir: &Path, backend: Option<BackendKind>) -> Result<Config> {
+/// The config a run folder was started with.
+pub fn run_config(dir: &Path) -> Result<Config> {
     let path = dir.join(run::CONFIG);
     let text = std::fs::read_to_string(&path).with_context(|| {
         format!(
@@ -300,148 +286,165 @@ fn run_config(dir: &Path, backend: Option<BackendKind>) -> Result<Config> {
             dir.display()
         )
     })?;
-    let mut config = config::from_str(&text, &path.display().to_string())?;
-    if let Some(b) = backend {
-        config.backend = b;
-    }
-    Ok(config)
+    config::from_str(&text, &path.display().to_string())
 }
 
-/// Loads a run's model from `which` checkpoint: `best`, `last` or a step number.
-pub fn load_run(dir: &Path, which: &str, backend: Option<BackendKind>) -> Result<Loaded> {
-    let config = run_config(dir, backend)?;
-    let ckpts = dir.join(run::CHECKPOINTS);
-    let (path, meta, parts) = match which {
-        "last" => checkpoint::newest_intact::<CheckpointMeta>(&ckpts)?
-            .with_context(|| format!("{} has no checkpoint", ckpts.display()))?,
-        "best" => {
-            let best = ckpts.join(checkpoint::BEST);
-            if best.exists() {
-                let (m, p) = checkpoint::read(&best)?;
-                (best, m, p)
-            } else {
-                eprintln!(
-                    "note: {} has no best checkpoint (no validation set?); using the last one",
-                    ckpts.display()
-                );
-                checkpoint::newest_intact::<CheckpointMeta>(&ckpts)?
-                    .with_context(|| format!("{} has no checkpoint", ckpts.display()))?
-            }
-        }
-        n => {
-            let step: u64 = n.parse().map_err(|_| {
-                anyhow::anyhow!("--checkpoint {n}: expected best, last or a step number")
-            })?;
-            let p = ckpts.join(checkpoint::step_name(step));
-            if !p.exists() {
-                let have: Vec<String> = checkpoint::list(&ckpts)?
-                    .iter()
-                    .map(|(s, _)| s.to_string())
-                    .collect();
-                bail!(
-                    "no checkpoint at step {step} in {} (available: {})",
-                    ckpts.display(),
-                    have.join(", ")
-                );
-            }
-            let (m, parts) = checkpoint::read(&p)?;
-            (p, m, parts)
+/// What a training session runs on.
+struct Setup<'a> {
+    run: &'a Run,
+    config: &'a Config,
+    data: &'a Splits,
+    normalizer: &'a Normalizer,
+    options: &'a FitOptions,
+}
+
+/// Runs the training from `state` to its end (or an interrupt), then writes the summary and the
+/// run's final status.
+fn run_training(
+    setup: &Setup,
+    task: &mut dyn Task,
+    state: LoopState,
+    info: &mut RunInfo,
+) -> Result<Finished> {
+    let spec = task.spec();
+    let steps_per_epoch = batch_count(setup.data.train.len(), setup.config.train.batch_size);
+    let redraw = |records: &[train::metrics::Record]| {
+        plots::curves_from_metrics(&setup.run.dir, records, steps_per_epoch, &spec.curves)
+    };
+    let ctx = FitContext {
+        run: setup.run,
+        train: &setup.config.train,
+        seed: setup.config.seed,
+        augment: &setup.config.data.augment,
+        data: setup.data,
+        normalizer: setup.normalizer,
+        kind: setup.config.model.kind(),
+        options: setup.options,
+        on_epoch_end: &redraw,
+    };
+    train::install_interrupt_handler();
+    let (outcome, state) = match train::fit(&ctx, task, state) {
+        Ok(r) => r,
+        Err(e) => {
+            info.finish(setup.run, &format!("failed: {e:#}"))?;
+            return Err(e);
         }
     };
-    let device = device::open(config.backend)?;
-    let model = config.model.init(meta.shape, meta.classes.len(), &device)?;
-    let model = classifier::load_model(model, &parts)?.valid();
-    Ok(Loaded {
-        model,
-        meta,
-        config,
-        device,
-        checkpoint: path,
+    let quiet = setup.options.quiet;
+    let summary = match outcome {
+        // As a kill would: nothing more is written.
+        Outcome::Crashed => None,
+        Outcome::Interrupted => {
+            info.finish(setup.run, "interrupted")?;
+            if !quiet {
+                println!(
+                    "stopped at step {}; continue with: fovea resume {}",
+                    state.step,
+                    setup.run.dir.display()
+                );
+            }
+            None
+        }
+        Outcome::Completed => {
+            let summary = write_summary(setup, task, &state)?;
+            info.finish(setup.run, "completed")?;
+            if !quiet {
+                println!("{}", summary_line(&summary, &spec.eval, spec.select.0));
+                println!("artifacts: {}", setup.run.dir.display());
+            }
+            Some(summary)
+        }
+    };
+    Ok(Finished {
+        run_dir: setup.run.dir.clone(),
+        outcome,
+        summary,
     })
 }
 
-/// `fovea eval`: test metrics of a checkpoint, on the run's test set or another dataset.
-pub fn eval(
-    dir: &Path,
-    which: &str,
-    dataset: Option<&str>,
-    data_dir: Option<&Path>,
-    backend: Option<BackendKind>,
-) -> Result<(Loaded, metrics::Evaluation)> {
-    let loaded = load_run(dir, which, backend)?;
-    let mut data_cfg = loaded.config.data.clone();
-    if let Some(name) = dataset {
-        data::check_dataset_name(name).map_err(|e| anyhow::anyhow!("--dataset {e}"))?;
-        data_cfg.dataset = name.to_string();
-        data_cfg.path = None;
-    }
-    if let Some(d) = data_dir {
-        data_cfg.path = Some(d.to_path_buf());
-    }
-    let data = data::load(&data_cfg, loaded.config.seed, false)?;
-    if data.test.shape != loaded.meta.shape
-        || data.source.classes.len() != loaded.meta.classes.len()
-    {
-        bail!(
-            "dataset `{}` has {} images in {} classes; the model takes {} images in {} classes",
-            data_cfg.dataset,
-            data.test.shape,
-            data.source.classes.len(),
-            loaded.meta.shape,
-            loaded.meta.classes.len()
-        );
-    }
-    let e = classifier::evaluate(
-        &loaded.model,
-        &data.test,
-        &loaded.meta.normalizer,
-        loaded.config.train.eval_batch_size,
-        loaded.meta.classes.len(),
-        &loaded.device,
-    )?;
-    Ok((loaded, e))
+/// Test metrics named `test_<metric>`.
+fn test_metrics(report: &train::Report) -> Map<String, Value> {
+    report
+        .metrics
+        .iter()
+        .map(|(k, v)| (format!("test_{k}"), json!(v)))
+        .collect()
 }
 
-/// One prediction: the file and its top classes with probabilities.
-#[derive(Debug, serde::Serialize)]
-pub struct Prediction {
-    pub file: String,
-    pub top: Vec<(String, f32)>,
+/// `summary.json`: the test metrics of the last weights at the top level (with the task's
+/// details, e.g. a classifier's confusion matrix), and those of the last and the best
+/// checkpoint under `last` and `best`.
+fn write_summary(setup: &Setup, task: &mut dyn Task, state: &LoopState) -> Result<Value> {
+    let spec = task.spec();
+    let eval_batch = setup.config.train.eval_batch_size;
+    let test = &setup.data.test;
+    let last = task.evaluate(test, setup.normalizer, eval_batch)?;
+    task.write_figures(&last, &setup.run.dir)?;
+    let last_name = checkpoint::step_name(state.step);
+    let mut s = test_metrics(&last);
+    s.insert("test_count".into(), json!(last.count));
+    s.extend(last.details.clone());
+    s.insert("parameter_count".into(), json!(task.parameter_count()));
+    s.insert("epochs".into(), json!(state.epoch));
+    s.insert("steps".into(), json!(state.step));
+    s.insert(format!("best_val_{}", spec.select.0), json!(state.best));
+    s.insert("best_step".into(), json!(state.best_step));
+    s.insert("training_time_s".into(), json!(state.elapsed_s));
+    s.insert("mean_epoch_time_s".into(), json!(state.mean_epoch_time_s()));
+    s.insert("checkpoint".into(), json!(last_name));
+    let mut last_entry = test_metrics(&last);
+    last_entry.insert("checkpoint".into(), json!(last_name));
+    last_entry.insert("step".into(), json!(state.step));
+    s.insert("last".into(), last_entry.into());
+    let best_path = setup.run.checkpoints().join(checkpoint::BEST);
+    let best = if best_path.exists() {
+        let (meta, parts) = checkpoint::read::<CheckpointMeta>(&best_path)?;
+        task.load(parts)?;
+        let mut entry = test_metrics(&task.evaluate(test, setup.normalizer, eval_batch)?);
+        entry.insert("checkpoint".into(), json!(checkpoint::BEST));
+        entry.insert("step".into(), json!(meta.state.step));
+        Value::Object(entry)
+    } else {
+        Value::Null
+    };
+    s.insert("best".into(), best);
+    let summary = Value::Object(s);
+    setup.run.write_json(SUMMARY, &summary)?;
+    Ok(summary)
 }
 
-/// `fovea predict`: top-k classes for image files, converted to the model's channels and size.
-pub fn predict(loaded: &Loaded, files: &[PathBuf], top_k: usize) -> Result<Vec<Prediction>> {
-    let shape = loaded.meta.shape;
-    let mut pixels = Vec::with_capacity(files.len() * shape.pixels());
-    for f in files {
-        pixels.extend(data::folder::decode(f, shape)?);
+/// The lines printed at the end of a run: the test metrics of the last and the best weights.
+fn summary_line(summary: &Value, eval: &[&str], select: &str) -> String {
+    let metrics = |entry: &Value| {
+        eval.iter()
+            .filter_map(|m| {
+                entry[format!("test_{m}")]
+                    .as_f64()
+                    .map(|v| format!("{m} {v:.4}"))
+            })
+            .collect::<Vec<_>>()
+            .join("  ")
+    };
+    let mut lines = vec![format!(
+        "test, last weights (step {}): {}  ({} images)",
+        summary["last"]["step"],
+        metrics(&summary["last"]),
+        summary["test_count"]
+    )];
+    if summary["best"].is_object() {
+        lines.push(format!(
+            "test, best.ckpt (step {}, val {select} {:.4}): {}",
+            summary["best"]["step"],
+            summary[format!("best_val_{select}")]
+                .as_f64()
+                .unwrap_or(f64::NAN),
+            metrics(&summary["best"])
+        ));
     }
-    let set = ImageSet::new(shape, pixels, vec![0; files.len()])?;
-    let mut out = Vec::new();
-    let mut names = files.iter();
-    for batch in eval_batches(
-        &set,
-        loaded.config.train.eval_batch_size,
-        &loaded.meta.normalizer,
-    ) {
-        for probs in classifier::probabilities(&loaded.model, batch.images, shape, &loaded.device)?
-        {
-            let mut ranked: Vec<(usize, f32)> = probs.into_iter().enumerate().collect();
-            ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
-            let top = ranked
-                .into_iter()
-                .take(top_k.max(1))
-                .map(|(i, p)| (loaded.meta.classes[i].clone(), p))
-                .collect();
-            out.push(Prediction {
-                file: names
-                    .next()
-                    .expect("one name per image")
-                    .display()
-                    .to_string(),
-                top,
-            });
-        }
-    }
-    Ok(out)
+    lines.push(format!(
+        "training time {:.1}s ({:.1}s per epoch)",
+        summary["training_time_s"].as_f64().unwrap_or(0.0),
+        summary["mean_epoch_time_s"].as_f64().unwrap_or(0.0)
+    ));
+    lines.join("\n")
 }

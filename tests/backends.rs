@@ -7,7 +7,7 @@ use burn::module::Module;
 use fovea::data::InputShape;
 use fovea::device::{self, BackendKind};
 use fovea::models::{ModelConfig, cnn_rnn, rnn};
-use fovea::train::checkpoint::Part;
+use fovea::train::Part;
 
 const SHAPE: InputShape = InputShape {
     channels: 1,
@@ -18,7 +18,7 @@ const SHAPE: InputShape = InputShape {
 fn logits_on(kind: BackendKind, config: &ModelConfig, parts: &[Part], input: &[f32]) -> Vec<f32> {
     let device = device::open(kind).unwrap();
     let model = config.init(SHAPE, 10, &device).unwrap();
-    let model = fovea::train::classifier::load_model(model, parts)
+    let model = fovea::tasks::classify::load_model(model, parts)
         .unwrap()
         .valid();
     let x = burn::tensor::Tensor::<4>::from_data(
@@ -33,9 +33,14 @@ fn logits_on(kind: BackendKind, config: &ModelConfig, parts: &[Part], input: &[f
         .unwrap()
 }
 
+/// Whether the wgpu checks can run here. With `FOVEA_REQUIRE_WGPU` set (CI sets it), a missing
+/// adapter fails the test instead of skipping it.
 fn wgpu_available() -> bool {
     match device::open(BackendKind::Wgpu) {
         Ok(_) => true,
+        Err(e) if std::env::var_os("FOVEA_REQUIRE_WGPU").is_some() => {
+            panic!("FOVEA_REQUIRE_WGPU is set but wgpu is unavailable: {e:#}")
+        }
         Err(e) => {
             eprintln!("SKIPPED wgpu checks: {e:#}");
             false
@@ -124,4 +129,17 @@ fn wgpu_trains_where_an_adapter_exists() {
     let acc = s["test_accuracy"].as_f64().unwrap();
     eprintln!("wgpu: test accuracy after 2 epochs on 256 images: {acc}");
     assert!(acc > 0.3, "{s}");
+}
+
+#[test]
+fn opening_a_device_leaves_the_environment_alone() {
+    let before = std::env::var_os("BURN_DEVICE");
+    for kind in [BackendKind::Ndarray, BackendKind::Flex] {
+        device::open(kind).unwrap();
+        assert_eq!(
+            std::env::var_os("BURN_DEVICE"),
+            before,
+            "after opening {kind}"
+        );
+    }
 }

@@ -84,12 +84,32 @@ fn an_existing_run_is_not_overwritten() {
 }
 
 #[test]
-fn devices_lists_every_backend() {
+fn devices_says_what_each_backend_runs_on() {
     let dir = tempfile::tempdir().unwrap();
     let out = run(dir.path(), &["devices"]);
     assert!(out.status.success(), "{}", text(&out));
     let t = text(&out);
-    for b in ["flex", "ndarray", "wgpu"] {
-        assert!(t.contains(b), "{t}");
+    let line = |b: &str| {
+        t.lines()
+            .find(|l| l.starts_with(b))
+            .unwrap_or_else(|| panic!("no line for {b}: {t}"))
+            .to_string()
+    };
+    let threads = std::thread::available_parallelism().unwrap().get();
+    for b in ["flex", "ndarray"] {
+        assert!(
+            line(b).contains(&format!("available: CPU, {threads} threads")),
+            "{t}"
+        );
+    }
+    // CI installs a software Vulkan driver and requires the GPU backend to be found.
+    let wgpu = line("wgpu");
+    if std::env::var_os("FOVEA_REQUIRE_WGPU").is_some() {
+        assert!(
+            wgpu.contains(" available: ") && !wgpu.contains("unavailable"),
+            "{t}"
+        );
+    } else {
+        assert!(wgpu.contains("available: "), "{t}");
     }
 }

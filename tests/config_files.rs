@@ -124,3 +124,33 @@ fn a_file_states_only_what_differs() {
     };
     assert_eq!(cnn.hidden, vec![64]);
 }
+
+#[test]
+fn a_bad_set_key_is_blamed_on_set_not_on_the_defaults_or_the_file() {
+    let err = format!(
+        "{:#}",
+        config::load(None, &["train.epochz=1".to_string()]).unwrap_err()
+    );
+    assert!(err.contains("--set train.epochz=1"), "{err}");
+    assert!(!err.contains("built-in defaults"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("good.toml");
+    std::fs::write(&path, "[train]\nepochs = 2\n").unwrap();
+    let overrides = [
+        "train.lr=0.01".to_string(),
+        "train.batch_size=0".to_string(),
+    ];
+    let err = format!("{:#}", config::load(Some(&path), &overrides).unwrap_err());
+    assert!(err.contains("--set train.batch_size=0"), "{err}");
+    assert!(!err.starts_with(&path.display().to_string()), "{err}");
+    // a file's own error still names the file
+    std::fs::write(&path, "[train]\nepochs = 0\n").unwrap();
+    let err = format!(
+        "{:#}",
+        config::load(Some(&path), &["train.lr=0.01".to_string()]).unwrap_err()
+    );
+    assert!(
+        err.contains("good.toml") && err.contains("train.epochs"),
+        "{err}"
+    );
+}

@@ -236,12 +236,210 @@ fn data_info_explains_where_a_missing_dataset_was_looked_for() {
         t.contains("fovea data download mnist") && t.contains("no-datasets-here"),
         "{t}"
     );
+}
 
+#[test]
+fn data_info_reports_what_the_sample_decodes_to_and_its_files_digests() {
+    let dir = tempfile::tempdir().unwrap();
     let out = common::run(dir.path(), &["data", "info", "--dataset", "sample"]);
     assert!(out.status.success(), "{}", common::text(&out));
     let t = common::text(&out);
+    // The counts and shape come from decoding the files (the origin text is a constant).
     assert!(
-        t.contains("10000 train + 2000 test") && t.contains("sha256"),
+        t.contains("— 10000 train + 2000 test images of 1×28×28, 10 classes"),
         "{t}"
     );
+    assert!(t.contains("classes: T-shirt/top, Trouser, Pullover"), "{t}");
+    for (file, name) in [
+        ("train-images-idx3-ubyte.gz", "train-images"),
+        ("train-labels-idx1-ubyte.gz", "train-labels"),
+        ("t10k-images-idx3-ubyte.gz", "test-images"),
+        ("t10k-labels-idx1-ubyte.gz", "test-labels"),
+    ] {
+        let bytes = std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("data/sample")
+                .join(file),
+        )
+        .unwrap();
+        let line = format!(
+            "builtin:{name}  {} bytes  sha256 {}",
+            bytes.len(),
+            hex::encode(sha2::Sha256::digest(&bytes))
+        );
+        assert!(t.contains(&line), "{line} missing from: {t}");
+    }
+}
+
+#[test]
+fn every_image_format_the_build_decodes_is_read_and_others_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    for (class, v) in [("a", 30u8), ("b", 220)] {
+        std::fs::create_dir_all(dir.path().join(class)).unwrap();
+        for i in 0..3u8 {
+            let img = image::GrayImage::from_pixel(6, 6, image::Luma([v + i]));
+            img.save(dir.path().join(class).join(format!("{i}.png")))
+                .unwrap();
+        }
+    }
+    // A portable graymap, written by hand (P5: binary PGM).
+    let mut pgm = b"P5\n6 6\n255\n".to_vec();
+    pgm.extend(std::iter::repeat_n(40u8, 36));
+    std::fs::write(dir.path().join("a").join("extra.pgm"), &pgm).unwrap();
+    let raw = fovea::data::folder::load(dir.path(), 0, 0.3, 1).unwrap();
+    assert_eq!(raw.train.len() + raw.test.len(), 7);
+
+    // An image format this build cannot decode is an error that names the file.
+    std::fs::write(dir.path().join("b").join("odd.tga"), [0u8; 30]).unwrap();
+    let err = format!(
+        "{:#}",
+        fovea::data::folder::load(dir.path(), 0, 0.3, 1).unwrap_err()
+    );
+    assert!(err.contains("odd.tga"), "{err}");
+}
+
+#[test]
+fn an_incomplete_cifar10_folder_is_passed_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let set = |n: usize| {
+        ImageSet::new(
+            cifar::SHAPE,
+            (0..n * 3072).map(|i| (i % 249) as u8).collect(),
+            (0..n).map(|i| (i % 10) as u32).collect(),
+        )
+        .unwrap()
+    };
+    // $FOVEA_DATA/cifar10 holds only the test batch; the user cache holds the whole dataset.
+    let partial = d.join("no-datasets-here/cifar10");
+    std::fs::create_dir_all(&partial).unwrap();
+    std::fs::write(partial.join(cifar::TEST_FILE), cifar::encode(&set(2))).unwrap();
+    let full = d.join("cache/fovea/cifar10");
+    std::fs::create_dir_all(&full).unwrap();
+    for f in cifar::TRAIN_FILES {
+        std::fs::write(full.join(f), cifar::encode(&set(3))).unwrap();
+    }
+    std::fs::write(full.join(cifar::TEST_FILE), cifar::encode(&set(2))).unwrap();
+    let out = common::run(d, &["data", "info", "--dataset", "cifar10"]);
+    let t = common::text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("cache/fovea/cifar10") && t.contains("15 train"),
+        "{t}"
+    );
+}
+
+#[test]
+fn a_one_image_class_is_never_held_out_entirely() {
+    // class 1 has a single image; holding out half of each class must keep it for training
+    let labels = [0u32, 0, 0, 0, 1, 0, 0];
+    for seed in 0..20 {
+        let (kept, held) = fovea::data::stratified_split(&labels, 2, 0.5, seed);
+        assert!(kept.contains(&4), "seed {seed}: {kept:?} / {held:?}");
+    }
+}
+
+#[test]
+fn train_and_test_limits_keep_class_proportions() {
+    let config = fovea::data::DataConfig {
+        train_limit: 100,
+        test_limit: 50,
+        val_fraction: 0.1,
+        ..Default::default()
+    };
+    let data = fovea::data::load(&config, 1).unwrap();
+    assert_eq!(
+        (data.train.len(), data.val.len(), data.test.len()),
+        (100, 1000, 50)
+    );
+    assert_eq!(data.train.class_counts(10), vec![10; 10]);
+    assert_eq!(data.test.class_counts(10), vec![5; 10]);
+    assert_eq!((data.source.train, data.source.test), (100, 50));
+    // the same seed picks the same images
+    let again = fovea::data::load(&config, 1).unwrap();
+    assert_eq!(again.train, data.train);
+}
+
+#[test]
+fn an_image_folder_with_train_and_test_subfolders_keeps_them_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |split: &str, class: &str, n: u8, v: u8| {
+        let d = dir.path().join(split).join(class);
+        std::fs::create_dir_all(&d).unwrap();
+        for i in 0..n {
+            image::GrayImage::from_pixel(5, 5, image::Luma([v + i]))
+                .save(d.join(format!("{i}.png")))
+                .unwrap();
+        }
+    };
+    write("train", "ants", 4, 10);
+    write("train", "bees", 3, 200);
+    write("test", "ants", 2, 50);
+    write("test", "bees", 1, 150);
+    let raw = fovea::data::folder::load(dir.path(), 0, 0.5, 1).unwrap();
+    assert_eq!(raw.classes, vec!["ants", "bees"]);
+    assert_eq!((raw.train.len(), raw.test.len()), (7, 3));
+    assert_eq!(raw.test.labels, vec![0, 0, 1]);
+    assert_eq!(raw.test.image(2)[0], 150);
+    assert_eq!(raw.files.len(), 1);
+    assert!(
+        raw.files[0].path.contains("manifest of 10 image files"),
+        "{:?}",
+        raw.files
+    );
+    // a test class the training set does not have is an error that names it
+    write("test", "wasps", 1, 90);
+    let err = format!(
+        "{:#}",
+        fovea::data::folder::load(dir.path(), 0, 0.5, 1).unwrap_err()
+    );
+    assert!(err.contains("wasps"), "{err}");
+}
+
+#[test]
+fn download_unpacks_an_archive_and_writes_sha256sums() {
+    // A CIFAR-10 archive in the official layout, served from loopback.
+    let set = |n: usize| {
+        ImageSet::new(
+            cifar::SHAPE,
+            (0..n * 3072).map(|i| (i % 241) as u8).collect(),
+            (0..n).map(|i| (i % 10) as u32).collect(),
+        )
+        .unwrap()
+    };
+    let mut tar = tar::Builder::new(Vec::new());
+    for f in cifar::TRAIN_FILES.iter().chain([&cifar::TEST_FILE]) {
+        let body = cifar::encode(&set(2));
+        let mut header = tar::Header::new_gnu();
+        header.set_size(body.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(
+            &mut header,
+            format!("cifar-10-batches-bin/{f}"),
+            body.as_slice(),
+        )
+        .unwrap();
+    }
+    let archive = gz(&tar.into_inner().unwrap());
+    let md5 = hex::encode(md5::Md5::digest(&archive));
+    let sha = hex::encode(sha2::Sha256::digest(&archive));
+    let (addr, server) = serve(vec![("/c.tar.gz", archive)], 1);
+    let spec: &'static sources::DatasetSpec = Box::leak(Box::new(sources::DatasetSpec {
+        name: "cifar10",
+        format: sources::Format::Cifar10,
+        classes: &cifar::CLASSES,
+        files: Box::leak(Box::new([RemoteFile {
+            name: "cifar-10-binary.tar.gz",
+            url: leak(format!("{addr}/c.tar.gz")),
+            checksum: Checksum::Md5(leak(md5)),
+        }])),
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    sources::download(spec, dir.path(), true).unwrap();
+    server.join().unwrap();
+    let sums = std::fs::read_to_string(dir.path().join("SHA256SUMS")).unwrap();
+    assert_eq!(sums, format!("{sha}  cifar-10-binary.tar.gz\n"));
+    let raw = sources::load_dir(spec, dir.path()).unwrap();
+    assert_eq!((raw.train.len(), raw.test.len()), (10, 2));
 }

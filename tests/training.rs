@@ -10,7 +10,7 @@ use common::{read_json, run, text, train};
 
 /// Final weights of a run's last checkpoint, as floats.
 fn final_weights(run_dir: &Path) -> Vec<f32> {
-    let loaded = fovea::session::load_run(run_dir, "last", None).unwrap();
+    let loaded = fovea::trained::load_run(run_dir, "last", None).unwrap();
     fovea::models::flat_params(&loaded.model)
 }
 
@@ -23,10 +23,10 @@ fn logged(run_dir: &Path) -> Vec<(usize, u64, String, String, String, String)> {
             (
                 r.epoch,
                 r.step,
-                r.split,
-                r.scope,
-                format!("{:.9}", r.loss),
-                format!("{:.9}", r.accuracy),
+                r.split.clone(),
+                r.scope.clone(),
+                format!("{:?}", r.get("loss").unwrap()),
+                format!("{:?}", r.get("accuracy").unwrap()),
             )
         })
         .collect()
@@ -139,6 +139,29 @@ fn a_sequence_model_resumes_exactly_too() {
         "model.hidden=32",
         "--set",
         "model.dropout=0.3",
+    ]);
+}
+
+#[test]
+fn resume_is_exact_with_augmentation_on() {
+    // Shifts and flips are drawn per (seed, epoch, batch): the resumed run draws the same.
+    crash_and_resume_matches_straight(&[
+        "--set",
+        "data.augment.shift=2",
+        "--set",
+        "data.augment.flip=true",
+    ]);
+}
+
+#[test]
+fn the_cnn_rnn_hybrid_resumes_exactly() {
+    crash_and_resume_matches_straight(&[
+        "--set",
+        "model.kind=cnn-rnn",
+        "--set",
+        "model.hidden=16",
+        "--set",
+        "model.blocks=[{channels=8},{channels=16,dropout=0.2}]",
     ]);
 }
 
@@ -403,19 +426,23 @@ fn a_diverging_run_stops_with_a_clear_message() {
 }
 
 #[test]
-fn ctrl_c_checkpoints_and_resume_finishes_the_run() {
+fn ctrl_c_checkpoints_mid_epoch_and_resume_matches_the_uninterrupted_run() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let mut args = vec!["train", "--name", "int"];
-    args.extend_from_slice(common::SMALL);
-    args.extend_from_slice(&[
+    let setup = [
         "--set",
         "train.epochs=6",
         "--set",
         "train.checkpoint_every=0",
-    ]);
+    ];
+    let straight = train(d, "straight", &setup);
+    assert!(straight.status.success(), "{}", text(&straight));
+
+    let mut args = vec!["train", "--name", "int"];
+    args.extend_from_slice(common::SMALL);
+    args.extend_from_slice(&setup);
     let mut child = common::fovea(d).args(&args).spawn().unwrap();
-    // wait until training runs (the first epoch checkpoint exists), then send SIGINT
+    // Wait until training runs (the first epoch's checkpoint exists), then send SIGINT.
     let ckpts = d.join("artifacts/int/checkpoints");
     let start = Instant::now();
     while fovea::train::checkpoint::list(&ckpts)
@@ -434,30 +461,135 @@ fn ctrl_c_checkpoints_and_resume_finishes_the_run() {
         .status()
         .unwrap();
     let status = child.wait().unwrap();
-    let info = read_json(&d.join("artifacts/int/run.json"));
-    if status.code() == Some(130) {
-        assert_eq!(info["status"], "interrupted");
-        let steps: Vec<u64> = fovea::train::checkpoint::list(&ckpts)
-            .unwrap()
-            .iter()
-            .map(|c| c.0)
-            .collect();
-        assert!(
-            steps.len() >= 2,
-            "the interrupt wrote a checkpoint of its own: {steps:?}"
-        );
-    } else {
-        // the run finished before the signal arrived
-        assert_eq!(status.code(), Some(0));
-    }
-    let resumed = run(d, &["resume", "artifacts/int", "--quiet"]);
-    assert!(resumed.status.success(), "{}", text(&resumed));
+    assert_eq!(status.code(), Some(130), "the run was not interrupted");
     assert_eq!(
         read_json(&d.join("artifacts/int/run.json"))["status"],
-        "completed"
+        "interrupted"
     );
+    // The interrupt wrote a checkpoint of its own, in mid-epoch (epoch checkpoints have batch 0).
+    let newest = &fovea::train::checkpoint::list(&ckpts).unwrap()[0].1;
+    let (meta, _): (serde_json::Value, _) = fovea::train::checkpoint::read(newest).unwrap();
+    assert!(meta["state"]["batch"].as_u64().unwrap() > 0, "{meta}");
+
+    let resumed = run(d, &["resume", "artifacts/int", "--quiet"]);
+    assert!(resumed.status.success(), "{}", text(&resumed));
+    let (a, b) = (d.join("artifacts/straight"), d.join("artifacts/int"));
+    assert_eq!(read_json(&b.join("run.json"))["status"], "completed");
+    assert_eq!(read_json(&b.join("summary.json"))["steps"], 60);
     assert_eq!(
-        read_json(&d.join("artifacts/int/summary.json"))["steps"],
-        60
+        final_weights(&a),
+        final_weights(&b),
+        "weights differ after resume"
     );
+    assert_eq!(logged(&a), logged(&b), "metrics.jsonl differs after resume");
+}
+
+#[test]
+fn bench_measures_and_writes_bench_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        dir.path(),
+        &[
+            "bench",
+            "--steps",
+            "2",
+            "--repeats",
+            "2",
+            "--warmup",
+            "1",
+            "--infer-batch",
+            "32",
+            "--name",
+            "b",
+            "--set",
+            "train.batch_size=16",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("train img/s") && t.contains("bench.json"), "{t}");
+    let b = read_json(&dir.path().join("artifacts/b/bench.json"));
+    assert_eq!(b["model"], "cnn");
+    assert_eq!(b["backend"], "flex");
+    assert_eq!(b["batch_size"], 16);
+    assert_eq!(b["parameters"], 421_930);
+    assert_eq!(b["train_rounds"].as_array().unwrap().len(), 2);
+    for key in ["train_images_per_sec", "infer_images_per_sec"] {
+        assert!(b[key].as_f64().unwrap() > 1.0, "{key}: {b}");
+    }
+    // the reported figure is the median of the rounds
+    let rounds: Vec<f64> = b["infer_rounds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert!(
+        rounds.contains(&b["infer_images_per_sec"].as_f64().unwrap()),
+        "{b}"
+    );
+}
+
+/// The key sets of a classifier run's files, as `tests/fixtures/classifier-run-keys.json` lists
+/// them: what a classifier run writes stays what it wrote before tasks were generalized (plus the
+/// keys added since, which the fixture's history shows).
+#[test]
+fn a_classifier_run_writes_the_files_and_keys_it_always_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = train(dir.path(), "k", &["--set", "train.epochs=2"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let run_dir = dir.path().join("artifacts/k");
+    let keys = |v: &serde_json::Value| -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    let mut files: Vec<String> = std::fs::read_dir(&run_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|f| !f.starts_with('.'))
+        .collect();
+    files.sort();
+    let info = read_json(&run_dir.join("run.json"));
+    let summary = read_json(&run_dir.join("summary.json"));
+    let mut records = std::collections::BTreeMap::<String, Vec<String>>::new();
+    for line in std::fs::read_to_string(run_dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+    {
+        let r: serde_json::Value = serde_json::from_str(line).unwrap();
+        let kind = format!(
+            "{}/{}",
+            r["split"].as_str().unwrap(),
+            r["scope"].as_str().unwrap()
+        );
+        let entry = records.entry(kind).or_default();
+        for k in keys(&r) {
+            if !entry.contains(&k) {
+                entry.push(k);
+            }
+        }
+        entry.sort();
+    }
+    let csv = std::fs::read_to_string(run_dir.join("metrics.csv")).unwrap();
+    let got = serde_json::json!({
+        "files": files,
+        "run.json": keys(&info),
+        "run.json data": keys(&info["data"]),
+        "summary.json": keys(&summary),
+        "summary.json last": keys(&summary["last"]),
+        "summary.json best": keys(&summary["best"]),
+        "metrics.jsonl": records,
+        "metrics.csv": csv.lines().next().unwrap().split(',').collect::<Vec<_>>(),
+    });
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/classifier-run-keys.json");
+    let want = read_json(&fixture);
+    assert_eq!(
+        got,
+        want,
+        "got:\n{}",
+        serde_json::to_string_pretty(&got).unwrap()
+    );
+    assert!(run_dir.join("checkpoints/best.ckpt").is_file());
 }

@@ -11,8 +11,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::ImageSet;
-use crate::config::AugmentConfig;
+use super::config::AugmentConfig;
+use super::set::ImageSet;
 
 /// Per-channel mean and standard deviation of the training images, on the [0, 1] scale.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -212,7 +212,7 @@ pub fn eval_batches<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::InputShape;
+    use crate::data::set::InputShape;
 
     fn tiny() -> ImageSet {
         let shape = InputShape {

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use super::{ImageSet, InputShape};
+use super::set::{ImageSet, InputShape};
 
 pub const SHAPE: InputShape = InputShape {
     channels: 3,
@@ -34,12 +34,17 @@ pub const TRAIN_FILES: [&str; 5] = [
 ];
 pub const TEST_FILE: &str = "test_batch.bin";
 
-/// The folder that holds the batch files: `dir` itself or `dir/cifar-10-batches-bin`
-/// (the layout of the official archive).
+/// The folder that holds all six batch files: `dir` itself or `dir/cifar-10-batches-bin`
+/// (the layout of the official archive). A folder missing any of them is not a CIFAR-10 copy.
 pub fn batches_dir(dir: &Path) -> Option<PathBuf> {
     [dir.to_path_buf(), dir.join("cifar-10-batches-bin")]
         .into_iter()
-        .find(|d| d.join(TEST_FILE).is_file())
+        .find(|d| {
+            TRAIN_FILES
+                .iter()
+                .chain([&TEST_FILE])
+                .all(|f| d.join(f).is_file())
+        })
 }
 
 /// Parses the records of one batch file.

@@ -2,37 +2,69 @@
 //! Class names are the folder names, sorted. Images are converted to the channels and size of the
 //! set (grayscale when every image is grayscale, else RGB; the size of the first image unless
 //! `image_size` is set).
+//!
+//! A file is an image when its extension names an image format. Formats this build decodes are
+//! read; any other image format is an error that names the file (never a silent skip). The set's
+//! files are recorded as one SHA-256 over a sorted manifest of (path, SHA-256 of the contents), so a
+//! resumed run can tell changed data from the same data.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use image::ImageFormat;
+use sha2::{Digest, Sha256};
 
-use super::{ImageSet, InputShape, RawDataset, stratified_split};
+use super::set::{FileRecord, ImageSet, InputShape, RawDataset};
+use super::split::stratified_split;
 
-const EXTENSIONS: [&str; 9] = [
-    "png", "jpg", "jpeg", "bmp", "gif", "tif", "tiff", "webp", "pgm",
-];
+/// The image files of one class folder.
+type Class = (String, Vec<PathBuf>);
+
+/// Whether `path` is an image fovea can read: `Ok(true)` for a decodable format, `Ok(false)` for a
+/// file that is not an image, an error for an image format this build cannot decode.
+fn is_readable_image(path: &Path) -> Result<bool> {
+    let Some(format) = path.extension().and_then(ImageFormat::from_extension) else {
+        return Ok(false);
+    };
+    if !format.reading_enabled() {
+        bail!(
+            "{}: {format:?} images cannot be read by this build of fovea; convert it to one of: {}",
+            path.display(),
+            readable_extensions().join(", ")
+        );
+    }
+    Ok(true)
+}
+
+/// The file extensions of every image format this build decodes.
+pub fn readable_extensions() -> Vec<&'static str> {
+    ImageFormat::all()
+        .filter(|f| f.reading_enabled())
+        .flat_map(|f| f.extensions_str().iter().copied())
+        .collect()
+}
 
 /// Lists `(class name, image paths)` under `root`, classes sorted by name, files by path.
-fn scan(root: &Path) -> Result<Vec<(String, Vec<PathBuf>)>> {
+fn scan(root: &Path) -> Result<Vec<Class>> {
     let mut classes = Vec::new();
     let entries = std::fs::read_dir(root)
         .with_context(|| format!("cannot list image folder {}", root.display()))?;
     for entry in entries {
         let entry = entry.with_context(|| format!("cannot list {}", root.display()))?;
-        if !entry.file_type()?.is_dir() {
+        let kind = entry
+            .file_type()
+            .with_context(|| format!("cannot read {}", entry.path().display()))?;
+        if !kind.is_dir() {
             continue;
         }
         let mut files = Vec::new();
         for f in std::fs::read_dir(entry.path())
             .with_context(|| format!("cannot list {}", entry.path().display()))?
         {
-            let path = f?.path();
-            let ext = path
-                .extension()
-                .and_then(|e| e.to_str())
-                .map(|e| e.to_ascii_lowercase());
-            if ext.is_some_and(|e| EXTENSIONS.contains(&e.as_str())) {
+            let path = f
+                .with_context(|| format!("cannot list {}", entry.path().display()))?
+                .path();
+            if is_readable_image(&path)? {
                 files.push(path);
             }
         }
@@ -54,8 +86,16 @@ fn scan(root: &Path) -> Result<Vec<(String, Vec<PathBuf>)>> {
 
 /// Decodes one image file into the set's shape.
 pub fn decode(path: &Path, shape: InputShape) -> Result<Vec<u8>> {
-    let img =
-        image::open(path).with_context(|| format!("cannot decode image {}", path.display()))?;
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    decode_bytes(path, &bytes, shape)
+}
+
+fn decode_bytes(path: &Path, bytes: &[u8], shape: InputShape) -> Result<Vec<u8>> {
+    let img = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .decode()
+        .with_context(|| format!("cannot decode image {}", path.display()))?;
     Ok(to_shape(img, shape))
 }
 
@@ -85,10 +125,14 @@ pub fn to_shape(img: image::DynamicImage, shape: InputShape) -> Vec<u8> {
     }
 }
 
+/// Decodes every image of `classes` (labels by position in `names`), adding each file's path
+/// (relative to `root`) and SHA-256 to `manifest`.
 fn load_set(
-    classes: &[(String, Vec<PathBuf>)],
+    root: &Path,
+    classes: &[Class],
     names: &[String],
     shape: InputShape,
+    manifest: &mut Manifest,
 ) -> Result<ImageSet> {
     let (mut images, mut labels) = (Vec::new(), Vec::new());
     for (name, files) in classes {
@@ -96,7 +140,9 @@ fn load_set(
             bail!("class folder `{name}` appears in the test set but not in the training set");
         };
         for f in files {
-            images.extend(decode(f, shape)?);
+            let bytes = std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?;
+            manifest.add(root, f, &bytes);
+            images.extend(decode_bytes(f, &bytes, shape)?);
             labels.push(label as u32);
         }
     }
@@ -104,32 +150,28 @@ fn load_set(
 }
 
 /// Picks channels and size from the images: RGB if any image has colour.
-fn infer_shape(classes: &[(String, Vec<PathBuf>)], image_size: usize) -> Result<InputShape> {
-    let first = &classes[0].1[0];
-    let img =
-        image::open(first).with_context(|| format!("cannot decode image {}", first.display()))?;
+fn infer_shape(classes: &[Class], image_size: usize) -> Result<InputShape> {
+    let mut first = None;
     let mut color = false;
-    for (_, files) in classes {
+    'all: for (_, files) in classes {
         for f in files {
-            let c = image::ImageReader::open(f)
+            let decoder = image::ImageReader::open(f)
                 .with_context(|| format!("cannot open image {}", f.display()))?
-                .with_guessed_format()?
+                .with_guessed_format()
+                .with_context(|| format!("cannot read {}", f.display()))?
                 .into_decoder()
-                .map(|d| image::ImageDecoder::color_type(&d))
                 .with_context(|| format!("cannot decode image {}", f.display()))?;
-            if c.has_color() {
+            let (w, h) = image::ImageDecoder::dimensions(&decoder);
+            first.get_or_insert((h as usize, w as usize));
+            if image::ImageDecoder::color_type(&decoder).has_color() {
                 color = true;
-                break;
+                break 'all;
             }
         }
-        if color {
-            break;
-        }
     }
-    let (h, w) = if image_size > 0 {
-        (image_size, image_size)
-    } else {
-        (img.height() as usize, img.width() as usize)
+    let (h, w) = match (image_size, first) {
+        (0, Some(hw)) => hw,
+        _ => (image_size, image_size),
     };
     Ok(InputShape {
         channels: if color { 3 } else { 1 },
@@ -138,30 +180,67 @@ fn infer_shape(classes: &[(String, Vec<PathBuf>)], image_size: usize) -> Result<
     })
 }
 
+/// (relative path, SHA-256) of every file read, and their total size.
+#[derive(Default)]
+struct Manifest {
+    entries: Vec<(String, String)>,
+    bytes: u64,
+}
+
+impl Manifest {
+    fn add(&mut self, root: &Path, file: &Path, bytes: &[u8]) {
+        let rel = file.strip_prefix(root).unwrap_or(file);
+        self.entries.push((
+            rel.to_string_lossy().replace('\\', "/"),
+            hex::encode(Sha256::digest(bytes)),
+        ));
+        self.bytes += bytes.len() as u64;
+    }
+
+    /// One record for the whole folder: the SHA-256 of the sorted `sha256  path` lines.
+    fn record(mut self, root: &Path) -> FileRecord {
+        self.entries.sort();
+        let mut text = String::new();
+        for (path, sha) in &self.entries {
+            text.push_str(&format!("{sha}  {path}\n"));
+        }
+        FileRecord {
+            path: format!(
+                "{} (manifest of {} image files)",
+                root.display(),
+                self.entries.len()
+            ),
+            bytes: self.bytes,
+            sha256: hex::encode(Sha256::digest(text.as_bytes())),
+        }
+    }
+}
+
 /// Loads an image-folder dataset. Without `train/` and `test/` subfolders, `test_fraction` of
 /// each class is held out as the test set, chosen by `seed`.
 pub fn load(root: &Path, image_size: usize, test_fraction: f64, seed: u64) -> Result<RawDataset> {
     let (train_dir, test_dir) = (root.join("train"), root.join("test"));
     let origin = root.display().to_string();
+    let mut manifest = Manifest::default();
     if train_dir.is_dir() && test_dir.is_dir() {
         let train_classes = scan(&train_dir)?;
         let test_classes = scan(&test_dir)?;
         let names: Vec<String> = train_classes.iter().map(|c| c.0.clone()).collect();
         let shape = infer_shape(&train_classes, image_size)?;
-        let train = load_set(&train_classes, &names, shape)?;
-        let test = load_set(&test_classes, &names, shape)?;
+        let train = load_set(root, &train_classes, &names, shape, &mut manifest)?;
+        let test = load_set(root, &test_classes, &names, shape, &mut manifest)?;
         return Ok(RawDataset {
             train,
             test,
             classes: names,
             origin,
-            files: Vec::new(),
+            files: vec![manifest.record(root)],
         });
     }
     let classes = scan(root)?;
     let names: Vec<String> = classes.iter().map(|c| c.0.clone()).collect();
     let shape = infer_shape(&classes, image_size)?;
-    let all = load_set(&classes, &names, shape)?;
+    let all = load_set(root, &classes, &names, shape, &mut manifest)?;
     let (train_idx, test_idx) =
         stratified_split(&all.labels, names.len(), test_fraction, seed ^ 0x7e57);
     if test_idx.is_empty() {
@@ -174,6 +253,6 @@ pub fn load(root: &Path, image_size: usize, test_fraction: f64, seed: u64) -> Re
         test: all.select(&test_idx),
         classes: names,
         origin,
-        files: Vec::new(),
+        files: vec![manifest.record(root)],
     })
 }

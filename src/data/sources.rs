@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use sha2::Digest;
 
-use super::{FileRecord, ImageSet, InputShape, RawDataset, cifar, idx};
-use crate::config::DataConfig;
+use super::set::{FileRecord, ImageSet, InputShape, RawDataset};
+use super::{cifar, idx};
 
 /// The built-in sample: 1000 train + 200 test images per class of Fashion-MNIST
 /// (made by scripts/make_sample.py; licence in data/sample/LICENSE).
@@ -151,6 +151,29 @@ pub fn catalog(name: &str) -> Option<&'static DatasetSpec> {
     CATALOG.iter().find(|s| s.name == name)
 }
 
+/// Accepts a dataset name fovea knows, or says which names exist.
+pub fn check_dataset_name(name: &str) -> std::result::Result<(), String> {
+    if name == "sample" || name == "folder" || catalog(name).is_some() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` is not a dataset fovea knows; use one of: sample, folder, {}",
+            CATALOG
+                .iter()
+                .map(|s| s.name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    }
+}
+
+/// The system-wide dataset folder: `$FOVEA_SYSTEM_DATA`, else Debian's `/usr/share/datasets`.
+fn system_datasets() -> PathBuf {
+    std::env::var_os("FOVEA_SYSTEM_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/share/datasets"))
+}
+
 /// The places searched for a named dataset, in order, each with the reason it is searched.
 pub fn candidates(name: &str, explicit: Option<&Path>) -> Vec<(PathBuf, &'static str)> {
     let mut out = Vec::new();
@@ -165,10 +188,7 @@ pub fn candidates(name: &str, explicit: Option<&Path>) -> Vec<(PathBuf, &'static
     if let Some(cache) = dirs::cache_dir() {
         out.push((cache.join("fovea").join(name), "user cache"));
     }
-    out.push((
-        PathBuf::from("/usr/share/datasets").join(name),
-        "system datasets",
-    ));
+    out.push((system_datasets().join(name), "system datasets"));
     out
 }
 
@@ -221,36 +241,6 @@ pub fn locate(spec: &DatasetSpec, explicit: Option<&Path>) -> Result<PathBuf> {
         list.join("\n"),
         spec.name
     )
-}
-
-/// Loads the configured dataset (without the validation split).
-pub fn load_raw(config: &DataConfig, seed: u64, quiet: bool) -> Result<RawDataset> {
-    match config.dataset.as_str() {
-        "sample" => sample(),
-        "folder" => {
-            let Some(path) = &config.path else {
-                bail!(
-                    "data.dataset = \"folder\" needs data.path (or --data-dir) naming the image folder"
-                );
-            };
-            super::folder::load(path, config.image_size, config.test_fraction, seed)
-        }
-        name => {
-            let spec = catalog(name).expect("dataset name was validated");
-            match locate(spec, config.path.as_deref()) {
-                Ok(dir) => load_dir(spec, &dir),
-                Err(e) if spec.name == "fashion-mnist" && config.path.is_none() => {
-                    if !quiet {
-                        eprintln!(
-                            "note: {e:#}\nnote: using the built-in sample instead: {SAMPLE_ORIGIN}"
-                        );
-                    }
-                    sample()
-                }
-                Err(e) => Err(e),
-            }
-        }
-    }
 }
 
 /// Reads a named dataset from a folder in its layout, recording each file's checksum.
@@ -401,7 +391,7 @@ pub fn download_file(file: &RemoteFile, dir: &Path, quiet: bool) -> Result<Strin
         .get("content-length")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let bar = crate::train::progress::download_bar(file.name, total, quiet);
+    let bar = crate::progress::download_bar(file.name, total, quiet);
     let tmp = dir.join(format!(".{}.part", file.name));
     let mut out =
         std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
@@ -468,14 +458,15 @@ pub fn download(spec: &DatasetSpec, dir: &Path, quiet: bool) -> Result<()> {
         let sha = download_file(file, dir, quiet)?;
         sums.push_str(&format!("{sha}  {}\n", file.name));
         if file.name.ends_with(".tar.gz") {
-            let archive = std::fs::File::open(dir.join(file.name))?;
+            let path = dir.join(file.name);
+            let archive = std::fs::File::open(&path)
+                .with_context(|| format!("cannot open {}", path.display()))?;
             tar::Archive::new(flate2::read::GzDecoder::new(archive))
                 .unpack(dir)
                 .with_context(|| format!("cannot unpack {} into {}", file.name, dir.display()))?;
         }
     }
-    std::fs::write(dir.join("SHA256SUMS"), sums)
-        .with_context(|| format!("cannot write {}/SHA256SUMS", dir.display()))?;
+    crate::fsio::write_atomic(&dir.join("SHA256SUMS"), sums.as_bytes())?;
     if !is_complete(spec, dir) {
         bail!(
             "{}: downloaded files do not form a complete `{}` dataset",

@@ -4,53 +4,36 @@
 use anyhow::Result;
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use serde::{Deserialize, Serialize};
 
 use super::cnn::{BlockConfig, ConvStack, reference_blocks, validate_blocks};
-use super::rnn::{Cell, Readout, SeqEncoder, SeqSpec, rows};
+use super::rnn::{Cell, Readout, SeqEncoder, SeqSpec, recurrent_config, rows};
 use crate::data::InputShape;
 
-/// `[model] kind = "cnn-rnn"`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct CnnRnnConfig {
-    /// Conv blocks, as in `kind = "cnn"`.
-    pub blocks: Vec<BlockConfig>,
-    pub cell: Cell,
-    pub hidden: usize,
-    pub layers: usize,
-    pub bidirectional: bool,
-    /// Dropout between recurrent layers and before the classifier.
-    pub dropout: f64,
-    pub readout: Readout,
+recurrent_config! {
+    /// `[model] kind = "cnn-rnn"`.
+    pub struct CnnRnnConfig {
+        /// Conv blocks, as in `kind = "cnn"`.
+        pub blocks: Vec<BlockConfig>,
+    }
 }
 
 impl Default for CnnRnnConfig {
     fn default() -> Self {
-        Self {
-            blocks: reference_blocks(),
-            cell: Cell::Lstm,
-            hidden: 128,
-            layers: 1,
-            bidirectional: true,
-            dropout: 0.3,
-            readout: Readout::Mean,
-        }
+        Self::with_spec(
+            reference_blocks(),
+            SeqSpec {
+                cell: Cell::Lstm,
+                hidden: 128,
+                layers: 1,
+                bidirectional: true,
+                dropout: 0.3,
+                readout: Readout::Mean,
+            },
+        )
     }
 }
 
 impl CnnRnnConfig {
-    pub fn spec(&self) -> SeqSpec {
-        SeqSpec {
-            cell: self.cell,
-            hidden: self.hidden,
-            layers: self.layers,
-            bidirectional: self.bidirectional,
-            dropout: self.dropout,
-            readout: self.readout,
-        }
-    }
-
     pub fn validate(&self) -> Result<(), String> {
         validate_blocks(&self.blocks)?;
         self.spec().validate()

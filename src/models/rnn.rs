@@ -74,46 +74,84 @@ impl SeqSpec {
     }
 }
 
-/// `[model] kind = "rnn"`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct RnnConfig {
-    pub scan: Scan,
-    pub cell: Cell,
-    pub hidden: usize,
-    pub layers: usize,
-    pub bidirectional: bool,
-    /// Dropout between recurrent layers and before the classifier.
-    pub dropout: f64,
-    pub readout: Readout,
+/// Declares a model config struct holding the recurrent keys (the one definition of them, shared
+/// by `rnn` and `cnn-rnn`) besides its own fields, with `spec()` to read them and `with_spec` to
+/// set them. serde's `flatten` cannot do this: it does not work with `deny_unknown_fields`.
+macro_rules! recurrent_config {
+    ($(#[$meta:meta])* pub struct $name:ident { $($(#[$fmeta:meta])* pub $field:ident: $ty:ty,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+        #[serde(default, deny_unknown_fields)]
+        pub struct $name {
+            $($(#[$fmeta])* pub $field: $ty,)*
+            /// `lstm` or `gru`.
+            pub cell: $crate::models::rnn::Cell,
+            /// Units per direction.
+            pub hidden: usize,
+            /// Stacked recurrent layers.
+            pub layers: usize,
+            /// Read each sequence both ways.
+            pub bidirectional: bool,
+            /// Dropout between recurrent layers and before the classifier.
+            pub dropout: f64,
+            /// `last` (final hidden state) or `mean` (over time).
+            pub readout: $crate::models::rnn::Readout,
+        }
+
+        impl $name {
+            pub fn spec(&self) -> $crate::models::rnn::SeqSpec {
+                $crate::models::rnn::SeqSpec {
+                    cell: self.cell,
+                    hidden: self.hidden,
+                    layers: self.layers,
+                    bidirectional: self.bidirectional,
+                    dropout: self.dropout,
+                    readout: self.readout,
+                }
+            }
+
+            /// The config with its own fields `$field` and the recurrent keys from `spec`.
+            fn with_spec($($field: $ty,)* spec: $crate::models::rnn::SeqSpec) -> Self {
+                Self {
+                    $($field,)*
+                    cell: spec.cell,
+                    hidden: spec.hidden,
+                    layers: spec.layers,
+                    bidirectional: spec.bidirectional,
+                    dropout: spec.dropout,
+                    readout: spec.readout,
+                }
+            }
+        }
+    };
+}
+pub(crate) use recurrent_config;
+
+recurrent_config! {
+    /// `[model] kind = "rnn"`.
+    pub struct RnnConfig {
+        /// `rows`, `columns` or `rows+columns`.
+        pub scan: Scan,
+    }
 }
 
 impl Default for RnnConfig {
     fn default() -> Self {
-        Self {
-            scan: Scan::Rows,
-            cell: Cell::Lstm,
-            hidden: 128,
-            layers: 2,
-            bidirectional: false,
-            dropout: 0.2,
-            readout: Readout::Last,
-        }
+        Self::with_spec(
+            Scan::Rows,
+            SeqSpec {
+                cell: Cell::Lstm,
+                hidden: 128,
+                layers: 2,
+                bidirectional: false,
+                dropout: 0.2,
+                readout: Readout::Last,
+            },
+        )
     }
 }
 
 impl RnnConfig {
-    pub fn spec(&self) -> SeqSpec {
-        SeqSpec {
-            cell: self.cell,
-            hidden: self.hidden,
-            layers: self.layers,
-            bidirectional: self.bidirectional,
-            dropout: self.dropout,
-            readout: self.readout,
-        }
-    }
-
     pub fn validate(&self) -> Result<(), String> {
         self.spec().validate()
     }
@@ -329,5 +367,54 @@ mod tests {
             .unwrap();
         // column 0: channel 0 (0,3), channel 1 (6,9)
         assert_eq!(&c[..4], &[0.0, 3.0, 6.0, 9.0]);
+    }
+
+    fn values(t: Tensor<2>) -> Vec<f32> {
+        t.into_data().convert::<f32>().try_into_vec().unwrap()
+    }
+
+    /// The bidirectional `last` readout is the forward direction's state at the last step and the
+    /// backward direction's state at the first step, in that order: each has read the whole image.
+    #[test]
+    fn bidirectional_last_readout_takes_each_direction_where_it_ends() {
+        let device = Device::flex();
+        device.seed(5);
+        for cell in [Cell::Lstm, Cell::Gru] {
+            let h = 3;
+            let spec = SeqSpec {
+                cell,
+                hidden: h,
+                layers: 1,
+                bidirectional: true,
+                dropout: 0.0,
+                readout: Readout::Last,
+            };
+            let enc = SeqEncoder::init(&spec, 4, &device);
+            let x = Tensor::<3>::random([2, 5, 4], burn::tensor::Distribution::Default, &device);
+            let out = enc.forward(x.clone()); // [2, 2h]
+            let states = enc.layers[0].forward(x.clone()); // [2, 5, 2h]
+            let expected = Tensor::cat(
+                vec![
+                    states.clone().slice([0..2, 4..5, 0..h]).reshape([2, h]),
+                    states.slice([0..2, 0..1, h..2 * h]).reshape([2, h]),
+                ],
+                1,
+            );
+            assert_eq!(values(out.clone()), values(expected), "{cell:?}");
+            // Changing only the first or only the last row changes both halves of the readout.
+            for t in [0, 4] {
+                let bump = Tensor::<3>::zeros([2, 5, 4], &device)
+                    .slice_assign([0..2, t..t + 1, 0..4], Tensor::ones([2, 1, 4], &device));
+                let moved = values(enc.forward(x.clone() + bump));
+                let before = values(out.clone());
+                for half in [0..h, h..2 * h] {
+                    let changed = half.clone().any(|i| (moved[i] - before[i]).abs() > 1e-6);
+                    assert!(
+                        changed,
+                        "{cell:?}: row {t} does not reach features {half:?}"
+                    );
+                }
+            }
+        }
     }
 }

@@ -1,3 +1,3 @@
-//! Reports read only what a run wrote: plots of its metrics and its confusion matrix.
+//! Reports: pictures drawn from what a run wrote (its metric records, a test report).
 
 pub mod plots;

@@ -1,4 +1,4 @@
-//! PNG plots: loss and accuracy curves, confusion matrix.
+//! PNG plots: the curves of a run's metrics, and a confusion matrix.
 
 use std::path::Path;
 use std::sync::Once;
@@ -7,9 +7,8 @@ use anyhow::{Result, anyhow};
 use plotters::prelude::*;
 
 use crate::train::metrics::Record;
+use crate::train::task::Curve;
 
-pub const LOSS: &str = "loss.png";
-pub const ACCURACY: &str = "accuracy.png";
 pub const CONFUSION: &str = "confusion.png";
 
 /// plotters draws text with fonts registered at run time; fovea embeds DejaVu Sans.
@@ -30,7 +29,7 @@ fn err<E: std::fmt::Debug>(path: &Path) -> impl FnOnce(E) -> anyhow::Error + '_ 
 type Series<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
 
 /// Draws curves against epochs (fractional for step records).
-fn curves(
+fn draw_curves(
     path: &Path,
     title: &str,
     y_label: &str,
@@ -92,60 +91,122 @@ fn curves(
     Ok(())
 }
 
-/// `loss.png` and `accuracy.png` from a run's metrics.
-pub fn curves_from_metrics(run: &Path, records: &[Record], steps_per_epoch: usize) -> Result<()> {
+/// Colours of the metrics drawn in one picture, in order: (logging steps, epochs, validation).
+const PALETTE: [(RGBColor, RGBColor, RGBColor); 3] = [
+    (RGBColor(150, 180, 220), BLUE, RED),
+    (
+        RGBColor(160, 210, 160),
+        RGBColor(0, 130, 0),
+        RGBColor(230, 130, 0),
+    ),
+    (
+        RGBColor(200, 170, 220),
+        RGBColor(120, 40, 160),
+        RGBColor(120, 80, 40),
+    ),
+];
+
+/// One PNG per curve the task declares, from a run's metric records: each metric on the
+/// training logging steps, the training epochs and validation.
+pub fn curves_from_metrics(
+    run: &Path,
+    records: &[Record],
+    steps_per_epoch: usize,
+    curves: &[Curve],
+) -> Result<()> {
     let spe = steps_per_epoch.max(1) as f64;
-    let pick = |split: &str, scope: &str, f: fn(&Record) -> f64| -> Vec<(f64, f64)> {
+    let pick = |split: &str, scope: &str, metric: &str| -> Vec<(f64, f64)> {
         records
             .iter()
             .filter(|r| r.split == split && r.scope == scope)
-            .map(|r| {
-                (
-                    if scope == "epoch" {
-                        r.epoch as f64
-                    } else {
-                        r.step as f64 / spe
-                    },
-                    f(r),
-                )
+            .filter_map(|r| {
+                let x = if scope == "epoch" {
+                    r.epoch as f64
+                } else {
+                    r.step as f64 / spe
+                };
+                r.get(metric).map(|y| (x, y))
             })
             .collect()
     };
-    let light = RGBColor(150, 180, 220);
-    curves(
-        &run.join(LOSS),
-        "Loss (softmax cross-entropy)",
-        "loss",
-        &[
-            (
-                "train (logging steps)",
-                light,
-                pick("train", "step", |r| r.loss),
-            ),
-            ("train (epoch)", BLUE, pick("train", "epoch", |r| r.loss)),
-            ("validation", RED, pick("val", "epoch", |r| r.loss)),
-        ],
-        SeriesLabelPosition::UpperRight,
-    )?;
-    curves(
-        &run.join(ACCURACY),
-        "Accuracy",
-        "accuracy",
-        &[
-            (
-                "train (logging steps)",
-                light,
-                pick("train", "step", |r| r.accuracy),
-            ),
-            (
-                "train (epoch)",
-                BLUE,
-                pick("train", "epoch", |r| r.accuracy),
-            ),
-            ("validation", RED, pick("val", "epoch", |r| r.accuracy)),
-        ],
-        SeriesLabelPosition::LowerRight,
-    )
+    for curve in curves {
+        let labels: Vec<[String; 3]> = curve
+            .metrics
+            .iter()
+            .map(|m| {
+                let prefix = if curve.metrics.len() > 1 {
+                    format!("{m} ")
+                } else {
+                    String::new()
+                };
+                [
+                    format!("{prefix}train (logging steps)"),
+                    format!("{prefix}train (epoch)"),
+                    format!("{prefix}validation"),
+                ]
+            })
+            .collect();
+        let mut series: Vec<Series> = Vec::new();
+        for (i, m) in curve.metrics.iter().enumerate() {
+            let (light, dark, val) = PALETTE[i % PALETTE.len()];
+            series.push((&labels[i][0], light, pick("train", "step", m)));
+            series.push((&labels[i][1], dark, pick("train", "epoch", m)));
+            series.push((&labels[i][2], val, pick("val", "epoch", m)));
+        }
+        // The legend goes where the curves are not: low when they rise, high when they fall.
+        let epochs = &series[1].2;
+        let rising = epochs.len() > 1 && epochs[epochs.len() - 1].1 > epochs[0].1;
+        let legend = if rising {
+            SeriesLabelPosition::LowerRight
+        } else {
+            SeriesLabelPosition::UpperRight
+        };
+        draw_curves(
+            &run.join(curve.file),
+            curve.title,
+            curve.y_label,
+            &series,
+            legend,
+        )?;
+    }
+    Ok(())
+}
+
+/// Where the confusion matrix's cells go: `cell` pixels square, after a margin for the labels.
+struct Grid {
+    n: usize,
+    cell: u32,
+    left: u32,
+    top: u32,
+}
+
+impl Grid {
+    fn new(n: usize) -> Self {
+        let cell = if n <= 12 { 56 } else { (700 / n.max(1)) as u32 }.max(8);
+        Grid {
+            n,
+            cell,
+            left: 170,
+            top: 70,
+        }
+    }
+
+    fn size(&self) -> (u32, u32) {
+        let side = self.cell * self.n as u32;
+        (self.left + side + 20, self.top + side + 50)
+    }
+
+    /// Top-left corner of cell (row `i`, column `j`).
+    fn at(&self, i: usize, j: usize) -> (i32, i32) {
+        (
+            (self.left + self.cell * j as u32) as i32,
+            (self.top + self.cell * i as u32) as i32,
+        )
+    }
+}
+
+fn font(size: u32) -> FontDesc<'static> {
+    ("sans-serif", size).into_font()
 }
 
 /// `confusion.png`: rows are true classes, columns predictions; cells shaded by row share.
@@ -156,77 +217,68 @@ pub fn confusion(
     title: &str,
 ) -> Result<()> {
     fonts();
-    let n = classes.len();
-    let cell = if n <= 12 { 56 } else { (700 / n.max(1)) as u32 }.max(8);
-    let (left, top) = (170u32, 70u32);
-    let size = (left + cell * n as u32 + 20, top + cell * n as u32 + 50);
-    let root = BitMapBackend::new(path, size).into_drawing_area();
+    let grid = Grid::new(classes.len());
+    let root = BitMapBackend::new(path, grid.size()).into_drawing_area();
     root.fill(&WHITE).map_err(err(path))?;
-    let font = |s: u32| ("sans-serif", s).into_font();
     root.draw(&Text::new(title.to_string(), (10, 10), font(22)))
         .map_err(err(path))?;
-    root.draw(&Text::new(
-        "predicted →",
-        (left as i32, top as i32 - 24),
-        font(15),
-    ))
-    .map_err(err(path))?;
+    let (left, top) = (grid.left as i32, grid.top as i32);
+    root.draw(&Text::new("predicted →", (left, top - 24), font(15)))
+        .map_err(err(path))?;
+    let half = grid.cell as i32 / 2;
     for (i, row) in matrix.iter().enumerate() {
         let total: usize = row.iter().sum::<usize>().max(1);
-        let y = (top + cell * i as u32) as i32;
-        root.draw(&Text::new(
-            classes[i].clone(),
-            (8, y + cell as i32 / 2 - 7),
-            font(14),
-        ))
-        .map_err(err(path))?;
+        let (_, y) = grid.at(i, 0);
+        root.draw(&Text::new(classes[i].clone(), (8, y + half - 7), font(14)))
+            .map_err(err(path))?;
         for (j, &v) in row.iter().enumerate() {
-            let x = (left + cell * j as u32) as i32;
-            let share = v as f64 / total as f64;
-            let shade = (255.0 * (1.0 - share)) as u8;
-            let color = if i == j {
-                RGBColor(shade, shade, 255)
-            } else {
-                RGBColor(255, shade, shade)
-            };
-            root.draw(&Rectangle::new(
-                [(x, y), (x + cell as i32, y + cell as i32)],
-                color.filled(),
-            ))
-            .map_err(err(path))?;
-            root.draw(&Rectangle::new(
-                [(x, y), (x + cell as i32, y + cell as i32)],
-                RGBColor(220, 220, 220),
-            ))
-            .map_err(err(path))?;
-            if n <= 12 {
-                let tc = if share > 0.6 { WHITE } else { BLACK };
-                let label = v.to_string();
-                let style = font(13).color(&tc);
-                root.draw(&Text::new(
-                    label.clone(),
-                    (
-                        x + cell as i32 / 2 - 4 * label.len() as i32,
-                        y + cell as i32 / 2 - 7,
-                    ),
-                    style,
-                ))
-                .map_err(err(path))?;
-            }
+            draw_cell(&root, &grid, i, j, v, v as f64 / total as f64).map_err(err(path))?;
         }
     }
-    // column labels, rotated text is not available with ab_glyph: write them stacked below
-    let y = (top + cell * n as u32 + 8) as i32;
+    // Column labels: rotated text is not available with ab_glyph, so they are stacked below.
+    let y = top + grid.cell as i32 * grid.n as i32 + 8;
     for (j, name) in classes.iter().enumerate() {
-        let x = (left + cell * j as u32) as i32 + 2;
-        let short: String = name.chars().take((cell as usize / 8).max(2)).collect();
+        let (x, _) = grid.at(0, j);
+        let short: String = name.chars().take((grid.cell as usize / 8).max(2)).collect();
         root.draw(&Text::new(
             short,
-            (x, y + if j % 2 == 0 { 0 } else { 18 }),
+            (x + 2, y + if j % 2 == 0 { 0 } else { 18 }),
             font(12),
         ))
         .map_err(err(path))?;
     }
     root.present().map_err(err(path))?;
+    Ok(())
+}
+
+/// One cell: blue on the diagonal, red off it, darker for a larger share of the row; the count
+/// written in it when the matrix is small enough to read.
+fn draw_cell<DB: DrawingBackend>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    grid: &Grid,
+    i: usize,
+    j: usize,
+    count: usize,
+    share: f64,
+) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let (x, y) = grid.at(i, j);
+    let c = grid.cell as i32;
+    let shade = (255.0 * (1.0 - share)) as u8;
+    let color = if i == j {
+        RGBColor(shade, shade, 255)
+    } else {
+        RGBColor(255, shade, shade)
+    };
+    root.draw(&Rectangle::new([(x, y), (x + c, y + c)], color.filled()))?;
+    root.draw(&Rectangle::new(
+        [(x, y), (x + c, y + c)],
+        RGBColor(220, 220, 220),
+    ))?;
+    if grid.n <= 12 {
+        let tc = if share > 0.6 { WHITE } else { BLACK };
+        let label = count.to_string();
+        let at = (x + c / 2 - 4 * label.len() as i32, y + c / 2 - 7);
+        root.draw(&Text::new(label, at, font(13).color(&tc)))?;
+    }
     Ok(())
 }

@@ -2,22 +2,35 @@
 //!
 //! Layout: `FOVEACKP` | format version (u32) | meta length (u64) | meta JSON | part count (u32) |
 //! for each part: name length (u32), name, data length (u64), data | SHA-256 of everything before.
-//! Parts are opaque blobs (model and optimizer records in burnpack form); the meta is the loop state.
-//! A file is written to a temporary name, synced and renamed, so a crash mid-write leaves the
-//! previous checkpoints untouched.
+//! Parts are opaque named blobs (each model's and optimizer's record in burnpack form); the meta is
+//! the loop state. A file is written to a temporary name, synced and renamed (`fsio`), so a crash
+//! mid-write leaves the previous checkpoints untouched.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use serde::{Serialize, de::DeserializeOwned};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use sha2::{Digest, Sha256};
 
-const MAGIC: &[u8; 8] = b"FOVEACKP";
-const VERSION: u32 = 1;
+use super::state::LoopState;
+use super::task::Part;
+use crate::data::InputShape;
+use crate::data::batch::Normalizer;
+use crate::fsio::write_atomic;
 
-/// A named blob inside a checkpoint.
-pub type Part = (String, Vec<u8>);
+const MAGIC: &[u8; 8] = b"FOVEACKP";
+const VERSION: u32 = 2;
+
+/// What a checkpoint records besides the task's parts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckpointMeta {
+    pub fovea_version: String,
+    pub model_kind: String,
+    pub classes: Vec<String>,
+    pub shape: InputShape,
+    pub normalizer: Normalizer,
+    pub state: LoopState,
+}
 
 /// Serializes a checkpoint into bytes.
 pub fn encode<M: Serialize>(meta: &M, parts: &[Part]) -> Result<Vec<u8>> {
@@ -100,28 +113,6 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Writes `bytes` to `path` atomically: temporary file, fsync, rename, fsync of the folder.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().context("checkpoint path has no folder")?;
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name().unwrap().to_string_lossy()
-    ));
-    let mut f =
-        std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    f.write_all(bytes)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    f.sync_all()
-        .with_context(|| format!("cannot sync {}", tmp.display()))?;
-    drop(f);
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        d.sync_all().ok(); // directory fsync is not supported everywhere; the rename already happened
-    }
-    Ok(())
-}
-
 /// Reads and verifies one checkpoint file.
 pub fn read<M: DeserializeOwned>(path: &Path) -> Result<(M, Vec<Part>)> {
     let bytes = std::fs::read(path)
@@ -143,7 +134,9 @@ pub fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
         return Ok(out);
     }
     for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
-        let path = entry?.path();
+        let path = entry
+            .with_context(|| format!("cannot list {}", dir.display()))?
+            .path();
         let name = path
             .file_name()
             .unwrap_or_default()
@@ -168,6 +161,46 @@ pub fn prune(dir: &Path, keep: usize) -> Result<()> {
             .with_context(|| format!("cannot remove old checkpoint {}", path.display()))?;
     }
     Ok(())
+}
+
+/// Makes `best.ckpt` hold the weights of `best_step`, which a crash between writing a step
+/// checkpoint and `best.ckpt`, or a fall-back past a corrupt checkpoint, can leave it without.
+/// Copies the step checkpoint of `best_step` when it is kept; otherwise removes a `best.ckpt`
+/// that holds other weights (it is written again when validation next improves). Returns what
+/// it did, for the user.
+pub fn reconcile_best(dir: &Path, best_step: Option<u64>) -> Result<Option<String>> {
+    let best = dir.join(BEST);
+    let held = if best.exists() {
+        read::<CheckpointMeta>(&best)
+            .ok()
+            .map(|(m, _)| m.state.step)
+    } else {
+        None
+    };
+    if held == best_step {
+        return Ok(None);
+    }
+    if let Some(step) = best_step {
+        let source = dir.join(step_name(step));
+        if source.exists() && read::<CheckpointMeta>(&source).is_ok() {
+            let bytes = std::fs::read(&source)
+                .with_context(|| format!("cannot read {}", source.display()))?;
+            write_atomic(&best, &bytes)?;
+            return Ok(Some(format!(
+                "{} did not hold the best weights (step {step}); restored it from {}",
+                best.display(),
+                source.display()
+            )));
+        }
+    }
+    if best.exists() {
+        std::fs::remove_file(&best).with_context(|| format!("cannot remove {}", best.display()))?;
+        return Ok(Some(format!(
+            "{} did not hold the weights of the best step; removed it (it is written again when validation improves)",
+            best.display()
+        )));
+    }
+    Ok(None)
 }
 
 /// The newest intact step checkpoint. Corrupt ones are reported on stderr and skipped.

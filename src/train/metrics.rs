@@ -1,15 +1,18 @@
 //! The metrics a run writes: `metrics.jsonl` (one object per logging step and per epoch and
-//! split), `metrics.csv` (one row per epoch, derived from the JSONL) and `summary.json`.
+//! split) and `metrics.csv` (one row per epoch, derived from the JSONL). Records are keyed by the
+//! task's metric names.
 
-use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+use super::state::LoopState;
+use super::task::{TaskSpec, Values};
+use crate::fsio;
+
 pub const JSONL: &str = "metrics.jsonl";
 pub const CSV: &str = "metrics.csv";
-pub const SUMMARY: &str = "summary.json";
 
 /// One line of `metrics.jsonl`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -22,27 +25,26 @@ pub struct Record {
     pub split: String,
     /// `step` (a logging interval) or `epoch` (a whole epoch).
     pub scope: String,
-    pub loss: f64,
-    pub accuracy: f64,
-    pub lr: f64,
+    /// The task's metrics for this split, and the learning rate of each optimizer.
+    #[serde(flatten)]
+    pub values: Values,
     pub images_per_sec: f64,
     /// Seconds of training so far (across resumes).
     pub elapsed_s: f64,
 }
 
-pub fn append(run: &Path, record: &Record) -> Result<()> {
-    let path = run.join(JSONL);
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    let mut line = serde_json::to_string(record)?;
-    line.push('\n');
-    f.write_all(line.as_bytes())
-        .with_context(|| format!("cannot write {}", path.display()))
+impl Record {
+    pub fn get(&self, name: &str) -> Option<f64> {
+        self.values.get(name).copied()
+    }
 }
 
+pub fn append(run: &Path, record: &Record) -> Result<()> {
+    fsio::append_line(&run.join(JSONL), &serde_json::to_string(record)?)
+}
+
+/// Every record of a run. A line that is not a record is an error that names its line: a
+/// metrics file with a line fovea cannot read is not one it can silently trust or rewrite.
 pub fn read_all(run: &Path) -> Result<Vec<Record>> {
     let path = run.join(JSONL);
     if !path.exists() {
@@ -50,38 +52,66 @@ pub fn read_all(run: &Path) -> Result<Vec<Record>> {
     }
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read {}", path.display()))?;
-    // A crash can cut the last line short; everything before it is whole.
-    Ok(text
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect())
+    text.lines()
+        .enumerate()
+        .map(|(i, line)| {
+            serde_json::from_str(line).with_context(|| {
+                format!(
+                    "{} line {}: not a metrics record ({}); fix or delete that line, then try again",
+                    path.display(),
+                    i + 1,
+                    shorten(line)
+                )
+            })
+        })
+        .collect()
 }
 
-/// Drops records written after `step` (work a crash threw away), rewriting the file atomically.
-pub fn truncate_after(run: &Path, step: u64) -> Result<()> {
+fn shorten(line: &str) -> String {
+    match line.char_indices().nth(80) {
+        Some((i, _)) => format!("{}…", &line[..i]),
+        None => line.to_string(),
+    }
+}
+
+/// Drops the records of work a crash threw away: everything after the checkpoint's step, and
+/// the epoch-end records of an epoch the checkpoint had not finished (written just before a
+/// crash at the epoch's last step). Rewrites the file atomically; a malformed line stops it.
+pub fn rewind(run: &Path, state: &LoopState) -> Result<()> {
+    let path = run.join(JSONL);
+    if !path.exists() {
+        return Ok(());
+    }
     let keep: Vec<Record> = read_all(run)?
         .into_iter()
-        .filter(|r| r.step <= step)
+        .filter(|r| r.step <= state.step && (r.scope != "epoch" || r.epoch <= state.epoch))
         .collect();
     let mut text = String::new();
     for r in &keep {
         text.push_str(&serde_json::to_string(r)?);
         text.push('\n');
     }
-    super::checkpoint::write_atomic(&run.join(JSONL), text.as_bytes())
+    fsio::write_atomic(&path, text.as_bytes())
 }
 
-/// Rewrites `metrics.csv` from the epoch records.
-pub fn write_csv(run: &Path, records: &[Record]) -> Result<()> {
-    let mut out = String::from(
-        "epoch,step,train_loss,train_accuracy,val_loss,val_accuracy,lr,images_per_sec,elapsed_s\n",
-    );
+/// Rewrites `metrics.csv` from the epoch records: one column per training metric, validation
+/// metric and learning rate of the task.
+pub fn write_csv(run: &Path, records: &[Record], spec: &TaskSpec) -> Result<()> {
+    let mut header = vec!["epoch".to_string(), "step".to_string()];
+    header.extend(spec.train.iter().map(|m| format!("train_{m}")));
+    header.extend(spec.eval.iter().map(|m| format!("val_{m}")));
+    header.extend(spec.learning_rates.iter().map(|(n, _)| n.to_string()));
+    header.extend(["images_per_sec".into(), "elapsed_s".into()]);
+    let mut out = header.join(",") + "\n";
     let epochs = records
         .iter()
         .filter(|r| r.scope == "epoch")
         .map(|r| r.epoch)
         .max()
         .unwrap_or(0);
+    let cell = |r: Option<&Record>, name: &str, fmt: fn(f64) -> String| {
+        r.and_then(|r| r.get(name)).map(fmt).unwrap_or_default()
+    };
     for e in 1..=epochs {
         let find = |split: &str| {
             records
@@ -90,61 +120,88 @@ pub fn write_csv(run: &Path, records: &[Record]) -> Result<()> {
                 .find(|r| r.scope == "epoch" && r.epoch == e && r.split == split)
         };
         let Some(train) = find("train") else { continue };
-        let (vl, va) = find("val")
-            .map(|v| (format!("{:.6}", v.loss), format!("{:.6}", v.accuracy)))
-            .unwrap_or_default();
-        out.push_str(&format!(
-            "{e},{},{:.6},{:.6},{vl},{va},{:.6e},{:.1},{:.1}\n",
-            train.step, train.loss, train.accuracy, train.lr, train.images_per_sec, train.elapsed_s
-        ));
+        let val = find("val");
+        let mut row = vec![e.to_string(), train.step.to_string()];
+        row.extend(
+            spec.train
+                .iter()
+                .map(|m| cell(Some(train), m, |v| format!("{v:.6}"))),
+        );
+        row.extend(
+            spec.eval
+                .iter()
+                .map(|m| cell(val, m, |v| format!("{v:.6}"))),
+        );
+        row.extend(
+            spec.learning_rates
+                .iter()
+                .map(|(n, _)| cell(Some(train), n, |v| format!("{v:.6e}"))),
+        );
+        row.push(format!("{:.1}", train.images_per_sec));
+        row.push(format!("{:.1}", train.elapsed_s));
+        out.push_str(&row.join(","));
+        out.push('\n');
     }
-    std::fs::write(run.join(CSV), out)
-        .with_context(|| format!("cannot write {}", run.join(CSV).display()))
+    fsio::write_atomic(&run.join(CSV), out.as_bytes())
 }
 
-/// Loss, accuracy, per-class accuracy and the confusion matrix of a classifier on a set.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Evaluation {
-    pub loss: f64,
-    pub accuracy: f64,
-    pub count: usize,
-    /// `confusion[true][predicted]`.
-    pub confusion: Vec<Vec<usize>>,
-}
-
-impl Evaluation {
-    pub fn per_class_accuracy(&self) -> Vec<f64> {
-        self.confusion
-            .iter()
-            .enumerate()
-            .map(|(i, row)| {
-                let n: usize = row.iter().sum();
-                if n == 0 {
-                    0.0
-                } else {
-                    row[i] as f64 / n as f64
-                }
-            })
-            .collect()
+/// Checks that every value is finite; the error names the first that is not.
+pub fn check_finite(values: &Values) -> std::result::Result<(), (String, f64)> {
+    match values.iter().find(|(_, v)| !v.is_finite()) {
+        Some((k, v)) => Err((k.clone(), *v)),
+        None => Ok(()),
     }
 }
 
-/// `summary.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Summary {
-    pub test_accuracy: f64,
-    pub test_loss: f64,
-    pub test_count: usize,
-    pub per_class_accuracy: std::collections::BTreeMap<String, f64>,
-    pub classes: Vec<String>,
-    pub confusion_matrix: Vec<Vec<usize>>,
-    pub parameter_count: usize,
-    pub epochs: usize,
-    pub steps: u64,
-    pub best_val_accuracy: Option<f64>,
-    pub best_step: Option<u64>,
-    pub training_time_s: f64,
-    pub mean_epoch_time_s: f64,
-    /// The checkpoint the test metrics were computed from.
-    pub checkpoint: String,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(epoch: usize, step: u64, split: &str, scope: &str, loss: f64) -> Record {
+        Record {
+            epoch,
+            step,
+            split: split.into(),
+            scope: scope.into(),
+            values: [("loss".to_string(), loss)].into(),
+            images_per_sec: 1.0,
+            elapsed_s: 1.0,
+        }
+    }
+
+    #[test]
+    fn records_round_trip_with_their_named_metrics() {
+        let r = record(2, 30, "val", "epoch", 0.25);
+        let line = serde_json::to_string(&r).unwrap();
+        assert!(line.contains("\"loss\":0.25"), "{line}");
+        assert_eq!(serde_json::from_str::<Record>(&line).unwrap(), r);
+    }
+
+    #[test]
+    fn rewind_drops_what_the_checkpoint_did_not_reach() {
+        let dir = tempfile::tempdir().unwrap();
+        for r in [
+            record(1, 5, "train", "step", 1.0),
+            record(1, 10, "train", "step", 0.9),
+            record(1, 10, "train", "epoch", 0.95),
+            record(1, 10, "val", "epoch", 0.8),
+            record(2, 15, "train", "step", 0.7),
+        ] {
+            append(dir.path(), &r).unwrap();
+        }
+        // A checkpoint at step 10 taken before epoch 1 ended.
+        let state = LoopState {
+            epoch: 0,
+            batch: 10,
+            step: 10,
+            ..Default::default()
+        };
+        rewind(dir.path(), &state).unwrap();
+        let steps: Vec<(u64, String)> = read_all(dir.path())
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.step, r.scope))
+            .collect();
+        assert_eq!(steps, vec![(5, "step".into()), (10, "step".into())]);
+    }
 }

@@ -1,11 +1,12 @@
-//! Builds the optimizer the config names.
+//! Builds the optimizer `[train]` names: SGD (momentum, Nesterov), Adam or AdamW, with weight
+//! decay and per-parameter gradient-norm clipping.
 
 use burn::grad_clipping::GradientClippingConfig;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, AdamWConfig, ModuleOptimizer, SgdConfig};
 
-use crate::config::{OptimizerKind, TrainConfig};
+use super::config::{OptimizerKind, TrainConfig};
 
 pub fn build(t: &TrainConfig) -> ModuleOptimizer {
     let clip = t.grad_clip.map(|c| GradientClippingConfig::Norm(c as f32));
@@ -28,5 +29,109 @@ pub fn build(t: &TrainConfig) -> ModuleOptimizer {
             .with_weight_decay(t.weight_decay as f32)
             .with_grad_clipping(clip)
             .init(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::nn::{Linear, LinearConfig};
+    use burn::optim::GradientsParams;
+    use burn::prelude::*;
+
+    use super::*;
+
+    /// Weights `[a, b]` of a 2→1 linear layer after one step on loss = x·w with x = (1, 2), whose
+    /// gradient is x itself.
+    fn one_step(t: &TrainConfig, lr: f64) -> Vec<f32> {
+        let device = Device::flex().autodiff();
+        let mut layer: Linear = LinearConfig::new(2, 1).with_bias(false).init(&device);
+        layer.weight =
+            burn::module::Param::from_tensor(Tensor::<2>::from_floats([[0.5], [-0.25]], &device));
+        let x = Tensor::<2>::from_floats([[1.0, 2.0]], &device);
+        let loss = layer.forward(x).sum();
+        let grads = GradientsParams::from_grads(loss.backward(), &layer);
+        let mut optim = build(t);
+        let layer = optim.step(lr, layer, grads);
+        crate::models::flat_params(&layer)
+    }
+
+    fn close(a: &[f32], b: &[f32]) -> bool {
+        a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-5)
+    }
+
+    #[test]
+    fn each_optimizer_takes_its_textbook_first_step() {
+        let sgd = TrainConfig {
+            optimizer: OptimizerKind::Sgd,
+            momentum: 0.0,
+            ..Default::default()
+        };
+        // plain SGD: w - lr·g
+        let w = one_step(&sgd, 0.1);
+        assert!(close(&w, &[0.4, -0.45]), "{w:?}");
+        // L2 weight decay adds wd·w to the gradient
+        let w = one_step(
+            &TrainConfig {
+                weight_decay: 0.5,
+                ..sgd.clone()
+            },
+            0.1,
+        );
+        assert!(
+            close(&w, &[0.5 - 0.1 * 1.25, -0.25 - 0.1 * (2.0 - 0.125)]),
+            "{w:?}"
+        );
+        // Nesterov momentum m: the first step moves by lr·(1 + m)·g
+        let nesterov = TrainConfig {
+            momentum: 0.9,
+            nesterov: true,
+            ..sgd.clone()
+        };
+        let w = one_step(&nesterov, 0.1);
+        assert!(close(&w, &[0.5 - 0.19, -0.25 - 0.38]), "{w:?}");
+        // Adam's first step moves every weight by lr against the sign of its gradient
+        let adam = TrainConfig {
+            optimizer: OptimizerKind::Adam,
+            ..Default::default()
+        };
+        let w = one_step(&adam, 0.01);
+        assert!(close(&w, &[0.49, -0.26]), "{w:?}");
+        // AdamW also shrinks the weights by lr·wd·w (decoupled)
+        let adamw = TrainConfig {
+            optimizer: OptimizerKind::Adamw,
+            weight_decay: 0.5,
+            ..Default::default()
+        };
+        let w = one_step(&adamw, 0.01);
+        assert!(
+            close(
+                &w,
+                &[0.5 * (1.0 - 0.005) - 0.01, -0.25 * (1.0 - 0.005) - 0.01]
+            ),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn gradient_clipping_caps_the_gradient_norm() {
+        let sgd = TrainConfig {
+            optimizer: OptimizerKind::Sgd,
+            momentum: 0.0,
+            grad_clip: Some(0.5),
+            ..Default::default()
+        };
+        // g = (1, 2) has norm √5; clipped to norm 0.5 it is (1, 2)·0.5/√5
+        let w = one_step(&sgd, 1.0);
+        let s = 0.5 / 5f32.sqrt();
+        assert!(close(&w, &[0.5 - s, -0.25 - 2.0 * s]), "{w:?}");
+        // a limit above the norm changes nothing
+        let w = one_step(
+            &TrainConfig {
+                grad_clip: Some(10.0),
+                ..sgd
+            },
+            0.1,
+        );
+        assert!(close(&w, &[0.4, -0.45]), "{w:?}");
     }
 }

@@ -67,9 +67,22 @@ impl Run {
     }
 
     pub fn write_json<T: Serialize>(&self, name: &str, value: &T) -> Result<()> {
-        let text = serde_json::to_string_pretty(value)?;
-        crate::train::checkpoint::write_atomic(&self.dir.join(name), text.as_bytes())
+        crate::fsio::write_json(&self.dir.join(name), value)
     }
+
+    /// Reads `run.json`.
+    pub fn info(&self) -> Result<RunInfo> {
+        read_info(&self.dir)
+    }
+}
+
+/// Reads `run.json` of a run folder.
+pub fn read_info(dir: &Path) -> Result<RunInfo> {
+    let path = dir.join(RUN_JSON);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a valid run record", path.display()))
 }
 
 /// A default run name: `<model>-<dataset>-<UTC date and time>`.
@@ -83,7 +96,21 @@ pub fn default_name(model: &str, dataset: &str) -> String {
     format!("{model}-{dataset}-{}-{}", &stamp[..8], &stamp[8..])
 }
 
-/// `run.json`: what produced the run, on what, from which data.
+/// One `fovea resume` of a run, as `run.json` records it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Resume {
+    pub time: String,
+    pub backend: String,
+    pub device: String,
+    pub threads: usize,
+    /// The checkpoint it continued from (none: the run had none and started over).
+    pub checkpoint: Option<String>,
+    /// The optimizer step it continued from.
+    pub step: u64,
+}
+
+/// `run.json`: what produced the run, on what, from which data. `backend`, `device` and
+/// `threads` are those the run started on; each resume records its own.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunInfo {
     pub fovea_version: String,
@@ -99,8 +126,17 @@ pub struct RunInfo {
     pub ended: Option<String>,
     /// `running`, `completed`, `interrupted` or `failed: …`.
     pub status: String,
-    /// When the run was resumed, and from which checkpoint.
-    pub resumes: Vec<String>,
+    /// Every resume, in order.
+    pub resumes: Vec<Resume>,
+}
+
+impl RunInfo {
+    /// Sets the status and the end time, and writes `run.json`.
+    pub fn finish(&mut self, run: &Run, status: &str) -> Result<()> {
+        self.status = status.to_string();
+        self.ended = Some(now());
+        run.write_json(RUN_JSON, self)
+    }
 }
 
 pub fn now() -> String {

@@ -1,4 +1,7 @@
-//! The classifier step: mini-batch gradient descent on softmax cross-entropy, and its evaluation.
+//! The classifier task: mini-batch gradient descent on softmax cross-entropy, and its evaluation
+//! (loss, accuracy, per-class accuracy, the confusion matrix).
+
+use std::path::Path;
 
 use anyhow::{Context, Result, anyhow};
 use burn::module::Module;
@@ -8,12 +11,11 @@ use burn::store::ModuleRecord;
 use burn::tensor::Bytes;
 use burn::tensor::activation::log_softmax;
 
-use super::checkpoint::Part;
-use super::metrics::Evaluation;
-use super::{StepStats, Task};
 use crate::data::batch::{Batch, Normalizer, eval_batches, mix};
 use crate::data::{ImageSet, InputShape};
 use crate::models::Model;
+use crate::report::plots;
+use crate::train::task::{Curve, Goal, Part, Report, StepStats, Task, TaskSpec, part};
 
 /// Mean softmax cross-entropy of `logits` `[b, k]` against class indices `[b]`.
 pub fn cross_entropy(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
@@ -33,13 +35,15 @@ pub fn to_tensors(batch: Batch, shape: InputShape, device: &Device) -> (Tensor<4
     (x, y)
 }
 
-/// A classifier being trained: the model, its optimizer, and the (autodiff) device.
+/// A classifier being trained: the model, its optimizer and learning rate, and the (autodiff)
+/// device.
 pub struct Classifier {
     model: Option<Model>,
     optim: ModuleOptimizer,
+    lr: f64,
     device: Device,
     shape: InputShape,
-    classes: usize,
+    classes: Vec<String>,
     seed: u64,
 }
 
@@ -47,14 +51,16 @@ impl Classifier {
     pub fn new(
         model: Model,
         optim: ModuleOptimizer,
+        lr: f64,
         device: Device,
         shape: InputShape,
-        classes: usize,
+        classes: Vec<String>,
         seed: u64,
     ) -> Self {
         Self {
             model: Some(model),
             optim,
+            lr,
             device,
             shape,
             classes,
@@ -68,7 +74,30 @@ impl Classifier {
 }
 
 impl Task for Classifier {
-    fn step(&mut self, batch: Batch, lr: f64, step: u64) -> Result<StepStats> {
+    fn spec(&self) -> TaskSpec {
+        TaskSpec {
+            train: vec!["loss", "accuracy"],
+            eval: vec!["loss", "accuracy"],
+            select: ("accuracy", Goal::Max),
+            learning_rates: vec![("lr", self.lr)],
+            curves: vec![
+                Curve {
+                    file: "loss.png",
+                    title: "Loss (softmax cross-entropy)",
+                    y_label: "loss",
+                    metrics: vec!["loss"],
+                },
+                Curve {
+                    file: "accuracy.png",
+                    title: "Accuracy",
+                    y_label: "accuracy",
+                    metrics: vec!["accuracy"],
+                },
+            ],
+        }
+    }
+
+    fn step(&mut self, batch: Batch, lr_factor: f64, step: u64) -> Result<StepStats> {
         // Dropout draws from the device RNG: seeding it per step makes a resumed run draw the
         // same masks as an uninterrupted one.
         self.device.seed(mix(&[self.seed, step, 3]));
@@ -76,15 +105,17 @@ impl Task for Classifier {
         let (x, y) = to_tensors(batch, self.shape, &self.device);
         let model = self.model.take().expect("model is present between steps");
         let logits = model.forward(x); // [b, classes]
-        let correct = correct_count(logits.clone(), y.clone())?;
+        let correct = correct_count(logits.clone(), y.clone());
         let loss = cross_entropy(logits, y);
         let loss_value: f64 = loss.clone().into_scalar::<f64>();
         let grads = GradientsParams::from_grads(loss.backward(), &model);
-        self.model = Some(self.optim.step(lr, model, grads));
+        self.model = Some(self.optim.step(self.lr * lr_factor, model, grads));
         Ok(StepStats {
-            loss: loss_value,
-            correct,
             count,
+            sums: vec![
+                ("loss", loss_value * count as f64),
+                ("accuracy", correct as f64),
+            ],
         })
     }
 
@@ -93,15 +124,25 @@ impl Task for Classifier {
         set: &ImageSet,
         normalizer: &Normalizer,
         batch_size: usize,
-    ) -> Result<Evaluation> {
-        evaluate(
+    ) -> Result<Report> {
+        let e = evaluate(
             &self.model().valid(),
             set,
             normalizer,
             batch_size,
-            self.classes,
+            self.classes.len(),
             &self.device.clone().without_autodiff(),
-        )
+        )?;
+        Ok(e.report(&self.classes))
+    }
+
+    fn infer(&self, batch: Batch) -> Result<()> {
+        let device = self.device.clone().without_autodiff();
+        let (x, _) = to_tensors(batch, self.shape, &device);
+        let logits = self.model().valid().forward(x);
+        // Reading one value waits for the whole forward pass, on every backend.
+        let _: f32 = logits.sum().into_scalar::<f32>();
+        Ok(())
     }
 
     fn save(&self) -> Result<Vec<Part>> {
@@ -139,14 +180,25 @@ impl Task for Classifier {
     fn parameter_count(&self) -> usize {
         self.model().num_params()
     }
-}
 
-fn part<'a>(parts: &'a [Part], name: &str) -> Result<&'a [u8]> {
-    parts
-        .iter()
-        .find(|p| p.0 == name)
-        .map(|p| p.1.as_slice())
-        .with_context(|| format!("checkpoint has no `{name}` part"))
+    fn write_figures(&self, test: &Report, run_dir: &Path) -> Result<()> {
+        let confusion: Vec<Vec<usize>> = serde_json::from_value(
+            test.details
+                .get("confusion_matrix")
+                .cloned()
+                .context("the test report has no confusion matrix")?,
+        )?;
+        let accuracy = test.metrics.get("accuracy").copied().unwrap_or(f64::NAN);
+        plots::confusion(
+            &run_dir.join(plots::CONFUSION),
+            &confusion,
+            &self.classes,
+            &format!(
+                "Test confusion matrix — accuracy {accuracy:.4} ({} images)",
+                test.count
+            ),
+        )
+    }
 }
 
 /// Applies the `model` part of a checkpoint to a freshly built model of the same config.
@@ -159,10 +211,63 @@ pub fn load_model(model: Model, parts: &[Part]) -> Result<Model> {
         .map_err(|e| anyhow!("the checkpoint's model does not match the configured model: {e:?}"))
 }
 
-fn correct_count(logits: Tensor<2>, y: Tensor<1, Int>) -> Result<usize> {
+fn correct_count(logits: Tensor<2>, y: Tensor<1, Int>) -> usize {
     let pred = logits.argmax(1).flatten::<1>(0, 1); // [b]
-    let correct: i64 = pred.equal(y).int().sum().into_scalar::<i64>();
-    Ok(correct as usize)
+    pred.equal(y).int().sum().into_scalar::<i64>() as usize
+}
+
+/// Loss, accuracy and the confusion matrix of a classifier on a set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    pub loss: f64,
+    pub accuracy: f64,
+    pub count: usize,
+    /// `confusion[true][predicted]`.
+    pub confusion: Vec<Vec<usize>>,
+}
+
+impl Evaluation {
+    pub fn per_class_accuracy(&self) -> Vec<f64> {
+        self.confusion
+            .iter()
+            .enumerate()
+            .map(|(i, row)| {
+                let n: usize = row.iter().sum();
+                if n == 0 {
+                    0.0
+                } else {
+                    row[i] as f64 / n as f64
+                }
+            })
+            .collect()
+    }
+
+    /// As a task report: `loss` and `accuracy`, with per-class accuracy, the class names and the
+    /// confusion matrix as details for `summary.json`.
+    pub fn report(&self, classes: &[String]) -> Report {
+        let per_class: serde_json::Map<String, serde_json::Value> = classes
+            .iter()
+            .cloned()
+            .zip(
+                self.per_class_accuracy()
+                    .into_iter()
+                    .map(serde_json::Value::from),
+            )
+            .collect();
+        let mut details = serde_json::Map::new();
+        details.insert("per_class_accuracy".into(), per_class.into());
+        details.insert("classes".into(), classes.into());
+        details.insert("confusion_matrix".into(), serde_json::json!(self.confusion));
+        Report {
+            count: self.count,
+            metrics: [
+                ("loss".to_string(), self.loss),
+                ("accuracy".to_string(), self.accuracy),
+            ]
+            .into(),
+            details,
+        }
+    }
 }
 
 /// Loss, accuracy and confusion matrix of `model` (in eval mode) on `set`.

@@ -1,5 +1,5 @@
-//! Progress a person can watch: a bar with loss, accuracy, images/s and ETA on a terminal, plain
-//! periodic lines otherwise (logs, CI).
+//! Progress a person can watch: a bar with the running metrics, images/s and ETA on a terminal,
+//! plain periodic lines otherwise (logs, CI); and a byte-count bar for downloads.
 
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
@@ -43,16 +43,9 @@ impl Progress {
         self.bar = Some(bar);
     }
 
-    /// After each step: the running epoch loss and accuracy, and the current throughput.
-    pub fn update(
-        &mut self,
-        done: usize,
-        batches: usize,
-        loss: f64,
-        accuracy: f64,
-        images_per_sec: f64,
-    ) {
-        let msg = format!("loss {loss:.4} acc {accuracy:.4} {images_per_sec:.0} img/s");
+    /// After each step: the running epoch metrics (already formatted) and the current throughput.
+    pub fn update(&mut self, done: usize, batches: usize, metrics: &str, images_per_sec: f64) {
+        let msg = format!("{metrics} {images_per_sec:.0} img/s");
         match &self.bar {
             Some(bar) => {
                 bar.set_position(done as u64);

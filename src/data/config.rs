@@ -1,0 +1,79 @@
+//! `[data]`: which images to train and test on, and how to augment them.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::sources::check_dataset_name;
+
+/// `[data]` of a config file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataConfig {
+    /// `fashion-mnist`, `mnist`, `kmnist`, `cifar10`, `folder` (needs `path`) or `sample`.
+    pub dataset: String,
+    /// Explicit location of the dataset's files; empty: resolve by name (see `fovea data info`).
+    pub path: Option<PathBuf>,
+    /// Fraction of the training set held out for validation (0 ≤ f < 1), chosen by the seed.
+    pub val_fraction: f64,
+    /// Use at most this many training images (after the validation split); 0 = all.
+    pub train_limit: usize,
+    /// Use at most this many test images; 0 = all.
+    pub test_limit: usize,
+    /// For `folder` datasets: fraction of the images held out as the test set.
+    pub test_fraction: f64,
+    /// For `folder` datasets: resize every image to this size (height = width); 0 = keep the first image's size.
+    pub image_size: usize,
+    pub augment: AugmentConfig,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            dataset: "sample".into(),
+            path: None,
+            val_fraction: 0.1,
+            train_limit: 0,
+            test_limit: 0,
+            test_fraction: 0.2,
+            image_size: 0,
+            augment: AugmentConfig::default(),
+        }
+    }
+}
+
+impl DataConfig {
+    /// Range checks serde cannot express; the error starts with the key inside `[data]`.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(0.0..1.0).contains(&self.val_fraction) {
+            return Err(format!(
+                "val_fraction must be in [0, 1) (got {})",
+                self.val_fraction
+            ));
+        }
+        if !(self.test_fraction > 0.0 && self.test_fraction < 1.0) {
+            return Err(format!(
+                "test_fraction must be in (0, 1) (got {})",
+                self.test_fraction
+            ));
+        }
+        check_dataset_name(&self.dataset).map_err(|e| format!("dataset {e}"))
+    }
+}
+
+/// Random training-time augmentation. Off by default.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AugmentConfig {
+    /// Random shift of up to this many pixels in each direction (a random crop of the zero-padded image).
+    pub shift: usize,
+    /// Random horizontal flip with probability 0.5.
+    pub flip: bool,
+}
+
+impl AugmentConfig {
+    /// Whether any augmentation is on.
+    pub fn is_on(&self) -> bool {
+        self.shift > 0 || self.flip
+    }
+}

@@ -1,0 +1,98 @@
+//! Stratified splits of labelled indices, chosen by a seed: the validation split, a folder's test
+//! split, and the `train_limit` / `test_limit` subsets.
+
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+
+/// Splits indices into (kept, held out), holding out `fraction` of each class, chosen by `seed`.
+/// A class never loses all its images: at least one is kept. Both lists come back in ascending
+/// order.
+pub fn stratified_split(
+    labels: &[u32],
+    classes: usize,
+    fraction: f64,
+    seed: u64,
+) -> (Vec<usize>, Vec<usize>) {
+    let mut by_class = vec![Vec::new(); classes];
+    for (i, &y) in labels.iter().enumerate() {
+        by_class[y as usize].push(i);
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ SPLIT_SALT);
+    let (mut kept, mut held) = (Vec::new(), Vec::new());
+    for mut idx in by_class {
+        idx.shuffle(&mut rng);
+        let n_held =
+            ((idx.len() as f64 * fraction).round() as usize).min(idx.len().saturating_sub(1));
+        held.extend_from_slice(&idx[..n_held]);
+        kept.extend_from_slice(&idx[n_held..]);
+    }
+    kept.sort_unstable();
+    held.sort_unstable();
+    (kept, held)
+}
+
+/// Takes `n` of `indices` keeping class proportions (the first ones of each class, in order).
+pub fn stratified_take(labels: &[u32], indices: &[usize], classes: usize, n: usize) -> Vec<usize> {
+    let total = indices.len();
+    let mut per_class = vec![0usize; classes];
+    for &i in indices {
+        per_class[labels[i] as usize] += 1;
+    }
+    let quota: Vec<usize> = per_class.iter().map(|&c| (c * n).div_ceil(total)).collect();
+    let mut taken = vec![0usize; classes];
+    let mut out = Vec::with_capacity(n);
+    for &i in indices {
+        let y = labels[i] as usize;
+        if taken[y] < quota[y] && out.len() < n {
+            taken[y] += 1;
+            out.push(i);
+        }
+    }
+    out
+}
+
+/// A constant mixed into the split seed so that the split and the epoch order differ.
+const SPLIT_SALT: u64 = 0x5EED_5B11_7000_0001;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_is_stratified_deterministic_and_disjoint() {
+        let labels: Vec<u32> = (0..1000).map(|i| (i % 10) as u32).collect();
+        let (a, b) = stratified_split(&labels, 10, 0.1, 7);
+        assert_eq!(b.len(), 100);
+        assert_eq!(a.len(), 900);
+        assert_eq!(
+            stratified_split(&labels, 10, 0.1, 7),
+            (a.clone(), b.clone())
+        );
+        assert_ne!(stratified_split(&labels, 10, 0.1, 8).1, b);
+        for c in 0..10 {
+            assert_eq!(b.iter().filter(|&&i| labels[i] == c).count(), 10);
+        }
+        assert!(a.iter().all(|i| !b.contains(i)));
+    }
+
+    #[test]
+    fn take_keeps_class_proportions() {
+        // 60 images of class 0, 30 of class 1, 10 of class 2
+        let labels: Vec<u32> = (0..100)
+            .map(|i| {
+                if i < 60 {
+                    0
+                } else if i < 90 {
+                    1
+                } else {
+                    2
+                }
+            })
+            .collect();
+        let all: Vec<usize> = (0..100).collect();
+        let t = stratified_take(&labels, &all, 3, 20);
+        assert_eq!(t.len(), 20);
+        let count = |c| t.iter().filter(|&&i| labels[i] == c).count();
+        assert_eq!((count(0), count(1), count(2)), (12, 6, 2));
+    }
+}
