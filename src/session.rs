@@ -399,8 +399,13 @@ fn write_summary(setup: &Setup, task: &mut dyn Task, state: &LoopState) -> Resul
     let best_path = setup.run.checkpoints().join(checkpoint::BEST);
     let best = if best_path.exists() {
         let (meta, parts) = checkpoint::read::<CheckpointMeta>(&best_path)?;
-        task.load(parts)?;
-        let mut entry = test_metrics(&task.evaluate(test, setup.normalizer, eval_batch)?);
+        // The best step is often the last one: its weights were just evaluated.
+        let mut entry = if meta.state.step == state.step {
+            test_metrics(&last)
+        } else {
+            task.load(parts)?;
+            test_metrics(&task.evaluate(test, setup.normalizer, eval_batch)?)
+        };
         entry.insert("checkpoint".into(), json!(checkpoint::BEST));
         entry.insert("step".into(), json!(meta.state.step));
         Value::Object(entry)

@@ -182,9 +182,10 @@ pub fn reconcile_best(dir: &Path, best_step: Option<u64>) -> Result<Option<Strin
     }
     if let Some(step) = best_step {
         let source = dir.join(step_name(step));
-        if source.exists() && read::<CheckpointMeta>(&source).is_ok() {
-            let bytes = std::fs::read(&source)
-                .with_context(|| format!("cannot read {}", source.display()))?;
+        let intact = std::fs::read(&source)
+            .ok()
+            .filter(|bytes| decode::<CheckpointMeta>(bytes).is_ok());
+        if let Some(bytes) = intact {
             write_atomic(&best, &bytes)?;
             return Ok(Some(format!(
                 "{} did not hold the best weights (step {step}); restored it from {}",
