@@ -126,6 +126,10 @@ pub struct PredictCmd {
     /// How many classes to show per image.
     #[arg(long, short = 'k', default_value_t = 3)]
     top_k: usize,
+    /// Spiking models: stop at the first time step where the leading class's probability
+    /// exceeds the runner-up's by this margin, and say at which step.
+    #[arg(long, value_name = "MARGIN")]
+    exit_margin: Option<f64>,
     #[arg(long, value_enum)]
     backend: Option<BackendKind>,
     #[arg(long)]
@@ -203,7 +207,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         }
         Command::Predict(c) => {
             let loaded = trained::load_run(&c.run, &c.checkpoint, c.backend)?;
-            let preds = trained::predict(&loaded, &c.images, c.top_k)?;
+            let preds = trained::predict(&loaded, &c.images, c.top_k, c.exit_margin)?;
             print_predictions(&preds, c.json)?;
             Ok(Exit::Ok)
         }
@@ -270,16 +274,18 @@ fn print_eval(
     json: bool,
 ) -> Result<()> {
     let classes = &loaded.meta.classes;
+    let report = e.report(classes);
     if json {
-        let out = serde_json::json!({
-            "checkpoint": loaded.checkpoint.display().to_string(),
-            "test_accuracy": e.accuracy,
-            "test_loss": e.loss,
-            "test_count": e.count,
-            "per_class_accuracy": classes.iter().cloned().zip(e.per_class_accuracy())
-                .collect::<std::collections::BTreeMap<_, _>>(),
-            "confusion_matrix": e.confusion,
-        });
+        let mut out = serde_json::Map::new();
+        out.insert(
+            "checkpoint".into(),
+            loaded.checkpoint.display().to_string().into(),
+        );
+        for (k, v) in &report.metrics {
+            out.insert(format!("test_{k}"), (*v).into());
+        }
+        out.insert("test_count".into(), e.count.into());
+        out.extend(report.details);
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         println!("checkpoint {}", loaded.checkpoint.display());
@@ -289,6 +295,25 @@ fn print_eval(
         );
         for (c, a) in classes.iter().zip(e.per_class_accuracy()) {
             println!("  {c:>14}  {a:.4}");
+        }
+        if let Some(s) = &e.spiking {
+            let n = e.count.max(1) as f64;
+            let acc: Vec<String> = s
+                .correct_per_step
+                .iter()
+                .enumerate()
+                .map(|(t, &c)| format!("{}:{:.4}", t + 1, c as f64 / n))
+                .collect();
+            println!("accuracy after time step t  {}", acc.join("  "));
+            let m = &report.metrics;
+            println!(
+                "mean decision step {:.2} of {}  V4 rate {:.4}  output rate {:.4}  spikes per image {:.1}",
+                m["decision_step"],
+                s.correct_per_step.len(),
+                m["v4_rate"],
+                m["output_rate"],
+                m["spikes_per_image"]
+            );
         }
     }
     Ok(())
@@ -305,7 +330,16 @@ fn print_predictions(preds: &[trained::Prediction], json: bool) -> Result<()> {
             .iter()
             .map(|(c, prob)| format!("{c} {prob:.3}"))
             .collect();
-        println!("{}: {}", p.file, top.join(", "));
+        match (p.decided_at_step, p.steps) {
+            (Some(t), Some(steps)) => {
+                println!(
+                    "{}: {}  (decided at step {t} of {steps})",
+                    p.file,
+                    top.join(", ")
+                )
+            }
+            _ => println!("{}: {}", p.file, top.join(", ")),
+        }
     }
     Ok(())
 }

@@ -133,6 +133,7 @@ pub fn eval(
         &loaded.meta.normalizer,
         loaded.config.train.eval_batch_size,
         loaded.meta.classes.len(),
+        loaded.config.seed,
         &loaded.device,
     )?;
     Ok((loaded, e))
@@ -143,10 +144,37 @@ pub fn eval(
 pub struct Prediction {
     pub file: String,
     pub top: Vec<(String, f32)>,
+    /// With an early exit: the time step the decision was read at, of `steps`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decided_at_step: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steps: Option<usize>,
 }
 
 /// `fovea predict`: top-k classes for image files, converted to the model's channels and size.
-pub fn predict(loaded: &Loaded, files: &[PathBuf], top_k: usize) -> Result<Vec<Prediction>> {
+/// With `exit_margin` (spiking models only), each image's decision is read at the first time
+/// step where its top two probabilities differ by at least that much.
+pub fn predict(
+    loaded: &Loaded,
+    files: &[PathBuf],
+    top_k: usize,
+    exit_margin: Option<f64>,
+) -> Result<Vec<Prediction>> {
+    let spiking = match (&loaded.model, exit_margin) {
+        (_, None) => None,
+        (Model::CnnLif(m), Some(margin)) => {
+            if !(0.0..=1.0).contains(&margin) {
+                bail!("--exit-margin must be in [0, 1] (got {margin})");
+            }
+            Some((m, margin))
+        }
+        (_, Some(_)) => bail!(
+            "--exit-margin applies to spiking models (kind = \"cnn-lif\"); this run's model is `{}`",
+            loaded.config.model.kind()
+        ),
+    };
+    // Poisson spike coding draws from the device RNG: the same run, the same predictions.
+    loaded.device.seed(loaded.config.seed);
     let shape = loaded.meta.shape;
     let mut pixels = Vec::with_capacity(files.len() * shape.pixels());
     for f in files {
@@ -160,7 +188,19 @@ pub fn predict(loaded: &Loaded, files: &[PathBuf], top_k: usize) -> Result<Vec<P
         loaded.config.train.eval_batch_size,
         &loaded.meta.normalizer,
     ) {
-        for probs in classify::probabilities(&loaded.model, batch.images, shape, &loaded.device)? {
+        let decided: Vec<(Vec<f32>, Option<usize>)> = match spiking {
+            Some((m, margin)) => {
+                classify::probabilities_early_exit(m, batch.images, shape, margin, &loaded.device)?
+                    .into_iter()
+                    .map(|(p, step)| (p, Some(step)))
+                    .collect()
+            }
+            None => classify::probabilities(&loaded.model, batch.images, shape, &loaded.device)?
+                .into_iter()
+                .map(|p| (p, None))
+                .collect(),
+        };
+        for (probs, step) in decided {
             let mut ranked: Vec<(usize, f32)> = probs.into_iter().enumerate().collect();
             ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
             let top = ranked
@@ -175,6 +215,8 @@ pub fn predict(loaded: &Loaded, files: &[PathBuf], top_k: usize) -> Result<Vec<P
                     .display()
                     .to_string(),
                 top,
+                decided_at_step: step,
+                steps: spiking.map(|(m, _)| m.steps()),
             });
         }
     }

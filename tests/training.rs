@@ -112,6 +112,9 @@ fn crash_and_resume_matches_straight(model: &[&str]) {
     assert_eq!(sa["test_accuracy"], sb["test_accuracy"]);
     assert_eq!(sa["test_loss"], sb["test_loss"]);
     assert_eq!(sa["confusion_matrix"], sb["confusion_matrix"]);
+    // A spiking model's early decisions and firing (null for other kinds).
+    assert_eq!(sa["early_decision"], sb["early_decision"]);
+    assert_eq!(sa["firing"], sb["firing"]);
     assert_eq!(logged(&a), logged(&b), "metrics.jsonl differs after resume");
     assert_eq!(
         read_json(&b.join("run.json"))["resumes"]
@@ -162,6 +165,25 @@ fn the_cnn_rnn_hybrid_resumes_exactly() {
         "model.hidden=16",
         "--set",
         "model.blocks=[{channels=8},{channels=16,dropout=0.2}]",
+    ]);
+}
+
+#[test]
+fn the_spiking_model_resumes_exactly_with_poisson_coding() {
+    // Poisson spikes and dropout draw from the device RNG: the resumed run must draw the same.
+    crash_and_resume_matches_straight(&[
+        "--set",
+        "model.kind=cnn-lif",
+        "--set",
+        "model.coding=poisson",
+        "--set",
+        "model.hidden=[16]",
+        "--set",
+        "model.steps=4",
+        "--set",
+        "model.neuron.refractory=1",
+        "--set",
+        "model.blocks=[{channels=8},{channels=16}]",
     ]);
 }
 
@@ -335,6 +357,13 @@ fn eval_and_predict_read_a_finished_run() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("fake.png"), "{}", text(&out));
 
+    let out = run(
+        d,
+        &["predict", "artifacts/e", "item.png", "--exit-margin", "0.5"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("spiking models"), "{}", text(&out));
+
     let out = run(d, &["eval", "artifacts/e", "--checkpoint", "99999"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
@@ -487,28 +516,28 @@ fn ctrl_c_checkpoints_mid_epoch_and_resume_matches_the_uninterrupted_run() {
 #[test]
 fn bench_measures_and_writes_bench_json() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run(
-        dir.path(),
-        &[
+    let bench = |name: &str, repeats: &str, set: &[&str]| {
+        let mut args = vec![
             "bench",
             "--steps",
             "2",
             "--repeats",
-            "2",
+            repeats,
             "--warmup",
             "1",
-            "--infer-batch",
-            "32",
             "--name",
-            "b",
-            "--set",
-            "train.batch_size=16",
-        ],
-    );
-    assert!(out.status.success(), "{}", text(&out));
-    let t = text(&out);
-    assert!(t.contains("train img/s") && t.contains("bench.json"), "{t}");
-    let b = read_json(&dir.path().join("artifacts/b/bench.json"));
+            name,
+        ];
+        for s in set {
+            args.extend(["--set", s]);
+        }
+        let out = run(dir.path(), &args);
+        assert!(out.status.success(), "{}", text(&out));
+        let t = text(&out);
+        assert!(t.contains("train img/s") && t.contains("bench.json"), "{t}");
+        read_json(&dir.path().join("artifacts").join(name).join("bench.json"))
+    };
+    let b = bench("b", "2", &["train.batch_size=16"]);
     assert_eq!(b["model"], "cnn");
     assert_eq!(b["backend"], "flex");
     assert_eq!(b["batch_size"], 16);
@@ -528,6 +557,12 @@ fn bench_measures_and_writes_bench_json() {
         rounds.contains(&b["infer_images_per_sec"].as_f64().unwrap()),
         "{b}"
     );
+
+    // Every kind is benched the same way, the spiking one included.
+    let b = bench("lif", "1", &["model.kind=cnn-lif", "train.batch_size=8"]);
+    assert_eq!(b["model"], "cnn-lif");
+    assert_eq!(b["parameters"], 50_474);
+    assert!(b["train_images_per_sec"].as_f64().unwrap() > 1.0, "{b}");
 }
 
 /// The key sets of a classifier run's files, as `tests/fixtures/classifier-run-keys.json` lists

@@ -65,14 +65,7 @@ impl Default for CnnConfig {
 
 impl CnnConfig {
     pub fn validate(&self) -> Result<(), String> {
-        validate_blocks(&self.blocks)?;
-        if let Some(i) = self.hidden.iter().position(|&h| h == 0) {
-            return Err(format!("hidden[{i}] must be at least 1"));
-        }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return Err(format!("dropout must be in [0, 1) (got {})", self.dropout));
-        }
-        Ok(())
+        validate_layers(&self.blocks, &self.hidden, self.dropout)
     }
 
     /// The feature-map shape after the conv blocks, or an error if pooling shrinks it to nothing.
@@ -110,6 +103,22 @@ pub fn reference_blocks() -> Vec<BlockConfig> {
             ..Default::default()
         })
         .to_vec()
+}
+
+/// Checks `blocks`, `hidden` and `dropout`, the keys `cnn` shares with `cnn-lif`.
+pub fn validate_layers(
+    blocks: &[BlockConfig],
+    hidden: &[usize],
+    dropout: f64,
+) -> Result<(), String> {
+    validate_blocks(blocks)?;
+    if let Some(i) = hidden.iter().position(|&h| h == 0) {
+        return Err(format!("hidden[{i}] must be at least 1"));
+    }
+    if !(0.0..1.0).contains(&dropout) {
+        return Err(format!("dropout must be in [0, 1) (got {dropout})"));
+    }
+    Ok(())
 }
 
 /// Checks `blocks = [...]`; errors name the block.

@@ -4,6 +4,7 @@
 //! Models know nothing of files or training.
 
 pub mod cnn;
+pub mod cnn_lif;
 pub mod cnn_rnn;
 pub mod rnn;
 
@@ -19,6 +20,7 @@ pub enum ModelConfig {
     Cnn(cnn::CnnConfig),
     Rnn(rnn::RnnConfig),
     CnnRnn(cnn_rnn::CnnRnnConfig),
+    CnnLif(cnn_lif::CnnLifConfig),
 }
 
 impl Default for ModelConfig {
@@ -33,6 +35,7 @@ impl ModelConfig {
             ModelConfig::Cnn(_) => "cnn",
             ModelConfig::Rnn(_) => "rnn",
             ModelConfig::CnnRnn(_) => "cnn-rnn",
+            ModelConfig::CnnLif(_) => "cnn-lif",
         }
     }
 
@@ -42,6 +45,7 @@ impl ModelConfig {
             ModelConfig::Cnn(c) => c.validate(),
             ModelConfig::Rnn(c) => c.validate(),
             ModelConfig::CnnRnn(c) => c.validate(),
+            ModelConfig::CnnLif(c) => c.validate(),
         }
     }
 
@@ -56,6 +60,7 @@ impl ModelConfig {
             ModelConfig::Cnn(c) => Model::Cnn(c.init(input, classes, device)?),
             ModelConfig::Rnn(c) => Model::Rnn(c.init(input, classes, device)?),
             ModelConfig::CnnRnn(c) => Model::CnnRnn(c.init(input, classes, device)?),
+            ModelConfig::CnnLif(c) => Model::CnnLif(c.init(input, classes, device)?),
         })
     }
 }
@@ -66,6 +71,7 @@ pub enum Model {
     Cnn(cnn::Cnn),
     Rnn(rnn::Rnn),
     CnnRnn(cnn_rnn::CnnRnn),
+    CnnLif(cnn_lif::CnnLif),
 }
 
 impl Model {
@@ -74,6 +80,7 @@ impl Model {
             Model::Cnn(m) => m.forward(images),
             Model::Rnn(m) => m.forward(images),
             Model::CnnRnn(m) => m.forward(images),
+            Model::CnnLif(m) => m.forward(images),
         }
     }
 }

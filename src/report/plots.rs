@@ -10,6 +10,7 @@ use crate::train::metrics::Record;
 use crate::train::task::Curve;
 
 pub const CONFUSION: &str = "confusion.png";
+pub const EARLY_DECISION: &str = "early-decision.png";
 
 /// plotters draws text with fonts registered at run time; fovea embeds DejaVu Sans.
 fn fonts() {
@@ -28,10 +29,11 @@ fn err<E: std::fmt::Debug>(path: &Path) -> impl FnOnce(E) -> anyhow::Error + '_ 
 /// One curve: (label, colour, points).
 type Series<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
 
-/// Draws curves against epochs (fractional for step records).
+/// Draws curves against `x_label` (epochs, fractional for step records; or time steps).
 fn draw_curves(
     path: &Path,
     title: &str,
+    x_label: &str,
     y_label: &str,
     series: &[Series],
     legend: SeriesLabelPosition,
@@ -60,7 +62,7 @@ fn draw_curves(
         .map_err(err(path))?;
     chart
         .configure_mesh()
-        .x_desc("epoch")
+        .x_desc(x_label)
         .y_desc(y_label)
         .draw()
         .map_err(err(path))?;
@@ -164,12 +166,44 @@ pub fn curves_from_metrics(
         draw_curves(
             &run.join(curve.file),
             curve.title,
+            "epoch",
             curve.y_label,
             &series,
             legend,
         )?;
     }
     Ok(())
+}
+
+/// `early-decision.png`: a spiking model's test accuracy from the readout after each time step,
+/// and the share of images whose prediction is already final at that step.
+pub fn early_decision(
+    path: &Path,
+    accuracy: &[f64],
+    final_fraction: &[f64],
+    count: usize,
+) -> Result<()> {
+    let at = |v: &[f64]| -> Vec<(f64, f64)> {
+        v.iter()
+            .enumerate()
+            .map(|(t, &y)| ((t + 1) as f64, y))
+            .collect()
+    };
+    draw_curves(
+        path,
+        &format!("Deciding early — test accuracy after each time step ({count} images)"),
+        "time step",
+        "fraction of test images",
+        &[
+            ("accuracy of the readout so far", BLUE, at(accuracy)),
+            (
+                "prediction already final",
+                RGBColor(0, 130, 0),
+                at(final_fraction),
+            ),
+        ],
+        SeriesLabelPosition::LowerRight,
+    )
 }
 
 /// Where the confusion matrix's cells go: `cell` pixels square, after a margin for the labels.

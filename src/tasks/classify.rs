@@ -1,6 +1,7 @@
 //! The classifier task: mini-batch gradient descent on softmax cross-entropy, and its evaluation
 //! (loss, accuracy, per-class accuracy, the confusion matrix).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow};
@@ -10,10 +11,12 @@ use burn::prelude::*;
 use burn::store::ModuleRecord;
 use burn::tensor::Bytes;
 use burn::tensor::activation::log_softmax;
+use serde_json::{Map, Value, json};
 
 use crate::data::batch::{Batch, Normalizer, eval_batches, mix};
 use crate::data::{ImageSet, InputShape};
 use crate::models::Model;
+use crate::models::cnn_lif::CnnLif;
 use crate::report::plots;
 use crate::train::task::{Curve, Goal, Part, Report, StepStats, Task, TaskSpec, part};
 
@@ -34,6 +37,14 @@ pub fn to_tensors(batch: Batch, shape: InputShape, device: &Device) -> (Tensor<4
     let y = Tensor::<1, Int>::from_data(TensorData::new(batch.labels, [b]), device);
     (x, y)
 }
+
+/// The evaluation metrics a spiking model adds, after loss and accuracy.
+pub const SPIKING_METRICS: [&str; 4] = [
+    "decision_step",
+    "v4_rate",
+    "output_rate",
+    "spikes_per_image",
+];
 
 /// A classifier being trained: the model, its optimizer and learning rate, and the (autodiff)
 /// device.
@@ -75,25 +86,37 @@ impl Classifier {
 
 impl Task for Classifier {
     fn spec(&self) -> TaskSpec {
+        let spiking = matches!(self.model(), Model::CnnLif(_));
+        let mut eval = vec!["loss", "accuracy"];
+        let mut curves = vec![
+            Curve {
+                file: "loss.png",
+                title: "Loss (softmax cross-entropy)",
+                y_label: "loss",
+                metrics: vec!["loss"],
+            },
+            Curve {
+                file: "accuracy.png",
+                title: "Accuracy",
+                y_label: "accuracy",
+                metrics: vec!["accuracy"],
+            },
+        ];
+        if spiking {
+            eval.extend(SPIKING_METRICS);
+            curves.push(Curve {
+                file: "firing.png",
+                title: "Firing rate (spikes per neuron per time step, validation)",
+                y_label: "rate",
+                metrics: vec!["v4_rate", "output_rate"],
+            });
+        }
         TaskSpec {
             train: vec!["loss", "accuracy"],
-            eval: vec!["loss", "accuracy"],
+            eval,
             select: ("accuracy", Goal::Max),
             learning_rates: vec![("lr", self.lr)],
-            curves: vec![
-                Curve {
-                    file: "loss.png",
-                    title: "Loss (softmax cross-entropy)",
-                    y_label: "loss",
-                    metrics: vec!["loss"],
-                },
-                Curve {
-                    file: "accuracy.png",
-                    title: "Accuracy",
-                    y_label: "accuracy",
-                    metrics: vec!["accuracy"],
-                },
-            ],
+            curves,
         }
     }
 
@@ -131,6 +154,7 @@ impl Task for Classifier {
             normalizer,
             batch_size,
             self.classes.len(),
+            self.seed,
             &self.device.clone().without_autodiff(),
         )?;
         Ok(e.report(&self.classes))
@@ -189,6 +213,18 @@ impl Task for Classifier {
                 .context("the test report has no confusion matrix")?,
         )?;
         let accuracy = test.metrics.get("accuracy").copied().unwrap_or(f64::NAN);
+        if let Some(early) = test.details.get("early_decision") {
+            let series = |key: &str| -> Result<Vec<f64>> {
+                serde_json::from_value(early[key].clone())
+                    .with_context(|| format!("early_decision.{key} in the test report"))
+            };
+            plots::early_decision(
+                &run_dir.join(plots::EARLY_DECISION),
+                &series("accuracy")?,
+                &series("final_fraction")?,
+                test.count,
+            )?;
+        }
         plots::confusion(
             &run_dir.join(plots::CONFUSION),
             &confusion,
@@ -224,6 +260,104 @@ pub struct Evaluation {
     pub count: usize,
     /// `confusion[true][predicted]`.
     pub confusion: Vec<Vec<usize>>,
+    /// Early decisions and firing, for a spiking model.
+    pub spiking: Option<SpikingEval>,
+}
+
+/// A spiking model's evaluation over its time steps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpikingEval {
+    /// Images classified correctly from the readout after steps 1..=t, for each t.
+    pub correct_per_step: Vec<usize>,
+    /// Images whose prediction no longer changes from step t on, for each t.
+    pub final_by_step: Vec<usize>,
+    /// Sum over images of the step from which the prediction is final.
+    pub decision_step_sum: usize,
+    /// Spikes of each layer (V4, hidden…, output) over all images and steps.
+    pub spikes: Vec<f64>,
+    /// Neurons of each layer.
+    pub neurons: Vec<usize>,
+}
+
+impl SpikingEval {
+    fn new(steps: usize, neurons: Vec<usize>) -> Self {
+        Self {
+            correct_per_step: vec![0; steps],
+            final_by_step: vec![0; steps],
+            decision_step_sum: 0,
+            spikes: vec![0.0; neurons.len()],
+            neurons,
+        }
+    }
+
+    /// Adds one batch: `pred[t][i]`, the prediction for image i after step t+1.
+    fn add(&mut self, pred: &[Vec<i64>], labels: &[i64], spikes: &[f64]) {
+        let steps = pred.len();
+        for (i, &label) in labels.iter().enumerate() {
+            let last = pred[steps - 1][i];
+            let mut from = steps; // 1-based step from which the prediction stays `last`
+            while from > 1 && pred[from - 2][i] == last {
+                from -= 1;
+            }
+            self.decision_step_sum += from;
+            for t in 0..steps {
+                self.correct_per_step[t] += (pred[t][i] == label) as usize;
+                self.final_by_step[t] += (t + 1 >= from) as usize;
+            }
+        }
+        for (total, s) in self.spikes.iter_mut().zip(spikes) {
+            *total += s;
+        }
+    }
+
+    /// Metrics (`decision_step`, `v4_rate`, `output_rate`, `spikes_per_image`) and details
+    /// (`early_decision`, `firing`) for `count` images.
+    fn report(
+        &self,
+        count: usize,
+        metrics: &mut BTreeMap<String, f64>,
+        details: &mut Map<String, Value>,
+    ) {
+        let n = count.max(1) as f64;
+        let steps = self.correct_per_step.len();
+        let rate = |l: usize| self.spikes[l] / (n * self.neurons[l] as f64 * steps as f64);
+        let last = self.neurons.len() - 1;
+        metrics.insert("decision_step".into(), self.decision_step_sum as f64 / n);
+        metrics.insert("v4_rate".into(), rate(0));
+        metrics.insert("output_rate".into(), rate(last));
+        metrics.insert(
+            "spikes_per_image".into(),
+            self.spikes.iter().sum::<f64>() / n,
+        );
+        let frac = |v: &[usize]| v.iter().map(|&c| c as f64 / n).collect::<Vec<_>>();
+        details.insert(
+            "early_decision".into(),
+            json!({
+                "steps": (1..=steps).collect::<Vec<_>>(),
+                "accuracy": frac(&self.correct_per_step),
+                "final_fraction": frac(&self.final_by_step),
+                "mean_decision_step": self.decision_step_sum as f64 / n,
+            }),
+        );
+        let layers: Vec<Value> = (0..self.neurons.len())
+            .map(|l| {
+                let name = if l == 0 {
+                    "v4".to_string()
+                } else if l == last {
+                    "output".to_string()
+                } else {
+                    format!("hidden{l}")
+                };
+                json!({
+                    "layer": name,
+                    "neurons": self.neurons[l],
+                    "rate": rate(l),
+                    "spikes_per_image": self.spikes[l] / n,
+                })
+            })
+            .collect();
+        details.insert("firing".into(), Value::Array(layers));
+    }
 }
 
 impl Evaluation {
@@ -254,17 +388,21 @@ impl Evaluation {
                     .map(serde_json::Value::from),
             )
             .collect();
-        let mut details = serde_json::Map::new();
+        let mut details = Map::new();
         details.insert("per_class_accuracy".into(), per_class.into());
         details.insert("classes".into(), classes.into());
-        details.insert("confusion_matrix".into(), serde_json::json!(self.confusion));
+        details.insert("confusion_matrix".into(), json!(self.confusion));
+        let mut metrics: BTreeMap<String, f64> = [
+            ("loss".to_string(), self.loss),
+            ("accuracy".to_string(), self.accuracy),
+        ]
+        .into();
+        if let Some(s) = &self.spiking {
+            s.report(self.count, &mut metrics, &mut details);
+        }
         Report {
             count: self.count,
-            metrics: [
-                ("loss".to_string(), self.loss),
-                ("accuracy".to_string(), self.accuracy),
-            ]
-            .into(),
+            metrics,
             details,
         }
     }
@@ -277,24 +415,41 @@ pub fn evaluate(
     normalizer: &Normalizer,
     batch_size: usize,
     classes: usize,
+    seed: u64,
     device: &Device,
 ) -> Result<Evaluation> {
     let mut confusion = vec![vec![0usize; classes]; classes];
     let (mut loss_sum, mut correct) = (0.0f64, 0usize);
+    let mut spiking = None;
+    // Poisson spike coding draws from the device RNG: the same seed, the same evaluation.
+    device.seed(mix(&[seed, 5]));
     for batch in eval_batches(set, batch_size, normalizer) {
         let n = batch.len();
         let labels = batch.labels.clone();
         let (x, y) = to_tensors(batch, set.shape, device);
-        let logits = model.forward(x);
+        let logits = match model {
+            Model::CnnLif(m) => {
+                let trace = m.simulate(x, |_| false);
+                let pred = trace
+                    .readouts
+                    .iter()
+                    .map(|r| argmax(r.clone()))
+                    .collect::<Result<Vec<_>>>()?;
+                let spikes = trace
+                    .spikes
+                    .iter()
+                    .map(|s| s.clone().into_scalar::<f64>())
+                    .collect::<Vec<_>>();
+                spiking
+                    .get_or_insert_with(|| SpikingEval::new(m.steps(), trace.neurons.clone()))
+                    .add(&pred, &labels, &spikes);
+                trace.logits()
+            }
+            _ => model.forward(x),
+        };
         let loss: f64 = cross_entropy(logits.clone(), y).into_scalar::<f64>();
         loss_sum += loss * n as f64;
-        let pred: Vec<i64> = logits
-            .argmax(1)
-            .flatten::<1>(0, 1)
-            .into_data()
-            .convert::<i64>()
-            .try_into_vec::<i64>()
-            .map_err(|e| anyhow!("cannot read predictions: {e:?}"))?;
+        let pred = argmax(logits)?;
         for (t, p) in labels.iter().zip(pred) {
             confusion[*t as usize][p as usize] += 1;
             correct += (*t == p) as usize;
@@ -307,7 +462,19 @@ pub fn evaluate(
         accuracy: correct as f64 / denom,
         count,
         confusion,
+        spiking,
     })
+}
+
+/// The index of the largest logit of each row of `[b, k]`.
+fn argmax(logits: Tensor<2>) -> Result<Vec<i64>> {
+    logits
+        .argmax(1)
+        .flatten::<1>(0, 1)
+        .into_data()
+        .convert::<i64>()
+        .try_into_vec::<i64>()
+        .map_err(|e| anyhow!("cannot read predictions: {e:?}"))
 }
 
 /// Softmax probabilities of `model` for already-normalized images.
@@ -322,12 +489,110 @@ pub fn probabilities(
         TensorData::new(images, [n, shape.channels, shape.height, shape.width]),
         device,
     );
-    let probs = burn::tensor::activation::softmax(model.forward(x), 1); // [n, classes]
-    let [_, k] = probs.dims();
-    let flat: Vec<f32> = probs
+    rows(burn::tensor::activation::softmax(model.forward(x), 1)) // [n, classes]
+}
+
+/// Softmax probabilities of a spiking model that stops early: each image's prediction is read
+/// after the first step at which its top two probabilities differ by `margin` or more (after the
+/// last step for those that never do), and the simulation stops once every image in the batch
+/// has decided. Returns, per image, the probabilities and that step (1-based).
+pub fn probabilities_early_exit(
+    model: &CnnLif,
+    images: Vec<f32>,
+    shape: InputShape,
+    margin: f64,
+    device: &Device,
+) -> Result<Vec<(Vec<f32>, usize)>> {
+    let n = images.len() / shape.pixels();
+    let x = Tensor::<4>::from_data(
+        TensorData::new(images, [n, shape.channels, shape.height, shape.width]),
+        device,
+    );
+    let mut decided: Vec<Option<(Vec<f32>, usize)>> = vec![None; n];
+    let mut failure = None;
+    let mut step = 0;
+    let trace = model.simulate(x, |readout| {
+        step += 1;
+        match rows(burn::tensor::activation::softmax(readout.clone(), 1)) {
+            Ok(probs) => {
+                for (d, p) in decided.iter_mut().zip(probs) {
+                    if d.is_none() && top_margin(&p) >= margin {
+                        *d = Some((p, step));
+                    }
+                }
+            }
+            Err(e) => failure = Some(e),
+        }
+        failure.is_some() || decided.iter().all(Option::is_some)
+    });
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let last = rows(burn::tensor::activation::softmax(trace.logits(), 1))?;
+    Ok(decided
+        .into_iter()
+        .zip(last)
+        .map(|(d, p)| d.unwrap_or((p, step)))
+        .collect())
+}
+
+/// The top probability minus the runner-up's.
+fn top_margin(p: &[f32]) -> f64 {
+    let (mut a, mut b) = (f32::NEG_INFINITY, f32::NEG_INFINITY);
+    for &v in p {
+        if v > a {
+            (a, b) = (v, a);
+        } else if v > b {
+            b = v;
+        }
+    }
+    if b.is_finite() {
+        (a - b) as f64
+    } else {
+        a as f64
+    }
+}
+
+/// The rows of `[n, k]` on the host.
+fn rows(t: Tensor<2>) -> Result<Vec<Vec<f32>>> {
+    let [_, k] = t.dims();
+    let flat: Vec<f32> = t
         .into_data()
         .convert::<f32>()
         .try_into_vec::<f32>()
         .map_err(|e| anyhow!("cannot read probabilities: {e:?}"))?;
     Ok(flat.chunks(k).map(|c| c.to_vec()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn early_decisions_are_counted_per_step() {
+        // Image 0 (label 1) is predicted 0, 1, 1: correct from step 2, final from step 2.
+        // Image 1 (label 0) is predicted 1, 1, 1: never correct, final from step 1.
+        let mut s = SpikingEval::new(3, vec![4, 2]);
+        s.add(&[vec![0, 1], vec![1, 1], vec![1, 1]], &[1, 0], &[6.0, 2.0]);
+        assert_eq!(s.correct_per_step, vec![0, 1, 1]);
+        assert_eq!(s.final_by_step, vec![1, 2, 2]);
+        assert_eq!(s.decision_step_sum, 3);
+        let (mut metrics, mut details) = (BTreeMap::new(), Map::new());
+        s.report(2, &mut metrics, &mut details);
+        assert_eq!(metrics["decision_step"], 1.5);
+        // 6 spikes over 2 images × 4 neurons × 3 steps; 2 over 2 × 2 × 3.
+        assert_eq!(metrics["v4_rate"], 0.25);
+        assert_eq!(metrics["output_rate"], 2.0 / 12.0);
+        assert_eq!(metrics["spikes_per_image"], 4.0);
+        assert_eq!(
+            details["early_decision"]["accuracy"],
+            json!([0.0, 0.5, 0.5])
+        );
+    }
+
+    #[test]
+    fn the_margin_is_the_lead_over_the_runner_up() {
+        assert!((top_margin(&[0.1, 0.6, 0.3]) - 0.3).abs() < 1e-6);
+        assert_eq!(top_margin(&[0.5, 0.5]), 0.0);
+    }
 }

@@ -1,5 +1,5 @@
 //! The tasks fovea trains, each one `Task` for the shared loop, chosen by `[model] kind`:
-//! `cnn`, `rnn` and `cnn-rnn` are classifiers.
+//! `cnn`, `rnn`, `cnn-rnn` and `cnn-lif` are classifiers.
 
 pub mod classify;
 
