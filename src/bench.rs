@@ -89,7 +89,7 @@ pub fn run(args: BenchArgs) -> Result<BenchResult> {
     let data = data::load(&config.data, config.seed)?;
     let set = &data.train;
     let normalizer = Normalizer::fit(set);
-    let mut task = session::build_task(&config, &data, &device)?;
+    let mut task = session::build_task(&config, &data, &normalizer, false, &device)?;
     let train_rounds = time_training(task.as_mut(), set, &normalizer, &config, &args)?;
     let infer_rounds = time_inference(task.as_ref(), set, &normalizer, &args)?;
     Ok(BenchResult {

@@ -212,3 +212,16 @@ mod tests {
         );
     }
 }
+
+/// The config a run folder was started with.
+pub fn run_config(dir: &Path) -> Result<Config> {
+    let path = dir.join(crate::train::run::CONFIG);
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "cannot read {} (is {} a run folder?)",
+            path.display(),
+            dir.display()
+        )
+    })?;
+    from_str(&text, &path.display().to_string())
+}

@@ -11,11 +11,15 @@ use crate::config::{self, Config};
 use crate::data::batch::{Normalizer, batch_count};
 use crate::data::{self, Splits};
 use crate::device::{self, BackendKind};
+use crate::models::ModelConfig;
+use crate::models::gan::GanConfig;
 use crate::report::plots;
 use crate::tasks;
+use crate::tasks::gan::Judge;
 use crate::train::checkpoint::{self, CheckpointMeta};
 use crate::train::run::{self, Resume, Run, RunInfo};
-use crate::train::{self, FitContext, FitOptions, LoopState, Outcome, Task};
+use crate::train::{self, FitContext, FitOptions, LoopState, Outcome, Task, TrainConfig};
+use crate::trained;
 
 pub const SUMMARY: &str = "summary.json";
 
@@ -88,16 +92,116 @@ fn new_run_info(
     }
 }
 
-/// The task the config names, with fresh weights, for the run's data.
-pub fn build_task(config: &Config, data: &Splits, device: &Device) -> Result<Box<dyn Task>> {
+/// The task the config names, with fresh weights, for the run's data (normalized by
+/// `normalizer`).
+pub fn build_task(
+    config: &Config,
+    data: &Splits,
+    normalizer: &Normalizer,
+    quiet: bool,
+    device: &Device,
+) -> Result<Box<dyn Task>> {
+    let judge = match &config.model {
+        ModelConfig::Gan(g) => Some(judge(config, g, data, quiet)?),
+        _ => None,
+    };
     tasks::build(
         &config.model,
         &config.train,
         config.seed,
-        data.train.shape,
-        &data.source.classes,
+        data,
+        normalizer,
+        judge,
         device,
     )
+}
+
+/// The classifier a GAN's FID is measured with: `model.judge`, or the reference CNN trained on
+/// the same data once and kept in the user cache under a digest of the data and the seed.
+fn judge(config: &Config, gan: &GanConfig, data: &Splits, quiet: bool) -> Result<Judge> {
+    let dir = match &gan.judge {
+        Some(dir) => dir.clone(),
+        None => cached_judge(config, gan, data, quiet)?,
+    };
+    let loaded = trained::load_run(&dir, "best", Some(config.backend))
+        .with_context(|| format!("model.judge = {}", dir.display()))?;
+    if loaded.meta.shape != data.train.shape || loaded.meta.classes != data.source.classes {
+        bail!(
+            "model.judge = {}: it classifies {} images into {:?}; the data has {} images in {:?}",
+            dir.display(),
+            loaded.meta.shape,
+            loaded.meta.classes,
+            data.train.shape,
+            data.source.classes
+        );
+    }
+    Ok(Judge {
+        model: loaded.model,
+        normalizer: loaded.meta.normalizer,
+        run: dir,
+        device: loaded.device,
+    })
+}
+
+/// The automatic judge's run folder: reused when a finished one exists, resumed when one was
+/// interrupted, trained otherwise.
+fn cached_judge(config: &Config, gan: &GanConfig, data: &Splits, quiet: bool) -> Result<PathBuf> {
+    use sha2::{Digest, Sha256};
+    let key = json!({
+        "source": data.source,
+        "seed": config.seed,
+        "epochs": gan.judge_epochs,
+        "model": ModelConfig::default(),
+    });
+    let digest = hex::encode(Sha256::digest(key.to_string().as_bytes()));
+    let root = dirs::cache_dir()
+        .context("no user cache directory on this system; set model.judge to a classifier run")?
+        .join("fovea")
+        .join("judges");
+    let name = format!("{}-{}", data.source.dataset, &digest[..16]);
+    let dir = root.join(&name);
+    if dir.join(SUMMARY).is_file() {
+        eprintln!(
+            "judge: reusing {} (the reference CNN trained on this data before)",
+            dir.display()
+        );
+        return Ok(dir);
+    }
+    let options = FitOptions {
+        quiet,
+        crash_at_step: None,
+    };
+    if dir.join(run::RUN_JSON).is_file() {
+        eprintln!(
+            "judge: resuming the interrupted training of {}",
+            dir.display()
+        );
+        resume(&dir, Some(config.backend), None, options)?;
+    } else {
+        eprintln!(
+            "judge: no model.judge given; training the reference CNN on this data for {} epochs \
+             (once; kept in {})",
+            gan.judge_epochs,
+            dir.display()
+        );
+        let judge_config = Config {
+            seed: config.seed,
+            backend: config.backend,
+            data: config.data.clone(),
+            model: ModelConfig::default(),
+            train: TrainConfig {
+                epochs: gan.judge_epochs,
+                ..TrainConfig::default()
+            },
+        };
+        let done = train_config(judge_config, &root, &name, options)?;
+        if done.outcome != Outcome::Completed {
+            bail!(
+                "the judge's training stopped before its end; run the same command again to resume it"
+            );
+        }
+    }
+    Ok(dir)
 }
 
 fn describe_start(run: &Run, config: &Config, data: &Splits, task: &dyn Task) {
@@ -113,36 +217,61 @@ fn describe_start(run: &Run, config: &Config, data: &Splits, task: &dyn Task) {
         s.shape,
         s.classes.len()
     );
+    let optimizer = match &config.model {
+        ModelConfig::Gan(g) => format!("Adam (betas {}, {})", g.beta1, g.beta2),
+        _ => format!("{:?}", config.train.optimizer),
+    };
+    let rates: Vec<String> = task
+        .spec()
+        .learning_rates
+        .iter()
+        .map(|(name, lr)| format!("{name} {lr}"))
+        .collect();
     println!(
-        "model: {} ({} parameters); backend {}; {} epochs of batch {}, {:?} lr {}",
+        "model: {} ({} parameters); backend {}; {} epochs of batch {}, {optimizer} {}",
         config.model.kind(),
         task.parameter_count(),
         config.backend,
         config.train.epochs,
         config.train.batch_size,
-        config.train.optimizer,
-        config.train.lr
+        rates.join(", ")
     );
 }
 
 pub fn train(args: TrainArgs) -> Result<Finished> {
     let overrides = cli_overrides(args.overrides, args.backend, args.data_dir.as_deref());
     let config = config::load(args.config.as_deref(), &overrides)?;
-    let device = device::open(config.backend)?;
     let data = load_data(&config)?;
     // Named after the data actually used, which a fall-back can make differ from the config.
     let name = args
         .name
         .unwrap_or_else(|| run::default_name(config.model.kind(), &data.source.dataset));
+    start(config, data, &args.out, &name, args.options)
+}
+
+/// Trains `config` into `out/name`.
+fn train_config(config: Config, out: &Path, name: &str, options: FitOptions) -> Result<Finished> {
+    let data = load_data(&config)?;
+    start(config, data, out, name, options)
+}
+
+fn start(
+    config: Config,
+    data: Splits,
+    out: &Path,
+    name: &str,
+    options: FitOptions,
+) -> Result<Finished> {
+    let device = device::open(config.backend)?;
+    let normalizer = Normalizer::fit(&data.train);
     // The task is built before the run folder exists, so a config that cannot build one
     // (pooling that shrinks the images to nothing) leaves nothing behind.
-    let mut task = build_task(&config, &data, &device)?;
-    let run = Run::create(&args.out, &name)?;
+    let mut task = build_task(&config, &data, &normalizer, options.quiet, &device)?;
+    let run = Run::create(out, name)?;
     crate::fsio::write_atomic(&run.dir.join(run::CONFIG), config.to_toml().as_bytes())?;
-    let normalizer = Normalizer::fit(&data.train);
     let mut info = new_run_info(&config, &device, &data, &normalizer);
     run.write_json(run::RUN_JSON, &info)?;
-    if !args.options.quiet {
+    if !options.quiet {
         describe_start(&run, &config, &data, task.as_ref());
     }
     let setup = Setup {
@@ -150,7 +279,7 @@ pub fn train(args: TrainArgs) -> Result<Finished> {
         config: &config,
         data: &data,
         normalizer: &normalizer,
-        options: &args.options,
+        options: &options,
     };
     run_training(&setup, task.as_mut(), LoopState::default(), &mut info)
 }
@@ -164,7 +293,7 @@ pub fn resume(
     options: FitOptions,
 ) -> Result<Finished> {
     let run = Run::open(dir)?;
-    let mut config = run_config(dir)?;
+    let mut config = config::run_config(dir)?;
     if let Some(b) = backend {
         config.backend = b;
     }
@@ -181,7 +310,7 @@ pub fn resume(
         (Some(_), Err(e)) => return Err(e),
     };
     check_same_data(&info.data, &data.source)?;
-    let mut task = build_task(&config, &data, &device)?;
+    let mut task = build_task(&config, &data, &info.normalizer, options.quiet, &device)?;
     let (state, normalizer, from) = match point {
         Some((path, meta, parts)) => {
             task.load(parts)?;
@@ -274,19 +403,6 @@ fn check_same_data(recorded: &data::DataSource, now: &data::DataSource) -> Resul
         );
     }
     Ok(())
-}
-
-/// The config a run folder was started with.
-pub fn run_config(dir: &Path) -> Result<Config> {
-    let path = dir.join(run::CONFIG);
-    let text = std::fs::read_to_string(&path).with_context(|| {
-        format!(
-            "cannot read {} (is {} a run folder?)",
-            path.display(),
-            dir.display()
-        )
-    })?;
-    config::from_str(&text, &path.display().to_string())
 }
 
 /// What a training session runs on.

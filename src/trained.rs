@@ -7,11 +7,11 @@ use burn::module::Module;
 use burn::tensor::Device;
 
 use crate::config::Config;
+use crate::config::run_config;
 use crate::data::batch::eval_batches;
 use crate::data::{self, ImageSet};
 use crate::device::{self, BackendKind};
 use crate::models::Model;
-use crate::session::run_config;
 use crate::tasks::classify::{self, Evaluation};
 use crate::train::checkpoint::{self, CheckpointMeta};
 use crate::train::{Part, run};

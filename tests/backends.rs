@@ -152,3 +152,72 @@ fn opening_a_device_leaves_the_environment_alone() {
         );
     }
 }
+
+/// The GAN's two networks: the same weights, noise and labels give the same images and
+/// discriminator scores on every backend.
+#[test]
+fn the_gan_generates_the_same_images_on_every_backend() {
+    use burn::tensor::{Int, Tensor, TensorData};
+    use fovea::models::gan::GanConfig;
+    let cfg = GanConfig::default();
+    let flex = burn::tensor::Device::flex();
+    flex.seed(4);
+    let (g, d) = cfg.init(SHAPE, 10, &flex).unwrap();
+    let parts = vec![
+        fovea::tasks::records::module_part("generator", &g).unwrap(),
+        fovea::tasks::records::module_part("discriminator", &d).unwrap(),
+    ];
+    let z: Vec<f32> = (0..4 * 64)
+        .map(|i| ((i * 13 % 29) as f32 / 7.0) - 2.0)
+        .collect();
+    let outputs = |kind: BackendKind| -> Vec<f32> {
+        let device = device::open(kind).unwrap();
+        let (g, d) = cfg.init(SHAPE, 10, &device).unwrap();
+        let g = fovea::tasks::records::load_module(g, &parts, "generator")
+            .unwrap()
+            .valid();
+        let d = fovea::tasks::records::load_module(d, &parts, "discriminator")
+            .unwrap()
+            .valid();
+        let y = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 3, 7, 9], [4]), &device);
+        let z = Tensor::<2>::from_data(TensorData::new(z.clone(), [4, 64]), &device);
+        let images = g.forward(z, y.clone());
+        let mut out = images
+            .clone()
+            .into_data()
+            .convert::<f32>()
+            .to_vec::<f32>()
+            .unwrap();
+        out.extend(
+            d.forward(images, y)
+                .into_data()
+                .convert::<f32>()
+                .to_vec::<f32>()
+                .unwrap(),
+        );
+        out
+    };
+    let reference = outputs(BackendKind::Flex);
+    assert_ne!(
+        reference[..784],
+        reference[784..1568],
+        "two labels, two images"
+    );
+    let mut backends = vec![BackendKind::Ndarray];
+    if wgpu_available() {
+        backends.push(BackendKind::Wgpu);
+    }
+    for kind in backends {
+        let got = outputs(kind);
+        let worst = reference
+            .iter()
+            .zip(&got)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        eprintln!("gan on {kind}: max |difference| vs flex = {worst:.2e}");
+        assert!(
+            worst < 1e-3,
+            "gan on {kind}: outputs differ from flex by {worst}"
+        );
+    }
+}

@@ -250,13 +250,20 @@ impl Cnn {
     }
 
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        self.penultimate(images).1
+    }
+
+    /// The last hidden layer's activations `[b, hidden]` (the V4 layer without hidden layers)
+    /// and the logits `[b, classes]`.
+    pub fn penultimate(&self, images: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
         let mut x = self.features(images);
         for layer in &self.hidden {
             x = self
                 .activation
                 .forward(layer.forward(self.dropout.forward(x))); // [b, hidden]
         }
-        self.output.forward(self.dropout.forward(x)) // [b, classes]
+        let logits = self.output.forward(self.dropout.forward(x.clone())); // [b, classes]
+        (x, logits)
     }
 }
 

@@ -6,6 +6,7 @@
 pub mod cnn;
 pub mod cnn_lif;
 pub mod cnn_rnn;
+pub mod gan;
 pub mod rnn;
 
 use burn::prelude::*;
@@ -21,6 +22,7 @@ pub enum ModelConfig {
     Rnn(rnn::RnnConfig),
     CnnRnn(cnn_rnn::CnnRnnConfig),
     CnnLif(cnn_lif::CnnLifConfig),
+    Gan(gan::GanConfig),
 }
 
 impl Default for ModelConfig {
@@ -36,6 +38,7 @@ impl ModelConfig {
             ModelConfig::Rnn(_) => "rnn",
             ModelConfig::CnnRnn(_) => "cnn-rnn",
             ModelConfig::CnnLif(_) => "cnn-lif",
+            ModelConfig::Gan(_) => "gan",
         }
     }
 
@@ -46,10 +49,12 @@ impl ModelConfig {
             ModelConfig::Rnn(c) => c.validate(),
             ModelConfig::CnnRnn(c) => c.validate(),
             ModelConfig::CnnLif(c) => c.validate(),
+            ModelConfig::Gan(c) => c.validate(),
         }
     }
 
-    /// Builds the model for images of `input` shape and `classes` outputs.
+    /// Builds the classifier for images of `input` shape and `classes` outputs (every kind but
+    /// `gan`, whose task builds its two networks itself).
     pub fn init(
         &self,
         input: InputShape,
@@ -61,6 +66,9 @@ impl ModelConfig {
             ModelConfig::Rnn(c) => Model::Rnn(c.init(input, classes, device)?),
             ModelConfig::CnnRnn(c) => Model::CnnRnn(c.init(input, classes, device)?),
             ModelConfig::CnnLif(c) => Model::CnnLif(c.init(input, classes, device)?),
+            ModelConfig::Gan(_) => anyhow::bail!(
+                "a gan run has no classifier: eval and predict read classifier runs (cnn, rnn, cnn-rnn, cnn-lif)"
+            ),
         })
     }
 }
@@ -81,6 +89,15 @@ impl Model {
             Model::Rnn(m) => m.forward(images),
             Model::CnnRnn(m) => m.forward(images),
             Model::CnnLif(m) => m.forward(images),
+        }
+    }
+
+    /// The features of the layer before the output, `[b, d]`, with the logits `[b, classes]`:
+    /// what a judge of generated images reads (cnn models only).
+    pub fn penultimate(&self, images: Tensor<4>) -> Option<(Tensor<2>, Tensor<2>)> {
+        match self {
+            Model::Cnn(m) => Some(m.penultimate(images)),
+            _ => None,
         }
     }
 }

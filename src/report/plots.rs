@@ -6,6 +6,7 @@ use std::sync::Once;
 use anyhow::{Result, anyhow};
 use plotters::prelude::*;
 
+use crate::data::InputShape;
 use crate::train::metrics::Record;
 use crate::train::task::Curve;
 
@@ -314,5 +315,62 @@ fn draw_cell<DB: DrawingBackend>(
         let at = (x + c / 2 - 4 * label.len() as i32, y + c / 2 - 7);
         root.draw(&Text::new(label, at, font(13).color(&tc)))?;
     }
+    Ok(())
+}
+
+/// A grid of images: one row per label, its name on the left, images as `[c, h, w]` bytes
+/// (1 or 3 channels) drawn `scale` pixels per image pixel.
+pub fn image_grid(
+    path: &Path,
+    title: &str,
+    rows: &[(String, Vec<Vec<u8>>)],
+    shape: InputShape,
+    scale: u32,
+) -> Result<()> {
+    fonts();
+    let cols = rows.iter().map(|r| r.1.len()).max().unwrap_or(0) as u32;
+    let (h, w) = (shape.height as u32 * scale, shape.width as u32 * scale);
+    let (left, top, gap) = (150u32, 44u32, 4u32);
+    let size = (
+        (left + cols * (w + gap) + 10).max(420),
+        top + rows.len() as u32 * (h + gap) + 10,
+    );
+    let root = BitMapBackend::new(path, size).into_drawing_area();
+    root.fill(&WHITE).map_err(err(path))?;
+    root.draw(&Text::new(title.to_string(), (10, 10), font(20)))
+        .map_err(err(path))?;
+    let plane = shape.height * shape.width;
+    for (r, (label, images)) in rows.iter().enumerate() {
+        let y0 = top + r as u32 * (h + gap);
+        root.draw(&Text::new(
+            label.clone(),
+            (8, (y0 + h / 2) as i32 - 8),
+            font(15),
+        ))
+        .map_err(err(path))?;
+        for (c, img) in images.iter().enumerate() {
+            let x0 = left + c as u32 * (w + gap);
+            for py in 0..shape.height {
+                for px in 0..shape.width {
+                    let at = |ch: usize| img[ch * plane + py * shape.width + px];
+                    let color = if shape.channels >= 3 {
+                        RGBColor(at(0), at(1), at(2))
+                    } else {
+                        RGBColor(at(0), at(0), at(0))
+                    };
+                    for dy in 0..scale {
+                        for dx in 0..scale {
+                            let p = (
+                                (x0 + px as u32 * scale + dx) as i32,
+                                (y0 + py as u32 * scale + dy) as i32,
+                            );
+                            root.draw_pixel(p, &color).map_err(err(path))?;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    root.present().map_err(err(path))?;
     Ok(())
 }

@@ -8,8 +8,6 @@ use anyhow::{Context, Result, anyhow};
 use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
-use burn::store::ModuleRecord;
-use burn::tensor::Bytes;
 use burn::tensor::activation::log_softmax;
 use serde_json::{Map, Value, json};
 
@@ -18,7 +16,8 @@ use crate::data::{ImageSet, InputShape};
 use crate::models::Model;
 use crate::models::cnn_lif::CnnLif;
 use crate::report::plots;
-use crate::train::task::{Curve, Goal, Part, Report, StepStats, Task, TaskSpec, part};
+use crate::tasks::records::{load_module, load_optim, module_part, optim_part};
+use crate::train::task::{Curve, Goal, Part, Report, StepStats, Task, TaskSpec};
 
 /// Mean softmax cross-entropy of `logits` `[b, k]` against class indices `[b]`.
 pub fn cross_entropy(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
@@ -170,21 +169,9 @@ impl Task for Classifier {
     }
 
     fn save(&self) -> Result<Vec<Part>> {
-        // `valid()` first: it folds BatchNorm's pending running-statistics update into the
-        // stored value, which a plain `into_record()` would read one step stale.
-        let model = self
-            .model()
-            .valid()
-            .into_record()
-            .into_bytes()
-            .map_err(|e| anyhow!("cannot serialize the model: {e:?}"))?;
-        let optim = self
-            .optim
-            .into_bytes()
-            .map_err(|e| anyhow!("cannot serialize the optimizer: {e:?}"))?;
         Ok(vec![
-            ("model".into(), model.to_vec()),
-            ("optim".into(), optim.to_vec()),
+            module_part("model", self.model())?,
+            optim_part("optim", &self.optim)?,
         ])
     }
 
@@ -192,12 +179,7 @@ impl Task for Classifier {
         // The model first: loading restores its parameter ids, which key the optimizer state.
         let model = load_model(self.model.take().expect("model present"), &parts)?;
         self.model = Some(model);
-        let optim = part(&parts, "optim")?;
-        self.optim = self
-            .optim
-            .clone()
-            .from_bytes(Bytes::from_bytes_vec(optim.to_vec()))
-            .map_err(|e| anyhow!("cannot load the optimizer state: {e:?}"))?;
+        self.optim = load_optim(&self.optim, &parts, "optim")?;
         Ok(())
     }
 
@@ -239,12 +221,7 @@ impl Task for Classifier {
 
 /// Applies the `model` part of a checkpoint to a freshly built model of the same config.
 pub fn load_model(model: Model, parts: &[Part]) -> Result<Model> {
-    let bytes = part(parts, "model")?;
-    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes.to_vec()))
-        .map_err(|e| anyhow!("cannot read the model record: {e:?}"))?;
-    model
-        .try_load_record(record)
-        .map_err(|e| anyhow!("the checkpoint's model does not match the configured model: {e:?}"))
+    load_module(model, parts, "model")
 }
 
 fn correct_count(logits: Tensor<2>, y: Tensor<1, Int>) -> usize {

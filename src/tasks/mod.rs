@@ -1,36 +1,53 @@
 //! The tasks fovea trains, each one `Task` for the shared loop, chosen by `[model] kind`:
-//! `cnn`, `rnn`, `cnn-rnn` and `cnn-lif` are classifiers.
+//! `cnn`, `rnn`, `cnn-rnn` and `cnn-lif` are classifiers; `gan` is the conditional GAN.
 
 pub mod classify;
+pub mod fid;
+pub mod gan;
+pub mod records;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use burn::tensor::Device;
 
-use crate::data::InputShape;
+use crate::data::Splits;
+use crate::data::batch::Normalizer;
 use crate::models::ModelConfig;
 use crate::train::{Task, TrainConfig, optim};
 
 /// Builds the task `model` names, with fresh weights seeded by `seed`, training on `device`
-/// (made an autodiff device here) for images of `shape` in `classes`.
+/// (made an autodiff device here) for `data` normalized by `normalizer`. A GAN needs its judge.
 pub fn build(
     model: &ModelConfig,
     train: &TrainConfig,
     seed: u64,
-    shape: InputShape,
-    classes: &[String],
+    data: &Splits,
+    normalizer: &Normalizer,
+    judge: Option<gan::Judge>,
     device: &Device,
 ) -> Result<Box<dyn Task>> {
     let ad = device.clone().autodiff();
     ad.seed(seed);
-    // Every kind so far is a classifier; the kinds of other tasks add their arms here.
-    let net = model.init(shape, classes.len(), &ad)?;
+    if let ModelConfig::Gan(g) = model {
+        let judge = judge.context("a gan task needs a judge classifier")?;
+        return Ok(Box::new(gan::GanTask::new(
+            g,
+            seed,
+            data,
+            normalizer,
+            judge,
+            train.eval_batch_size,
+            ad,
+        )?));
+    }
+    let shape = data.train.shape;
+    let net = model.init(shape, data.source.classes.len(), &ad)?;
     Ok(Box::new(classify::Classifier::new(
         net,
         optim::build(train),
         train.lr,
         ad,
         shape,
-        classes.to_vec(),
+        data.source.classes.clone(),
         seed,
     )))
 }

@@ -348,6 +348,7 @@ fn end_epoch(
     ctx.save(task, state, improved)?;
     let records = metrics::read_all(&ctx.run.dir)?;
     metrics::write_csv(&ctx.run.dir, &records, spec)?;
+    task.epoch_end(state.epoch, &ctx.run.dir)?;
     (ctx.on_epoch_end)(&records)
 }
 

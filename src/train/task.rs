@@ -109,6 +109,11 @@ pub trait Task {
     /// Restores what `save` wrote.
     fn load(&mut self, parts: Vec<Part>) -> Result<()>;
     fn parameter_count(&self) -> usize;
+    /// Called at each epoch's end (after its checkpoint): pictures of the weights now (e.g. a
+    /// generator's samples).
+    fn epoch_end(&self, _epoch: usize, _run_dir: &Path) -> Result<()> {
+        Ok(())
+    }
     /// Pictures of a test report written into the run folder (e.g. a confusion matrix).
     fn write_figures(&self, _test: &Report, _run_dir: &Path) -> Result<()> {
         Ok(())

@@ -1,0 +1,256 @@
+//! The conditional DCGAN: a class-conditioned generator (label embedding, transposed
+//! convolutions, batch norm, tanh) and a discriminator (strided convolutions, leaky ReLU) that
+//! reads the label by projection: D(x, y) = ψ(h) + ⟨embed(y), h⟩ with h the image's features.
+//!
+//! The generator draws images of the dataset's shape; its tanh output in [−1, 1] is mapped to
+//! pixels in [0, 1] and then to the normalized space the discriminator and classifiers read.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
+use burn::nn::{
+    BatchNorm, BatchNormConfig, Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig,
+    PaddingConfig2d,
+};
+use burn::prelude::*;
+use burn::tensor::activation::{leaky_relu, relu, tanh};
+use serde::{Deserialize, Serialize};
+
+use crate::data::InputShape;
+
+/// The adversarial loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GanLoss {
+    /// Non-saturating binary cross-entropy: D minimizes softplus(−D(x)) + softplus(D(G(z))),
+    /// G minimizes softplus(−D(G(z))).
+    Bce,
+    /// Hinge: D minimizes relu(1 − D(x)) + relu(1 + D(G(z))), G minimizes −D(G(z)).
+    Hinge,
+}
+
+/// `[model] kind = "gan"`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct GanConfig {
+    /// Size of the noise vector z.
+    pub latent: usize,
+    /// Size of the generator's label embedding.
+    pub embed: usize,
+    /// Channels of the generator's last hidden layer (the first has twice as many).
+    pub g_channels: usize,
+    /// Channels of the discriminator's first layer (the second has twice as many).
+    pub d_channels: usize,
+    pub loss: GanLoss,
+    /// The generator's and the discriminator's base learning rates (Adam, betas 0.5 and 0.999).
+    pub lr_g: f64,
+    pub lr_d: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    /// The classifier run whose features the FID uses; none: fovea trains the reference CNN on
+    /// the same data (`judge_epochs` epochs) once and keeps it in the user cache.
+    pub judge: Option<PathBuf>,
+    pub judge_epochs: usize,
+    /// Generated images per FID (the judge's accuracy on them is GAN-test).
+    pub fid_samples: usize,
+}
+
+impl Default for GanConfig {
+    fn default() -> Self {
+        Self {
+            latent: 64,
+            embed: 32,
+            g_channels: 64,
+            d_channels: 64,
+            loss: GanLoss::Bce,
+            lr_g: 2e-4,
+            lr_d: 2e-4,
+            beta1: 0.5,
+            beta2: 0.999,
+            judge: None,
+            judge_epochs: 5,
+            fid_samples: 10_000,
+        }
+    }
+}
+
+impl GanConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        for (key, v) in [
+            ("latent", self.latent),
+            ("embed", self.embed),
+            ("g_channels", self.g_channels),
+            ("d_channels", self.d_channels),
+        ] {
+            if v == 0 {
+                return Err(format!("{key} must be at least 1"));
+            }
+        }
+        if self.judge_epochs == 0 {
+            return Err("judge_epochs must be at least 1".into());
+        }
+        if self.fid_samples < 2 {
+            return Err(format!(
+                "fid_samples must be at least 2 (got {})",
+                self.fid_samples
+            ));
+        }
+        for (key, v) in [("lr_g", self.lr_g), ("lr_d", self.lr_d)] {
+            if !(v > 0.0 && v.is_finite()) {
+                return Err(format!("{key} must be positive (got {v})"));
+            }
+        }
+        for (key, v) in [("beta1", self.beta1), ("beta2", self.beta2)] {
+            if !(0.0..1.0).contains(&v) {
+                return Err(format!("{key} must be in [0, 1) (got {v})"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The generator and discriminator for images of `shape` (height and width divisible by 4)
+    /// in `classes` classes.
+    pub fn init(
+        &self,
+        shape: InputShape,
+        classes: usize,
+        device: &Device,
+    ) -> Result<(Generator, Discriminator)> {
+        if shape.height % 4 != 0 || shape.width % 4 != 0 || shape.height < 4 || shape.width < 4 {
+            bail!(
+                "model.kind = \"gan\" draws images whose height and width are multiples of 4; \
+                 the data's images are {shape} (set data.image_size to e.g. 28 or 32)"
+            );
+        }
+        let (h, w) = (shape.height / 4, shape.width / 4);
+        let (g, d) = (self.g_channels, self.d_channels);
+        let up = |i: usize, o: usize| {
+            ConvTranspose2dConfig::new([i, o], [4, 4])
+                .with_stride([2, 2])
+                .with_padding([1, 1])
+                .init(device)
+        };
+        let down = |i: usize, o: usize, bias: bool| {
+            Conv2dConfig::new([i, o], [4, 4])
+                .with_stride([2, 2])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .with_bias(bias)
+                .init(device)
+        };
+        let generator = Generator {
+            embed: EmbeddingConfig::new(classes, self.embed).init(device),
+            project: LinearConfig::new(self.latent + self.embed, 2 * g * h * w).init(device),
+            norm0: BatchNormConfig::new(2 * g).init(device),
+            up1: up(2 * g, g),
+            norm1: BatchNormConfig::new(g).init(device),
+            up2: up(g, shape.channels),
+            latent: self.latent,
+            grid: [2 * g, h, w],
+        };
+        let discriminator = Discriminator {
+            conv1: down(shape.channels, d, true),
+            conv2: down(d, 2 * d, false),
+            norm2: BatchNormConfig::new(2 * d).init(device),
+            score: LinearConfig::new(2 * d * h * w, 1).init(device),
+            // Projection vectors scaled so that ⟨embed(y), h⟩ starts of the order of one.
+            embed: EmbeddingConfig::new(classes, 2 * d * h * w)
+                .with_initializer(Initializer::Normal {
+                    mean: 0.0,
+                    std: 1.0 / ((2 * d * h * w) as f64).sqrt(),
+                })
+                .init(device),
+        };
+        Ok((generator, discriminator))
+    }
+}
+
+/// Labels `[b]` → embeddings `[b, d]`.
+fn embed(e: &Embedding, labels: Tensor<1, Int>) -> Tensor<2> {
+    let [b] = labels.dims();
+    e.forward(labels.reshape([b, 1])).flatten::<2>(1, 2) // [b, d]
+}
+
+#[derive(Module, Debug)]
+pub struct Generator {
+    embed: Embedding,
+    project: Linear,
+    norm0: BatchNorm,
+    up1: ConvTranspose2d,
+    norm1: BatchNorm,
+    up2: ConvTranspose2d,
+    #[module(skip)]
+    latent: usize,
+    #[module(skip)]
+    grid: [usize; 3],
+}
+
+impl Generator {
+    pub fn latent(&self) -> usize {
+        self.latent
+    }
+
+    /// Noise `[b, latent]` and labels `[b]` → images `[b, c, h, w]` in [−1, 1].
+    pub fn forward(&self, z: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<4> {
+        let [b, _] = z.dims();
+        let [c, h, w] = self.grid;
+        let x = Tensor::cat(vec![z, embed(&self.embed, labels)], 1); // [b, latent + embed]
+        let x = self.project.forward(x).reshape([b, c, h, w]);
+        let x = relu(self.norm0.forward(x));
+        let x = relu(self.norm1.forward(self.up1.forward(x))); // [b, g, 2h, 2w]
+        tanh(self.up2.forward(x)) // [b, channels, 4h, 4w]
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Discriminator {
+    conv1: Conv2d,
+    conv2: Conv2d,
+    norm2: BatchNorm,
+    score: Linear,
+    embed: Embedding,
+}
+
+impl Discriminator {
+    /// Images `[b, c, h, w]` (normalized) and labels `[b]` → logits `[b]` (real > 0 > fake).
+    pub fn forward(&self, images: Tensor<4>, labels: Tensor<1, Int>) -> Tensor<1> {
+        let x = leaky_relu(self.conv1.forward(images), 0.2); // [b, d, h/2, w/2]
+        let x = leaky_relu(self.norm2.forward(self.conv2.forward(x)), 0.2); // [b, 2d, h/4, w/4]
+        let h = x.flatten::<2>(1, 3); // [b, 2d·h/4·w/4]
+        let projection = (embed(&self.embed, labels) * h.clone()).sum_dim(1); // [b, 1]
+        (self.score.forward(h) + projection).flatten::<1>(0, 1) // [b]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_follow_the_data() {
+        let device = Device::flex();
+        for (c, side) in [(1, 28), (3, 32)] {
+            let shape = InputShape {
+                channels: c,
+                height: side,
+                width: side,
+            };
+            let (g, d) = GanConfig::default().init(shape, 10, &device).unwrap();
+            let z = Tensor::<2>::zeros([5, 64], &device);
+            let y =
+                Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1, 2, 3, 9], [5]), &device);
+            let x = g.forward(z, y.clone());
+            assert_eq!(x.dims(), [5, c, side, side]);
+            let v = x.clone().abs().max().into_scalar::<f32>();
+            assert!(v <= 1.0, "tanh output {v}");
+            assert_eq!(d.forward(x, y).dims(), [5]);
+        }
+        let odd = InputShape {
+            channels: 1,
+            height: 30,
+            width: 30,
+        };
+        let e = GanConfig::default().init(odd, 10, &device).unwrap_err();
+        assert!(e.to_string().contains("multiples of 4"), "{e}");
+    }
+}

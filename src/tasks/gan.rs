@@ -1,0 +1,596 @@
+//! The GAN task: a conditional DCGAN trained in the shared loop. Each step trains the
+//! discriminator on a real batch and a generated one (the generator's output detached), then the
+//! generator on a fresh forward pass through the updated discriminator. Evaluation draws
+//! `fid_samples` images (an equal number per class) and measures them in the feature space of a
+//! fovea classifier, the judge: the FID against the evaluated set, the FID of real training
+//! images against it (the floor), and GAN-test (the judge's accuracy on the generated images).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use burn::tensor::activation::{relu, sigmoid, softplus};
+use serde_json::{Map, json};
+
+use super::classify::to_tensors;
+use super::fid::{self, Gaussian};
+use super::records::{load_module, load_optim, module_part, optim_part};
+use crate::data::batch::{Batch, Normalizer, eval_batches, mix};
+use crate::data::{ImageSet, InputShape, Splits};
+use crate::models::Model;
+use crate::models::gan::{Discriminator, GanConfig, GanLoss, Generator};
+use crate::report::plots;
+use crate::train::task::{Curve, Goal, Part, Report, StepStats, Task, TaskSpec};
+
+/// Images per class in the sample grids.
+pub const GRID_COLUMNS: usize = 8;
+pub const SAMPLES: &str = "samples.png";
+pub const EPOCH_SAMPLES: &str = "samples";
+
+/// The classifier whose penultimate layer is the feature space of the FID.
+pub struct Judge {
+    /// In evaluation mode, on `device`.
+    pub model: Model,
+    pub normalizer: Normalizer,
+    /// The run folder it was read from.
+    pub run: PathBuf,
+    pub device: Device,
+}
+
+impl Judge {
+    /// Penultimate features `[n, d]` and predicted classes of already-normalized images.
+    fn read(&self, x: Tensor<4>) -> Result<(Vec<f32>, usize, Vec<i64>)> {
+        let (features, logits) = self
+            .model
+            .penultimate(x)
+            .ok_or_else(|| anyhow!("the judge {} is not a cnn run", self.run.display()))?;
+        let [_, d] = features.dims();
+        let f = features
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .map_err(|e| anyhow!("cannot read features: {e:?}"))?;
+        let pred = logits
+            .argmax(1)
+            .flatten::<1>(0, 1)
+            .into_data()
+            .convert::<i64>()
+            .try_into_vec::<i64>()
+            .map_err(|e| anyhow!("cannot read predictions: {e:?}"))?;
+        Ok((f, d, pred))
+    }
+
+    /// The Gaussian of a real set's features.
+    pub fn fit_set(&self, set: &ImageSet, batch_size: usize, limit: usize) -> Result<Gaussian> {
+        let (mut all, mut dim) = (Vec::new(), 0);
+        let mut seen = 0;
+        for batch in eval_batches(set, batch_size, &self.normalizer) {
+            if seen >= limit {
+                break;
+            }
+            seen += batch.len();
+            let (x, _) = to_tensors(batch, set.shape, &self.device);
+            let (f, d, _) = self.read(x)?;
+            all.extend(f);
+            dim = d;
+        }
+        Gaussian::fit(&all, dim)
+    }
+}
+
+pub struct GanTask {
+    g: Option<Generator>,
+    d: Option<Discriminator>,
+    opt_g: ModuleOptimizer,
+    opt_d: ModuleOptimizer,
+    cfg: GanConfig,
+    /// The autodiff training device.
+    device: Device,
+    shape: InputShape,
+    classes: Vec<String>,
+    seed: u64,
+    /// Per-channel mean and std of the data's normalization (the discriminator reads
+    /// normalized images).
+    normalizer: Normalizer,
+    judge: Judge,
+    /// The judge's Gaussian of real training images: the FID floor's reference.
+    reference: Gaussian,
+    eval_batch: usize,
+}
+
+impl GanTask {
+    pub fn new(
+        cfg: &GanConfig,
+        seed: u64,
+        data: &Splits,
+        normalizer: &Normalizer,
+        judge: Judge,
+        eval_batch: usize,
+        device: Device,
+    ) -> Result<Self> {
+        let shape = data.train.shape;
+        if judge
+            .model
+            .penultimate(Tensor::zeros(
+                [1, shape.channels, shape.height, shape.width],
+                &judge.device,
+            ))
+            .is_none()
+        {
+            bail!(
+                "the judge {} is not a cnn run; FID needs a cnn classifier's features",
+                judge.run.display()
+            );
+        }
+        let (g, d) = cfg.init(shape, data.source.classes.len(), &device)?;
+        let adam = || {
+            AdamConfig::new()
+                .with_beta_1(cfg.beta1 as f32)
+                .with_beta_2(cfg.beta2 as f32)
+                .init()
+        };
+        let reference = judge
+            .fit_set(&data.train, eval_batch, cfg.fid_samples)
+            .context("the judge's features of the training images")?;
+        Ok(Self {
+            g: Some(g),
+            d: Some(d),
+            opt_g: adam(),
+            opt_d: adam(),
+            cfg: cfg.clone(),
+            device,
+            shape,
+            classes: data.source.classes.clone(),
+            seed,
+            normalizer: normalizer.clone(),
+            judge,
+            reference,
+            eval_batch,
+        })
+    }
+
+    fn g(&self) -> &Generator {
+        self.g.as_ref().expect("generator present between steps")
+    }
+
+    fn d(&self) -> &Discriminator {
+        self.d
+            .as_ref()
+            .expect("discriminator present between steps")
+    }
+
+    /// Generator output in [−1, 1] → images normalized by `n` (pixels (t + 1)/2, then
+    /// (p − mean)/std per channel).
+    fn normalized(t: Tensor<4>, n: &Normalizer) -> Tensor<4> {
+        let device = t.device();
+        let c = n.mean.len();
+        let mean = Tensor::<1>::from_data(TensorData::new(n.mean.clone(), [c]), &device)
+            .reshape([1, c, 1, 1]);
+        let std = Tensor::<1>::from_data(TensorData::new(n.std.clone(), [c]), &device)
+            .reshape([1, c, 1, 1]);
+        (t.add_scalar(1.0).mul_scalar(0.5) - mean) / std
+    }
+
+    fn noise(&self, b: usize, device: &Device) -> Tensor<2> {
+        Tensor::random(
+            [b, self.g().latent()],
+            Distribution::Normal(0.0, 1.0),
+            device,
+        )
+    }
+
+    /// The discriminator's step on a real batch and a generated one; returns (d_loss, D(x),
+    /// D(G(z))) and the noise it drew.
+    pub fn d_step(
+        &mut self,
+        x: Tensor<4>,
+        y: Tensor<1, Int>,
+        lr: f64,
+    ) -> Result<([f64; 3], Tensor<2>)> {
+        let [b, ..] = x.dims();
+        let z = self.noise(b, &self.device);
+        let fake =
+            Self::normalized(self.g().forward(z.clone(), y.clone()), &self.normalizer).detach();
+        let d = self.d.take().expect("discriminator present");
+        let real = d.forward(x, y.clone()); // [b]
+        let fake = d.forward(fake, y); // [b]
+        let loss = match self.cfg.loss {
+            GanLoss::Bce => {
+                softplus(real.clone().neg(), 1.0).mean() + softplus(fake.clone(), 1.0).mean()
+            }
+            GanLoss::Hinge => {
+                relu(real.clone().neg().add_scalar(1.0)).mean()
+                    + relu(fake.clone().add_scalar(1.0)).mean()
+            }
+        };
+        let stats = [
+            loss.clone().into_scalar::<f64>(),
+            sigmoid(real).mean().into_scalar::<f64>(),
+            sigmoid(fake).mean().into_scalar::<f64>(),
+        ];
+        let grads = GradientsParams::from_grads(loss.backward(), &d);
+        self.d = Some(self.opt_d.step(lr, d, grads));
+        Ok((stats, z))
+    }
+
+    /// The generator's step: a fresh forward pass through the (updated) discriminator; only
+    /// the generator's weights move. Returns g_loss.
+    pub fn g_step(&mut self, z: Tensor<2>, y: Tensor<1, Int>, lr: f64) -> f64 {
+        let g = self.g.take().expect("generator present");
+        let fake = Self::normalized(g.forward(z, y.clone()), &self.normalizer);
+        let score = self.d().forward(fake, y);
+        let loss = match self.cfg.loss {
+            GanLoss::Bce => softplus(score.neg(), 1.0).mean(),
+            GanLoss::Hinge => score.mean().neg(),
+        };
+        let value = loss.clone().into_scalar::<f64>();
+        let grads = GradientsParams::from_grads(loss.backward(), &g);
+        self.g = Some(self.opt_g.step(lr, g, grads));
+        value
+    }
+
+    pub fn generator(&self) -> &Generator {
+        self.g()
+    }
+
+    pub fn discriminator(&self) -> &Discriminator {
+        self.d()
+    }
+
+    /// `n` images with labels `i mod classes`, from noise seeded by `salt`, as pixels in [−1, 1]
+    /// `[n, c, h, w]` batches of the eval batch size, with their labels.
+    /// The noise comes from a host generator seeded by (run seed, salt), not from the device's:
+    /// the same images on every backend and every call.
+    fn draw(&self, n: usize, salt: u64) -> Vec<(Tensor<4>, Vec<i64>)> {
+        use rand::{Rng, SeedableRng};
+        let device = self.device.clone().without_autodiff();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(mix(&[self.seed, salt]));
+        let g = self.g().valid();
+        let k = self.classes.len() as i64;
+        let mut out = Vec::new();
+        let mut start = 0;
+        while start < n {
+            let b = self.eval_batch.min(n - start);
+            let labels: Vec<i64> = (start..start + b).map(|i| i as i64 % k).collect();
+            let y = Tensor::<1, Int>::from_data(TensorData::new(labels.clone(), [b]), &device);
+            let normal: Vec<f32> = (0..b * g.latent())
+                .map(|_| {
+                    // Box–Muller
+                    let (u1, u2): (f64, f64) = (rng.random::<f64>().max(1e-12), rng.random());
+                    ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
+                })
+                .collect();
+            let z = Tensor::<2>::from_data(TensorData::new(normal, [b, g.latent()]), &device);
+            out.push((g.forward(z, y), labels));
+            start += b;
+        }
+        out
+    }
+
+    /// `GRID_COLUMNS` images per class from fixed noise, as bytes per class.
+    fn grid_rows(&self) -> Result<Vec<(String, Vec<Vec<u8>>)>> {
+        let k = self.classes.len();
+        let mut rows: Vec<(String, Vec<Vec<u8>>)> = self
+            .classes
+            .iter()
+            .map(|c| (c.clone(), Vec::new()))
+            .collect();
+        for (t, labels) in self.draw(k * GRID_COLUMNS, 17) {
+            let px: Vec<f32> = t
+                .add_scalar(1.0)
+                .mul_scalar(127.5)
+                .clamp(0.0, 255.0)
+                .into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .map_err(|e| anyhow!("cannot read generated images: {e:?}"))?;
+            for (img, &l) in px.chunks(self.shape.pixels()).zip(&labels) {
+                rows[l as usize]
+                    .1
+                    .push(img.iter().map(|&v| v.round() as u8).collect());
+            }
+        }
+        Ok(rows)
+    }
+
+    fn draw_grid(&self, path: &Path, title: &str) -> Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        plots::image_grid(path, title, &self.grid_rows()?, self.shape, 2)
+    }
+}
+
+impl Task for GanTask {
+    fn spec(&self) -> TaskSpec {
+        TaskSpec {
+            train: vec!["d_loss", "g_loss", "d_real", "d_fake"],
+            eval: vec!["fid", "fid_floor", "gan_test"],
+            select: ("fid", Goal::Min),
+            learning_rates: vec![("lr_g", self.cfg.lr_g), ("lr_d", self.cfg.lr_d)],
+            curves: vec![
+                Curve {
+                    file: "gan-loss.png",
+                    title: "GAN losses",
+                    y_label: "loss",
+                    metrics: vec!["d_loss", "g_loss"],
+                },
+                Curve {
+                    file: "discriminator.png",
+                    title: "Discriminator's mean probability of \"real\"",
+                    y_label: "probability",
+                    metrics: vec!["d_real", "d_fake"],
+                },
+                Curve {
+                    file: "fid.png",
+                    title: "FID in the judge's feature space (validation)",
+                    y_label: "FID",
+                    metrics: vec!["fid", "fid_floor"],
+                },
+            ],
+        }
+    }
+
+    fn step(&mut self, batch: Batch, lr_factor: f64, step: u64) -> Result<StepStats> {
+        // Noise is drawn from the device RNG, seeded per step so that resume is exact.
+        self.device.seed(mix(&[self.seed, step, 11]));
+        let count = batch.len();
+        let (x, y) = to_tensors(batch, self.shape, &self.device);
+        let ([d_loss, d_real, d_fake], z) = self.d_step(x, y.clone(), self.cfg.lr_d * lr_factor)?;
+        let g_loss = self.g_step(z, y, self.cfg.lr_g * lr_factor);
+        let n = count as f64;
+        Ok(StepStats {
+            count,
+            sums: vec![
+                ("d_loss", d_loss * n),
+                ("g_loss", g_loss * n),
+                ("d_real", d_real * n),
+                ("d_fake", d_fake * n),
+            ],
+        })
+    }
+
+    fn evaluate(&self, set: &ImageSet, _: &Normalizer, _: usize) -> Result<Report> {
+        let target = self.judge.fit_set(set, self.eval_batch, usize::MAX)?;
+        let n = self.cfg.fid_samples;
+        let (mut features, mut dim, mut correct) = (Vec::new(), 0, 0usize);
+        for (t, labels) in self.draw(n, 23) {
+            let t = Tensor::<4>::from_data(t.into_data(), &self.judge.device);
+            let (f, d, pred) = self
+                .judge
+                .read(Self::normalized(t, &self.judge.normalizer))?;
+            features.extend(f);
+            dim = d;
+            correct += pred.iter().zip(&labels).filter(|(p, l)| p == l).count();
+        }
+        let generated = Gaussian::fit(&features, dim)?;
+        let mut details = Map::new();
+        details.insert("judge".into(), json!(self.judge.run.display().to_string()));
+        details.insert("fid_generated_images".into(), json!(n));
+        details.insert("samples".into(), json!(SAMPLES));
+        Ok(Report {
+            count: set.len(),
+            metrics: [
+                ("fid".to_string(), fid::frechet(&generated, &target)),
+                (
+                    "fid_floor".to_string(),
+                    fid::frechet(&self.reference, &target),
+                ),
+                ("gan_test".to_string(), correct as f64 / n.max(1) as f64),
+            ]
+            .into(),
+            details,
+        })
+    }
+
+    fn infer(&self, batch: Batch) -> Result<()> {
+        let device = self.device.clone().without_autodiff();
+        let (_, y) = to_tensors(batch, self.shape, &device);
+        let [b] = y.dims();
+        let z = self.noise(b, &device);
+        let _: f32 = self.g().valid().forward(z, y).sum().into_scalar::<f32>();
+        Ok(())
+    }
+
+    fn save(&self) -> Result<Vec<Part>> {
+        Ok(vec![
+            module_part("generator", self.g())?,
+            module_part("discriminator", self.d())?,
+            optim_part("optim_g", &self.opt_g)?,
+            optim_part("optim_d", &self.opt_d)?,
+        ])
+    }
+
+    fn load(&mut self, parts: Vec<Part>) -> Result<()> {
+        self.g = Some(load_module(
+            self.g.take().expect("generator"),
+            &parts,
+            "generator",
+        )?);
+        self.d = Some(load_module(
+            self.d.take().expect("discriminator"),
+            &parts,
+            "discriminator",
+        )?);
+        self.opt_g = load_optim(&self.opt_g, &parts, "optim_g")?;
+        self.opt_d = load_optim(&self.opt_d, &parts, "optim_d")?;
+        Ok(())
+    }
+
+    fn parameter_count(&self) -> usize {
+        self.g().num_params() + self.d().num_params()
+    }
+
+    fn epoch_end(&self, epoch: usize, run_dir: &Path) -> Result<()> {
+        self.draw_grid(
+            &run_dir
+                .join(EPOCH_SAMPLES)
+                .join(format!("epoch-{epoch:03}.png")),
+            &format!("Generated after epoch {epoch} (fixed noise, one row per class)"),
+        )
+    }
+
+    fn write_figures(&self, test: &Report, run_dir: &Path) -> Result<()> {
+        let fid = test.metrics.get("fid").copied().unwrap_or(f64::NAN);
+        self.draw_grid(
+            &run_dir.join(SAMPLES),
+            &format!("Generated (fixed noise, one row per class) — test FID {fid:.2}"),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::cnn::CnnConfig;
+
+    /// The trainable weights of a module on an autodiff device (not BatchNorm's running
+    /// statistics, which any forward pass in training mode updates).
+    fn weights<M: Module>(m: &M) -> Vec<f32> {
+        struct Collect(Vec<f32>);
+        impl burn::module::ModuleVisitor for Collect {
+            fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
+                let t = p.val();
+                if t.is_require_grad() {
+                    self.0
+                        .extend(t.into_data().convert::<f32>().to_vec::<f32>().unwrap());
+                }
+            }
+        }
+        let mut c = Collect(Vec::new());
+        m.visit(&mut c);
+        assert!(!c.0.is_empty());
+        c.0
+    }
+
+    fn task() -> GanTask {
+        let shape = InputShape {
+            channels: 1,
+            height: 12,
+            width: 12,
+        };
+        let cfg = GanConfig {
+            g_channels: 8,
+            d_channels: 8,
+            latent: 8,
+            embed: 4,
+            ..Default::default()
+        };
+        let device = Device::flex().autodiff();
+        device.seed(5);
+        let (g, d) = cfg.init(shape, 3, &device).unwrap();
+        let plain = Device::flex();
+        let judge = CnnConfig::default().init(shape, 3, &plain).unwrap().valid();
+        let adam = || AdamConfig::new().with_beta_1(0.5).init();
+        GanTask {
+            g: Some(g),
+            d: Some(d),
+            opt_g: adam(),
+            opt_d: adam(),
+            cfg,
+            device,
+            shape,
+            classes: vec!["a".into(), "b".into(), "c".into()],
+            seed: 1,
+            normalizer: Normalizer {
+                mean: vec![0.3],
+                std: vec![0.4],
+            },
+            judge: Judge {
+                model: Model::Cnn(judge),
+                normalizer: Normalizer {
+                    mean: vec![0.3],
+                    std: vec![0.4],
+                },
+                run: PathBuf::from("test"),
+                device: plain,
+            },
+            reference: Gaussian::fit(&[0.0; 6], 2).unwrap(),
+            eval_batch: 16,
+        }
+    }
+
+    #[test]
+    fn the_discriminator_step_moves_only_d_and_the_generator_step_only_g() {
+        let mut t = task();
+        let x = Tensor::<4>::random([6, 1, 12, 12], Distribution::Normal(0.0, 1.0), &t.device);
+        let y =
+            Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1, 2, 0, 1, 2], [6]), &t.device);
+        let (g0, d0) = (weights(t.generator()), weights(t.discriminator()));
+        let (stats, z) = t.d_step(x, y.clone(), 1e-3).unwrap();
+        assert!(stats.iter().all(|v| v.is_finite()), "{stats:?}");
+        let (g1, d1) = (weights(t.generator()), weights(t.discriminator()));
+        assert_eq!(g0, g1, "the discriminator step changed the generator");
+        assert_ne!(
+            d0, d1,
+            "the discriminator step left the discriminator unchanged"
+        );
+        let g_loss = t.g_step(z, y, 1e-3);
+        assert!(g_loss.is_finite());
+        let (g2, d2) = (weights(t.generator()), weights(t.discriminator()));
+        assert_ne!(g1, g2, "the generator step left the generator unchanged");
+        let moved: Vec<(usize, f32, f32)> = d1
+            .iter()
+            .zip(&d2)
+            .enumerate()
+            .filter(|(_, (a, b))| a != b)
+            .map(|(i, (a, b))| (i, *a, *b))
+            .collect();
+        assert!(
+            moved.is_empty(),
+            "the generator step changed the discriminator ({} of {}): {:?}",
+            moved.len(),
+            d1.len(),
+            &moved[..moved.len().min(8)]
+        );
+    }
+
+    #[test]
+    fn generated_images_map_to_the_normalized_space() {
+        // −1 → pixel 0 → (0 − 0.3)/0.4; 1 → pixel 1 → (1 − 0.3)/0.4.
+        let n = Normalizer {
+            mean: vec![0.3],
+            std: vec![0.4],
+        };
+        let t = Tensor::<4>::from_data(
+            TensorData::new(vec![-1.0f32, 1.0], [1, 1, 1, 2]),
+            &Device::flex(),
+        );
+        let v: Vec<f32> = GanTask::normalized(t, &n)
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec()
+            .unwrap();
+        assert!(
+            (v[0] + 0.75).abs() < 1e-6 && (v[1] - 1.75).abs() < 1e-6,
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn evaluation_reports_fid_and_gan_test_and_draws_the_same_images_each_time() {
+        let mut t = task();
+        t.cfg.fid_samples = 30;
+        let set = ImageSet::new(
+            t.shape,
+            (0..20 * 144).map(|i| (i * 7 % 256) as u8).collect(),
+            (0..20).map(|i| i % 3).collect(),
+        )
+        .unwrap();
+        t.reference = t.judge.fit_set(&set, 8, usize::MAX).unwrap();
+        let a = t.evaluate(&set, &t.normalizer.clone(), 8).unwrap();
+        let b = t.evaluate(&set, &t.normalizer.clone(), 8).unwrap();
+        assert_eq!(a.metrics, b.metrics);
+        let gan_test = a.metrics["gan_test"];
+        assert!((0.0..=1.0).contains(&gan_test));
+        assert!(
+            a.metrics["fid"] > 0.0 && a.metrics["fid_floor"] >= 0.0,
+            "{:?}",
+            a.metrics
+        );
+    }
+}

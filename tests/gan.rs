@@ -1,0 +1,127 @@
+//! The GAN task through the real binary: the automatic judge, its artifacts and metrics, exact
+//! resume of both networks and both optimizers after a crash in mid-epoch.
+
+mod common;
+
+use std::path::Path;
+
+use common::{read_json, run, text, train};
+
+/// The names of the newest checkpoint's parts, and the generator's and discriminator's weights
+/// in it (parameter ids differ between processes, so the records are compared by value).
+fn newest_weights(run_dir: &Path) -> (Vec<String>, Vec<f32>, Vec<f32>) {
+    let (_, meta, parts) = fovea::train::checkpoint::newest_intact::<fovea::train::CheckpointMeta>(
+        &run_dir.join("checkpoints"),
+    )
+    .unwrap()
+    .unwrap();
+    let config = fovea::config::run_config(run_dir).unwrap();
+    let fovea::models::ModelConfig::Gan(gan) = &config.model else {
+        panic!("not a gan run")
+    };
+    let device = burn::tensor::Device::flex();
+    let (g, d) = gan.init(meta.shape, meta.classes.len(), &device).unwrap();
+    let g = fovea::tasks::records::load_module(g, &parts, "generator").unwrap();
+    let d = fovea::tasks::records::load_module(d, &parts, "discriminator").unwrap();
+    (
+        parts.into_iter().map(|p| p.0).collect(),
+        fovea::models::flat_params(&g),
+        fovea::models::flat_params(&d),
+    )
+}
+
+/// The logged values without the timing fields.
+fn logged(run_dir: &Path) -> Vec<String> {
+    fovea::train::metrics::read_all(run_dir)
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            format!(
+                "{} {} {} {} {:?}",
+                r.epoch, r.step, r.split, r.scope, r.values
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_gan_trains_with_its_own_judge_and_resumes_exactly_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let config = format!("{}/config/gan.toml", env!("CARGO_MANIFEST_DIR"));
+    let setup = [
+        "--config",
+        &config,
+        "--set",
+        "data.dataset=sample",
+        "--set",
+        "train.epochs=2",
+        "--set",
+        "model.g_channels=8",
+        "--set",
+        "model.d_channels=8",
+        "--set",
+        "model.fid_samples=60",
+        "--set",
+        "model.judge_epochs=1",
+    ];
+    let straight = train(d, "straight", &setup);
+    assert!(straight.status.success(), "{}", text(&straight));
+    assert!(
+        text(&straight).contains("training the reference CNN"),
+        "{}",
+        text(&straight)
+    );
+    let a = d.join("artifacts/straight");
+    let s = read_json(&a.join("summary.json"));
+    for key in ["test_fid", "test_fid_floor", "test_gan_test"] {
+        assert!(s[key].as_f64().is_some(), "{key}: {s}");
+    }
+    assert!(s["judge"].as_str().unwrap().contains("judges"), "{s}");
+    for f in [
+        "samples.png",
+        "samples/epoch-001.png",
+        "samples/epoch-002.png",
+        "fid.png",
+        "gan-loss.png",
+    ] {
+        assert!(a.join(f).is_file(), "missing {f}");
+    }
+    let grid = image::open(a.join("samples.png")).unwrap();
+    assert!(
+        grid.height() > 10 * 56,
+        "one row per class: {}",
+        grid.height()
+    );
+
+    // The second run reuses the cached judge, crashes in mid-epoch and resumes.
+    let crashed = train(
+        d,
+        "crashed",
+        &[&setup[..], &["--crash-at-step", "8"]].concat(),
+    );
+    assert_eq!(crashed.status.code(), Some(137), "{}", text(&crashed));
+    assert!(text(&crashed).contains("reusing"), "{}", text(&crashed));
+    let resumed = run(d, &["resume", "artifacts/crashed", "--quiet"]);
+    assert!(resumed.status.success(), "{}", text(&resumed));
+    let b = d.join("artifacts/crashed");
+    let (wa, wb) = (newest_weights(&a), newest_weights(&b));
+    assert_eq!(wa.0, ["generator", "discriminator", "optim_g", "optim_d"]);
+    // Equal weights after the steps that followed the resume: the optimizers' states matched too.
+    assert_eq!(wa.1, wb.1, "the generator differs after resume");
+    assert_eq!(wa.2, wb.2, "the discriminator differs after resume");
+    assert_eq!(logged(&a), logged(&b), "metrics.jsonl differs after resume");
+    assert_eq!(
+        s["test_fid"],
+        read_json(&b.join("summary.json"))["test_fid"]
+    );
+
+    // eval reads classifier runs only, and says so.
+    let out = run(d, &["eval", "artifacts/straight"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("a gan run has no classifier"),
+        "{}",
+        text(&out)
+    );
+}
