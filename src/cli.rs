@@ -57,6 +57,8 @@ pub enum Command {
     Eval(EvalCmd),
     /// Classify image files with a trained run.
     Predict(PredictCmd),
+    /// Draw labelled images from a GAN run into an image folder (or IDX files).
+    Generate(GenerateCmd),
     /// Datasets: where they resolve, and downloading them.
     Data {
         #[command(subcommand)]
@@ -137,6 +139,27 @@ pub struct PredictCmd {
 }
 
 #[derive(clap::Args, Debug)]
+pub struct GenerateCmd {
+    run: PathBuf,
+    /// Images per class.
+    #[arg(long, default_value_t = 100)]
+    per_class: usize,
+    /// A new (or empty) folder to write into.
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, value_enum, default_value = "folder")]
+    format: trained::GenerateFormat,
+    /// best, last, or a step number.
+    #[arg(long, default_value = "best")]
+    checkpoint: String,
+    /// Noise seed (default: the run's seed).
+    #[arg(long)]
+    seed: Option<u64>,
+    #[arg(long, value_enum)]
+    backend: Option<BackendKind>,
+}
+
+#[derive(clap::Args, Debug)]
 pub struct BenchCmd {
     #[command(flatten)]
     config: ConfigArgs,
@@ -209,6 +232,26 @@ pub fn run(cli: Cli) -> Result<Exit> {
             let loaded = trained::load_run(&c.run, &c.checkpoint, c.backend)?;
             let preds = trained::predict(&loaded, &c.images, c.top_k, c.exit_margin)?;
             print_predictions(&preds, c.json)?;
+            Ok(Exit::Ok)
+        }
+        Command::Generate(c) => {
+            let g = trained::generate(
+                &c.run,
+                &c.checkpoint,
+                c.per_class,
+                &c.out,
+                c.format,
+                c.seed,
+                c.backend,
+            )?;
+            println!(
+                "wrote {} images ({} per class, {} classes) from {} into {}",
+                g.images,
+                c.per_class,
+                g.classes.len(),
+                g.checkpoint.display(),
+                c.out.display()
+            );
             Ok(Exit::Ok)
         }
         Command::Data { command } => {

@@ -1,4 +1,5 @@
-//! Using a trained run: load a checkpoint's model, evaluate it on a test set, classify images.
+//! Using a trained run: load a checkpoint's model, evaluate it on a test set, classify images,
+//! draw images from a GAN.
 
 use std::path::{Path, PathBuf};
 
@@ -8,11 +9,17 @@ use burn::tensor::Device;
 
 use crate::config::Config;
 use crate::config::run_config;
+use crate::data::InputShape;
 use crate::data::batch::eval_batches;
+use crate::data::batch::mix;
+use crate::data::idx;
 use crate::data::{self, ImageSet};
 use crate::device::{self, BackendKind};
-use crate::models::Model;
+use crate::fsio;
+use crate::models::{Model, ModelConfig};
 use crate::tasks::classify::{self, Evaluation};
+use crate::tasks::gan;
+use crate::tasks::records::load_module;
 use crate::train::checkpoint::{self, CheckpointMeta};
 use crate::train::{Part, run};
 
@@ -221,4 +228,139 @@ pub fn predict(
         }
     }
     Ok(out)
+}
+
+/// What `fovea generate` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GenerateFormat {
+    /// `OUT/<NN>-<class>/<i>.png`: an image folder fovea's folder loader reads back (the index
+    /// prefix keeps the classes in the run's order, since the loader sorts folder names).
+    Folder,
+    /// `OUT/images-idx3-ubyte`, `OUT/labels-idx1-ubyte` and `OUT/classes.txt` (grayscale only).
+    Idx,
+}
+
+/// What `fovea generate` wrote.
+#[derive(Debug)]
+pub struct Generated {
+    pub checkpoint: PathBuf,
+    pub images: usize,
+    pub classes: Vec<String>,
+}
+
+/// `fovea generate`: `per_class` images of each class from a GAN run's generator, written to
+/// `out` (which must not hold anything yet). The noise is seeded by `seed` (default: the run's).
+pub fn generate(
+    dir: &Path,
+    which: &str,
+    per_class: usize,
+    out: &Path,
+    format: GenerateFormat,
+    seed: Option<u64>,
+    backend: Option<BackendKind>,
+) -> Result<Generated> {
+    let mut config = run_config(dir)?;
+    if let Some(b) = backend {
+        config.backend = b;
+    }
+    let ModelConfig::Gan(gan) = &config.model else {
+        bail!(
+            "{} is a {} run; generate reads gan runs",
+            dir.display(),
+            config.model.kind()
+        );
+    };
+    if per_class == 0 {
+        bail!("--per-class must be at least 1");
+    }
+    if out.exists()
+        && std::fs::read_dir(out)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
+        bail!(
+            "--out {}: the folder exists and is not empty; choose a new one (nothing is overwritten)",
+            out.display()
+        );
+    }
+    let (path, meta, parts) = find_checkpoint(dir, which)?;
+    let shape = meta.shape;
+    if format == GenerateFormat::Idx && shape.channels != 1 {
+        bail!("--format idx holds grayscale images; this run's are {shape}: use --format folder");
+    }
+    let device = device::open(config.backend)?;
+    let (g, _) = gan.init(shape, meta.classes.len(), &device)?;
+    let g = load_module(g, &parts, "generator")?.valid();
+    let k = meta.classes.len();
+    let labels: Vec<i64> = (0..k as i64)
+        .flat_map(|c| std::iter::repeat_n(c, per_class))
+        .collect();
+    let mut pixels = Vec::with_capacity(labels.len() * shape.pixels());
+    for (t, _) in gan::generate(
+        &g,
+        &labels,
+        mix(&[seed.unwrap_or(config.seed), 29]),
+        config.train.eval_batch_size,
+        &device,
+    ) {
+        pixels.extend(gan::to_bytes(t)?);
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    match format {
+        GenerateFormat::Folder => {
+            let width = (k - 1).to_string().len();
+            for (c, name) in meta.classes.iter().enumerate() {
+                let safe: String = name
+                    .chars()
+                    .map(|ch| if ch == '/' || ch == '\\' { '_' } else { ch })
+                    .collect();
+                let class_dir = out.join(format!("{c:0width$}-{safe}"));
+                std::fs::create_dir_all(&class_dir)
+                    .with_context(|| format!("cannot create {}", class_dir.display()))?;
+                for i in 0..per_class {
+                    let n = c * per_class + i;
+                    let img = &pixels[n * shape.pixels()..(n + 1) * shape.pixels()];
+                    let file = class_dir.join(format!("{i:05}.png"));
+                    save_png(&file, img, shape)?;
+                }
+            }
+        }
+        GenerateFormat::Idx => {
+            let n = labels.len();
+            let bytes: Vec<u8> = labels.iter().map(|&l| l as u8).collect();
+            fsio::write_atomic(
+                &out.join("images-idx3-ubyte"),
+                &idx::encode(&[n, shape.height, shape.width], &pixels),
+            )?;
+            fsio::write_atomic(&out.join("labels-idx1-ubyte"), &idx::encode(&[n], &bytes))?;
+            fsio::write_atomic(
+                &out.join("classes.txt"),
+                (meta.classes.join("\n") + "\n").as_bytes(),
+            )?;
+        }
+    }
+    Ok(Generated {
+        checkpoint: path,
+        images: labels.len(),
+        classes: meta.classes,
+    })
+}
+
+/// One `[c, h, w]` image as PNG (grayscale or RGB).
+fn save_png(path: &Path, chw: &[u8], shape: InputShape) -> Result<()> {
+    let (w, h) = (shape.width as u32, shape.height as u32);
+    let plane = shape.height * shape.width;
+    let result = if shape.channels == 1 {
+        image::GrayImage::from_raw(w, h, chw.to_vec())
+            .context("image buffer")?
+            .save(path)
+    } else {
+        let hwc: Vec<u8> = (0..plane)
+            .flat_map(|p| (0..3).map(move |c| chw[c.min(shape.channels - 1) * plane + p]))
+            .collect();
+        image::RgbImage::from_raw(w, h, hwc)
+            .context("image buffer")?
+            .save(path)
+    };
+    result.with_context(|| format!("cannot write {}", path.display()))
 }

@@ -116,6 +116,59 @@ fn a_gan_trains_with_its_own_judge_and_resumes_exactly_after_a_crash() {
         read_json(&b.join("summary.json"))["test_fid"]
     );
 
+    // generate: a labelled folder the folder loader reads back, and IDX files.
+    let out = run(
+        d,
+        &[
+            "generate",
+            "artifacts/straight",
+            "--per-class",
+            "3",
+            "--out",
+            "gen",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let set = fovea::data::folder::load(&d.join("gen"), 0, 0.5, 1).unwrap();
+    let names = read_json(&a.join("run.json"))["data"]["classes"].clone();
+    let names: Vec<String> = serde_json::from_value(names).unwrap();
+    assert_eq!(set.classes.len(), 10);
+    for (i, (got, want)) in set.classes.iter().zip(&names).enumerate() {
+        assert_eq!(got, &format!("{i}-{}", want.replace('/', "_")));
+    }
+    let mut per_class = [0usize; 10];
+    for s in [&set.train, &set.test] {
+        for &l in &s.labels {
+            per_class[l as usize] += 1;
+        }
+    }
+    assert_eq!(per_class, [3; 10]);
+    let out = run(
+        d,
+        &[
+            "generate",
+            "artifacts/straight",
+            "--per-class",
+            "2",
+            "--out",
+            "idx",
+            "--format",
+            "idx",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let (images, labels, h, w) = fovea::data::idx::read_split(
+        &d.join("idx/images-idx3-ubyte"),
+        &d.join("idx/labels-idx1-ubyte"),
+    )
+    .unwrap();
+    assert_eq!((images.len(), h, w), (20 * 784, 28, 28));
+    assert_eq!(labels, (0..10u8).flat_map(|c| [c, c]).collect::<Vec<_>>());
+    // Nothing is overwritten; a classifier run is refused.
+    let out = run(d, &["generate", "artifacts/straight", "--out", "gen"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("not empty"), "{}", text(&out));
+
     // eval reads classifier runs only, and says so.
     let out = run(d, &["eval", "artifacts/straight"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));

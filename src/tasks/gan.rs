@@ -240,34 +240,17 @@ impl GanTask {
         self.d()
     }
 
-    /// `n` images with labels `i mod classes`, from noise seeded by `salt`, as pixels in [−1, 1]
-    /// `[n, c, h, w]` batches of the eval batch size, with their labels.
-    /// The noise comes from a host generator seeded by (run seed, salt), not from the device's:
-    /// the same images on every backend and every call.
+    /// `n` images with labels `i mod classes`, from noise seeded by (run seed, `salt`).
     fn draw(&self, n: usize, salt: u64) -> Vec<(Tensor<4>, Vec<i64>)> {
-        use rand::{Rng, SeedableRng};
-        let device = self.device.clone().without_autodiff();
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(mix(&[self.seed, salt]));
-        let g = self.g().valid();
         let k = self.classes.len() as i64;
-        let mut out = Vec::new();
-        let mut start = 0;
-        while start < n {
-            let b = self.eval_batch.min(n - start);
-            let labels: Vec<i64> = (start..start + b).map(|i| i as i64 % k).collect();
-            let y = Tensor::<1, Int>::from_data(TensorData::new(labels.clone(), [b]), &device);
-            let normal: Vec<f32> = (0..b * g.latent())
-                .map(|_| {
-                    // Box–Muller
-                    let (u1, u2): (f64, f64) = (rng.random::<f64>().max(1e-12), rng.random());
-                    ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
-                })
-                .collect();
-            let z = Tensor::<2>::from_data(TensorData::new(normal, [b, g.latent()]), &device);
-            out.push((g.forward(z, y), labels));
-            start += b;
-        }
-        out
+        let labels: Vec<i64> = (0..n as i64).map(|i| i % k).collect();
+        generate(
+            &self.g().valid(),
+            &labels,
+            mix(&[self.seed, salt]),
+            self.eval_batch,
+            &self.device.clone().without_autodiff(),
+        )
     }
 
     /// `GRID_COLUMNS` images per class from fixed noise, as bytes per class.
@@ -279,18 +262,9 @@ impl GanTask {
             .map(|c| (c.clone(), Vec::new()))
             .collect();
         for (t, labels) in self.draw(k * GRID_COLUMNS, 17) {
-            let px: Vec<f32> = t
-                .add_scalar(1.0)
-                .mul_scalar(127.5)
-                .clamp(0.0, 255.0)
-                .into_data()
-                .convert::<f32>()
-                .try_into_vec::<f32>()
-                .map_err(|e| anyhow!("cannot read generated images: {e:?}"))?;
+            let px = to_bytes(t)?;
             for (img, &l) in px.chunks(self.shape.pixels()).zip(&labels) {
-                rows[l as usize]
-                    .1
-                    .push(img.iter().map(|&v| v.round() as u8).collect());
+                rows[l as usize].1.push(img.to_vec());
             }
         }
         Ok(rows)
@@ -303,6 +277,49 @@ impl GanTask {
         }
         plots::image_grid(path, title, &self.grid_rows()?, self.shape, 2)
     }
+}
+
+/// Images of `labels` from a generator in evaluation mode, in batches of `batch`, as pixels in
+/// [−1, 1] `[b, c, h, w]` with their labels. The noise comes from a host generator seeded by
+/// `seed`, not from the device's: the same images on every backend and every call.
+pub fn generate(
+    g: &Generator,
+    labels: &[i64],
+    seed: u64,
+    batch: usize,
+    device: &Device,
+) -> Vec<(Tensor<4>, Vec<i64>)> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    labels
+        .chunks(batch.max(1))
+        .map(|chunk| {
+            let b = chunk.len();
+            let y = Tensor::<1, Int>::from_data(TensorData::new(chunk.to_vec(), [b]), device);
+            let normal: Vec<f32> = (0..b * g.latent())
+                .map(|_| {
+                    // Box–Muller
+                    let (u1, u2): (f64, f64) = (rng.random::<f64>().max(1e-12), rng.random());
+                    ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
+                })
+                .collect();
+            let z = Tensor::<2>::from_data(TensorData::new(normal, [b, g.latent()]), device);
+            (g.forward(z, y), chunk.to_vec())
+        })
+        .collect()
+}
+
+/// Generator output in [−1, 1] → pixel bytes, image after image.
+pub fn to_bytes(t: Tensor<4>) -> Result<Vec<u8>> {
+    let px: Vec<f32> = t
+        .add_scalar(1.0)
+        .mul_scalar(127.5)
+        .clamp(0.0, 255.0)
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| anyhow!("cannot read generated images: {e:?}"))?;
+    Ok(px.iter().map(|v| v.round() as u8).collect())
 }
 
 impl Task for GanTask {
