@@ -186,13 +186,13 @@ fn the_gan_generates_the_same_images_on_every_backend() {
             .clone()
             .into_data()
             .convert::<f32>()
-            .to_vec::<f32>()
+            .try_into_vec::<f32>()
             .unwrap();
         out.extend(
             d.forward(images, y)
                 .into_data()
                 .convert::<f32>()
-                .to_vec::<f32>()
+                .try_into_vec::<f32>()
                 .unwrap(),
         );
         out

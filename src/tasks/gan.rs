@@ -473,8 +473,12 @@ mod tests {
             fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
                 let t = p.val();
                 if t.is_require_grad() {
-                    self.0
-                        .extend(t.into_data().convert::<f32>().to_vec::<f32>().unwrap());
+                    self.0.extend(
+                        t.into_data()
+                            .convert::<f32>()
+                            .try_into_vec::<f32>()
+                            .unwrap(),
+                    );
                 }
             }
         }
