@@ -169,6 +169,32 @@ fn a_gan_trains_with_its_own_judge_and_resumes_exactly_after_a_crash() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("not empty"), "{}", text(&out));
 
+    // A judge must be a cnn run: its last hidden layer is the feature space.
+    let lif = train(
+        d,
+        "lif",
+        &[
+            "--set",
+            "model.kind=cnn-lif",
+            "--set",
+            "model.blocks=[{channels=4}]",
+            "--set",
+            "train.epochs=1",
+        ],
+    );
+    assert!(lif.status.success(), "{}", text(&lif));
+    let out = train(
+        d,
+        "judged",
+        &[&setup[..], &["--set", "model.judge=\"artifacts/lif\""]].concat(),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("not a cnn run"), "{}", text(&out));
+    assert!(
+        !d.join("artifacts/judged").exists(),
+        "a refused run leaves no folder"
+    );
+
     // eval reads classifier runs only, and says so.
     let out = run(d, &["eval", "artifacts/straight"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));

@@ -112,14 +112,7 @@ impl GanTask {
         device: Device,
     ) -> Result<Self> {
         let shape = data.train.shape;
-        if judge
-            .model
-            .penultimate(Tensor::zeros(
-                [1, shape.channels, shape.height, shape.width],
-                &judge.device,
-            ))
-            .is_none()
-        {
+        if !matches!(judge.model, Model::Cnn(_)) {
             bail!(
                 "the judge {} is not a cnn run; FID needs a cnn classifier's features",
                 judge.run.display()
