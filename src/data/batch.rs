@@ -88,6 +88,12 @@ pub fn mix(parts: &[u64]) -> u64 {
     h
 }
 
+/// One draw from the standard normal distribution (Box–Muller).
+pub fn standard_normal(rng: &mut impl Rng) -> f64 {
+    let (u1, u2): (f64, f64) = (rng.random::<f64>().max(1e-12), rng.random());
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
 /// The order in which the training images are visited in `epoch`.
 pub fn epoch_order(len: usize, seed: u64, epoch: usize) -> Vec<usize> {
     let mut order: Vec<usize> = (0..len).collect();

@@ -338,18 +338,19 @@ impl Neuron {
         } else {
             state.i.mul_scalar(self.alpha) + x.mul_scalar(1.0 - self.alpha)
         };
-        let active = state.refractory.clone().lower_equal_elem(0.0).float(); // [b, n], detached
+        // 1 where the neuron may integrate and fire, `[b, n]` (detached); only with a period.
+        let active =
+            (self.refractory > 0).then(|| state.refractory.clone().lower_equal_elem(0.0).float());
         let leaked = (state.v - self.v_rest).mul_scalar(self.beta);
-        let membrane = if self.refractory == 0 {
-            leaked + i.clone()
-        } else {
-            leaked + i.clone() * active.clone()
+        let membrane = match &active {
+            None => leaked + i.clone(),
+            Some(a) => leaked + i.clone() * a.clone(),
         }
         .add_scalar(self.v_rest);
-        let mut spikes = self.fire(membrane.clone());
-        if self.refractory > 0 {
-            spikes = spikes * active;
-        }
+        let spikes = match active {
+            None => self.fire(membrane.clone()),
+            Some(a) => self.fire(membrane.clone()) * a,
+        };
         let s = spikes.clone().detach();
         let v = match self.reset {
             Reset::Subtract => {

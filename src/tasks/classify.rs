@@ -29,12 +29,26 @@ pub fn cross_entropy(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
 /// Images of a batch as a tensor `[b, c, h, w]` and labels `[b]` on `device`.
 pub fn to_tensors(batch: Batch, shape: InputShape, device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
     let b = batch.len();
-    let x = Tensor::<4>::from_data(
-        TensorData::new(batch.images, [b, shape.channels, shape.height, shape.width]),
-        device,
-    );
+    let x = image_tensor(batch.images, shape, device);
     let y = Tensor::<1, Int>::from_data(TensorData::new(batch.labels, [b]), device);
     (x, y)
+}
+
+/// Normalized images of `shape`, one after another, as a tensor `[n, c, h, w]` on `device`.
+pub fn image_tensor(images: Vec<f32>, shape: InputShape, device: &Device) -> Tensor<4> {
+    let n = images.len() / shape.pixels();
+    Tensor::<4>::from_data(
+        TensorData::new(images, [n, shape.channels, shape.height, shape.width]),
+        device,
+    )
+}
+
+/// A float tensor's values on the host, in order; `what` names them in the error.
+pub fn host_f32<const D: usize>(t: Tensor<D>, what: &str) -> Result<Vec<f32>> {
+    t.into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| anyhow!("cannot read {what}: {e:?}"))
 }
 
 /// The evaluation metrics a spiking model adds, after loss and accuracy.
@@ -444,7 +458,7 @@ pub fn evaluate(
 }
 
 /// The index of the largest logit of each row of `[b, k]`.
-fn argmax(logits: Tensor<2>) -> Result<Vec<i64>> {
+pub fn argmax(logits: Tensor<2>) -> Result<Vec<i64>> {
     logits
         .argmax(1)
         .flatten::<1>(0, 1)
@@ -461,11 +475,7 @@ pub fn probabilities(
     shape: InputShape,
     device: &Device,
 ) -> Result<Vec<Vec<f32>>> {
-    let n = images.len() / shape.pixels();
-    let x = Tensor::<4>::from_data(
-        TensorData::new(images, [n, shape.channels, shape.height, shape.width]),
-        device,
-    );
+    let x = image_tensor(images, shape, device);
     rows(burn::tensor::activation::softmax(model.forward(x), 1)) // [n, classes]
 }
 
@@ -480,11 +490,8 @@ pub fn probabilities_early_exit(
     margin: f64,
     device: &Device,
 ) -> Result<Vec<(Vec<f32>, usize)>> {
-    let n = images.len() / shape.pixels();
-    let x = Tensor::<4>::from_data(
-        TensorData::new(images, [n, shape.channels, shape.height, shape.width]),
-        device,
-    );
+    let x = image_tensor(images, shape, device);
+    let n = x.dims()[0];
     let mut decided: Vec<Option<(Vec<f32>, usize)>> = vec![None; n];
     let mut failure = None;
     let mut step = 0;
@@ -533,11 +540,7 @@ fn top_margin(p: &[f32]) -> f64 {
 /// The rows of `[n, k]` on the host.
 fn rows(t: Tensor<2>) -> Result<Vec<Vec<f32>>> {
     let [_, k] = t.dims();
-    let flat: Vec<f32> = t
-        .into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .map_err(|e| anyhow!("cannot read probabilities: {e:?}"))?;
+    let flat = host_f32(t, "probabilities")?;
     Ok(flat.chunks(k).map(|c| c.to_vec()).collect())
 }
 

@@ -62,17 +62,15 @@ pub fn frechet(a: &Gaussian, b: &Gaussian) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::{Rng, SeedableRng};
+    use crate::data::batch::standard_normal;
+    use rand::SeedableRng;
 
     fn normal_rows(n: usize, mean: &[f64], std: &[f64], seed: u64) -> Vec<f32> {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let mut out = Vec::with_capacity(n * mean.len());
         for _ in 0..n {
             for (m, s) in mean.iter().zip(std) {
-                // Box–Muller
-                let (u1, u2): (f64, f64) = (rng.random::<f64>().max(1e-12), rng.random());
-                let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
-                out.push((m + s * z) as f32);
+                out.push((m + s * standard_normal(&mut rng)) as f32);
             }
         }
         out

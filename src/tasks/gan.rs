@@ -15,10 +15,10 @@ use burn::tensor::Distribution;
 use burn::tensor::activation::{relu, sigmoid, softplus};
 use serde_json::{Map, json};
 
-use super::classify::to_tensors;
+use super::classify::{argmax, host_f32, to_tensors};
 use super::fid::{self, Gaussian};
 use super::records::{load_module, load_optim, module_part, optim_part};
-use crate::data::batch::{Batch, Normalizer, eval_batches, mix};
+use crate::data::batch::{Batch, Normalizer, eval_batches, mix, standard_normal};
 use crate::data::{ImageSet, InputShape, Splits};
 use crate::models::Model;
 use crate::models::gan::{Discriminator, GanConfig, GanLoss, Generator};
@@ -48,19 +48,7 @@ impl Judge {
             .penultimate(x)
             .ok_or_else(|| anyhow!("the judge {} is not a cnn run", self.run.display()))?;
         let [_, d] = features.dims();
-        let f = features
-            .into_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .map_err(|e| anyhow!("cannot read features: {e:?}"))?;
-        let pred = logits
-            .argmax(1)
-            .flatten::<1>(0, 1)
-            .into_data()
-            .convert::<i64>()
-            .try_into_vec::<i64>()
-            .map_err(|e| anyhow!("cannot read predictions: {e:?}"))?;
-        Ok((f, d, pred))
+        Ok((host_f32(features, "features")?, d, argmax(logits)?))
     }
 
     /// The Gaussian of a real set's features.
@@ -145,11 +133,11 @@ impl GanTask {
         })
     }
 
-    fn g(&self) -> &Generator {
+    pub fn g(&self) -> &Generator {
         self.g.as_ref().expect("generator present between steps")
     }
 
-    fn d(&self) -> &Discriminator {
+    pub fn d(&self) -> &Discriminator {
         self.d
             .as_ref()
             .expect("discriminator present between steps")
@@ -225,14 +213,6 @@ impl GanTask {
         value
     }
 
-    pub fn generator(&self) -> &Generator {
-        self.g()
-    }
-
-    pub fn discriminator(&self) -> &Discriminator {
-        self.d()
-    }
-
     /// `n` images with labels `i mod classes`, from noise seeded by (run seed, `salt`).
     fn draw(&self, n: usize, salt: u64) -> Vec<(Tensor<4>, Vec<i64>)> {
         let k = self.classes.len() as i64;
@@ -282,7 +262,7 @@ pub fn generate(
     batch: usize,
     device: &Device,
 ) -> Vec<(Tensor<4>, Vec<i64>)> {
-    use rand::{Rng, SeedableRng};
+    use rand::SeedableRng;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     labels
         .chunks(batch.max(1))
@@ -290,11 +270,7 @@ pub fn generate(
             let b = chunk.len();
             let y = Tensor::<1, Int>::from_data(TensorData::new(chunk.to_vec(), [b]), device);
             let normal: Vec<f32> = (0..b * g.latent())
-                .map(|_| {
-                    // Box–Muller
-                    let (u1, u2): (f64, f64) = (rng.random::<f64>().max(1e-12), rng.random());
-                    ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
-                })
+                .map(|_| standard_normal(&mut rng) as f32)
                 .collect();
             let z = Tensor::<2>::from_data(TensorData::new(normal, [b, g.latent()]), device);
             (g.forward(z, y), chunk.to_vec())
@@ -304,14 +280,10 @@ pub fn generate(
 
 /// Generator output in [−1, 1] → pixel bytes, image after image.
 pub fn to_bytes(t: Tensor<4>) -> Result<Vec<u8>> {
-    let px: Vec<f32> = t
-        .add_scalar(1.0)
-        .mul_scalar(127.5)
-        .clamp(0.0, 255.0)
-        .into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .map_err(|e| anyhow!("cannot read generated images: {e:?}"))?;
+    let px = host_f32(
+        t.add_scalar(1.0).mul_scalar(127.5).clamp(0.0, 255.0),
+        "generated images",
+    )?;
     Ok(px.iter().map(|v| v.round() as u8).collect())
 }
 
@@ -369,7 +341,7 @@ impl Task for GanTask {
         let n = self.cfg.fid_samples;
         let (mut features, mut dim, mut correct) = (Vec::new(), 0, 0usize);
         for (t, labels) in self.draw(n, 23) {
-            let t = Tensor::<4>::from_data(t.into_data(), &self.judge.device);
+            let t = t.to_device(&self.judge.device);
             let (f, d, pred) = self
                 .judge
                 .read(Self::normalized(t, &self.judge.normalizer))?;
@@ -534,10 +506,10 @@ mod tests {
         let x = Tensor::<4>::random([6, 1, 12, 12], Distribution::Normal(0.0, 1.0), &t.device);
         let y =
             Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1, 2, 0, 1, 2], [6]), &t.device);
-        let (g0, d0) = (weights(t.generator()), weights(t.discriminator()));
+        let (g0, d0) = (weights(t.g()), weights(t.d()));
         let (stats, z) = t.d_step(x, y.clone(), 1e-3).unwrap();
         assert!(stats.iter().all(|v| v.is_finite()), "{stats:?}");
-        let (g1, d1) = (weights(t.generator()), weights(t.discriminator()));
+        let (g1, d1) = (weights(t.g()), weights(t.d()));
         assert_eq!(g0, g1, "the discriminator step changed the generator");
         assert_ne!(
             d0, d1,
@@ -545,7 +517,7 @@ mod tests {
         );
         let g_loss = t.g_step(z, y, 1e-3);
         assert!(g_loss.is_finite());
-        let (g2, d2) = (weights(t.generator()), weights(t.discriminator()));
+        let (g2, d2) = (weights(t.g()), weights(t.d()));
         assert_ne!(g1, g2, "the generator step left the generator unchanged");
         let moved: Vec<(usize, f32, f32)> = d1
             .iter()
