@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use crate::bench::{self, BenchArgs};
 use crate::data::{self, sources};
 use crate::device::{self, BackendKind};
+use crate::experiment;
 use crate::session::{self, TrainArgs};
 use crate::train::{FitOptions, Outcome};
 use crate::trained;
@@ -68,6 +69,30 @@ pub enum Command {
     Devices,
     /// Measure training and inference throughput (images/s).
     Bench(BenchCmd),
+    /// Train every arm of an experiment file once per seed (reusing finished runs) and write
+    /// the table of results (mean ± spread over the seeds).
+    Experiment(ExperimentCmd),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ExperimentCmd {
+    /// The experiment file (e.g. config/experiments/gan-augment.toml).
+    file: PathBuf,
+    /// Override a config key in every arm, e.g. --set train.batch_size=32 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    #[arg(long, value_enum)]
+    backend: Option<BackendKind>,
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Artifacts root: the experiment is written to OUT/NAME.
+    #[arg(long, default_value = "artifacts")]
+    out: PathBuf,
+    /// Experiment folder name (default: the file's name without .toml).
+    #[arg(long)]
+    name: Option<String>,
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -268,6 +293,26 @@ pub fn run(cli: Cli) -> Result<Exit> {
             Ok(Exit::Ok)
         }
         Command::Bench(c) => bench(c),
+        Command::Experiment(c) => {
+            let done = experiment::run(experiment::ExperimentArgs {
+                file: c.file,
+                overrides: c.overrides,
+                backend: c.backend,
+                data_dir: c.data_dir,
+                out: c.out,
+                name: c.name,
+                quiet: c.quiet,
+            })?;
+            println!("{}", done.table);
+            println!("wrote {}/results.md and results.json", done.dir.display());
+            if done.failed > 0 {
+                bail!(
+                    "{} of the experiment's runs failed (see the table); run the same command again to retry them",
+                    done.failed
+                );
+            }
+            Ok(Exit::Ok)
+        }
     }
 }
 

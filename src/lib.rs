@@ -9,7 +9,7 @@
 //! 5. `report` — pictures drawn from what a run wrote;
 //! 6. `tasks` — what one step of each kind of training does;
 //! 7. `config` — composes the sections and applies `--set`;
-//! 8. `session`, `trained`, `bench` — the commands' work;
+//! 8. `trained`, `session`, `bench`, `experiment` — the commands' work (each may use those before it);
 //! 9. `cli` — arguments in, text out.
 
 pub mod bench;
@@ -17,6 +17,7 @@ pub mod cli;
 pub mod config;
 pub mod data;
 pub mod device;
+pub mod experiment;
 pub mod fsio;
 pub mod models;
 pub mod progress;

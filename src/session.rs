@@ -61,11 +61,18 @@ pub fn cli_overrides(
 }
 
 /// Loads the run's data, saying on stderr (even when quiet) when it fell back to another set.
+/// Adds the generated images of `[data.synthetic]` to the training set.
 fn load_data(config: &Config) -> Result<Splits> {
-    let data = data::load(&config.data, config.seed)?;
+    let mut data = data::load(&config.data, config.seed)?;
     if let Some(why) = &data.source.fallback {
         eprintln!("warning: {why}");
     }
+    trained::add_synthetic(
+        &config.data.synthetic,
+        &mut data,
+        config.seed,
+        config.backend,
+    )?;
     Ok(data)
 }
 
@@ -159,47 +166,67 @@ fn cached_judge(config: &Config, gan: &GanConfig, data: &Splits, quiet: bool) ->
         .join("fovea")
         .join("judges");
     let name = format!("{}-{}", data.source.dataset, &digest[..16]);
-    let dir = root.join(&name);
-    if dir.join(SUMMARY).is_file() {
-        eprintln!(
-            "judge: reusing {} (the reference CNN trained on this data before)",
-            dir.display()
-        );
-        return Ok(dir);
-    }
+    let judge_config = Config {
+        seed: config.seed,
+        backend: config.backend,
+        data: config.data.clone(),
+        model: ModelConfig::default(),
+        train: TrainConfig {
+            epochs: gan.judge_epochs,
+            ..TrainConfig::default()
+        },
+    };
+    let what = format!(
+        "the reference CNN on this data for {} epochs, once (no model.judge given)",
+        gan.judge_epochs
+    );
+    ensure_run(judge_config, &root, &name, "judge", &what, quiet)
+}
+
+/// Brings the run `root/name` of `config` to its end and returns its folder: reused when it
+/// finished before, resumed when it was interrupted, trained otherwise. A finished or
+/// interrupted run made from another config is refused (the backend may differ). What happens is
+/// said on stderr, prefixed by `label`; `what` describes a fresh training.
+pub fn ensure_run(
+    config: Config,
+    root: &Path,
+    name: &str,
+    label: &str,
+    what: &str,
+    quiet: bool,
+) -> Result<PathBuf> {
+    let dir = root.join(name);
     let options = FitOptions {
         quiet,
         crash_at_step: None,
     };
-    if dir.join(run::RUN_JSON).is_file() {
-        eprintln!(
-            "judge: resuming the interrupted training of {}",
-            dir.display()
-        );
-        resume(&dir, Some(config.backend), None, options)?;
-    } else {
-        eprintln!(
-            "judge: no model.judge given; training the reference CNN on this data for {} epochs \
-             (once; kept in {})",
-            gan.judge_epochs,
-            dir.display()
-        );
-        let judge_config = Config {
-            seed: config.seed,
-            backend: config.backend,
-            data: config.data.clone(),
-            model: ModelConfig::default(),
-            train: TrainConfig {
-                epochs: gan.judge_epochs,
-                ..TrainConfig::default()
-            },
-        };
-        let done = train_config(judge_config, &root, &name, options)?;
-        if done.outcome != Outcome::Completed {
+    let exists = dir.join(run::RUN_JSON).is_file();
+    if exists {
+        let mut saved = config::run_config(&dir)?;
+        saved.backend = config.backend;
+        if saved != config {
             bail!(
-                "the judge's training stopped before its end; run the same command again to resume it"
+                "{label}: {} holds a run of another config; move it away or choose another name \
+                 (its config.toml differs from the one asked for)",
+                dir.display()
             );
         }
+    }
+    let done = if dir.join(SUMMARY).is_file() {
+        eprintln!("{label}: reusing {} (finished before)", dir.display());
+        return Ok(dir);
+    } else if exists {
+        eprintln!("{label}: resuming the interrupted run {}", dir.display());
+        resume(&dir, Some(config.backend), None, options)?
+    } else {
+        eprintln!("{label}: training {what} (into {})", dir.display());
+        train_config(config, root, name, options)?
+    };
+    if done.outcome != Outcome::Completed {
+        bail!(
+            "{label}: the training of {} stopped before its end; run the same command again to resume it",
+            dir.display()
+        );
     }
     Ok(dir)
 }
@@ -217,6 +244,12 @@ fn describe_start(run: &Run, config: &Config, data: &Splits, task: &dyn Task) {
         s.shape,
         s.classes.len()
     );
+    if let Some(g) = &s.synthetic {
+        println!(
+            "synthetic: the training set holds {} images drawn from {} ({}, step {}) and {} real ones",
+            g.images, g.generator, g.checkpoint, g.step, g.real
+        );
+    }
     let optimizer = match &config.model {
         ModelConfig::Gan(g) => format!("Adam (betas {}, {})", g.beta1, g.beta2),
         _ => format!("{:?}", config.train.optimizer),
@@ -462,7 +495,12 @@ fn run_training(
             None
         }
         Outcome::Completed => {
-            let summary = write_summary(setup, task, &state)?;
+            let mut summary = write_summary(setup, task, &state)?;
+            if let ModelConfig::Gan(gan) = &setup.config.model
+                && gan.gan_train_epochs > 0
+            {
+                gan_train(setup, gan, &mut summary)?;
+            }
             info.finish(setup.run, "completed")?;
             if !quiet {
                 println!("{}", summary_line(&summary, &spec.eval, spec.select.0));
@@ -534,6 +572,55 @@ fn write_summary(setup: &Setup, task: &mut dyn Task, state: &LoopState) -> Resul
     Ok(summary)
 }
 
+/// GAN-train: the reference CNN trained on the generated images alone (from the GAN's
+/// best.ckpt), tested on the real test set. Its run is `gan-train/` inside the GAN's run folder;
+/// its accuracy goes into the GAN's summary as `gan_train`.
+fn gan_train(setup: &Setup, gan: &GanConfig, summary: &mut Value) -> Result<()> {
+    let config = Config {
+        seed: setup.config.seed,
+        backend: setup.config.backend,
+        data: data::DataConfig {
+            synthetic: data::SyntheticConfig {
+                generator: Some(setup.run.dir.clone()),
+                ratio: gan.gan_train_ratio,
+                checkpoint: "best".into(),
+                only: true,
+            },
+            ..setup.config.data.clone()
+        },
+        model: ModelConfig::default(),
+        train: TrainConfig {
+            epochs: gan.gan_train_epochs,
+            ..TrainConfig::default()
+        },
+    };
+    let what = format!(
+        "the reference CNN on generated images alone for {} epochs (GAN-train)",
+        gan.gan_train_epochs
+    );
+    let dir = ensure_run(
+        config,
+        &setup.run.dir,
+        GAN_TRAIN,
+        "gan-train",
+        &what,
+        setup.options.quiet,
+    )?;
+    let trained: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join(SUMMARY))
+            .with_context(|| format!("cannot read {}", dir.join(SUMMARY).display()))?,
+    )
+    .with_context(|| format!("{} is not valid JSON", dir.join(SUMMARY).display()))?;
+    let accuracy = trained["test_accuracy"].clone();
+    let entry = summary.as_object_mut().expect("the summary is an object");
+    entry.insert("test_gan_train".into(), accuracy);
+    entry.insert("gan_train_run".into(), json!(GAN_TRAIN));
+    setup.run.write_json(SUMMARY, summary)
+}
+
+/// The folder of a GAN run's GAN-train classifier, inside the GAN's run folder.
+pub const GAN_TRAIN: &str = "gan-train";
+
 /// The lines printed at the end of a run: the test metrics of the last and the best weights.
 fn summary_line(summary: &Value, eval: &[&str], select: &str) -> String {
     let metrics = |entry: &Value| {
@@ -560,6 +647,12 @@ fn summary_line(summary: &Value, eval: &[&str], select: &str) -> String {
                 .as_f64()
                 .unwrap_or(f64::NAN),
             metrics(&summary["best"])
+        ));
+    }
+    if let Some(acc) = summary["test_gan_train"].as_f64() {
+        lines.push(format!(
+            "GAN-train {acc:.4}: a CNN trained on generated images alone ({}/), tested on the real test set",
+            GAN_TRAIN
         ));
     }
     lines.push(format!(

@@ -13,9 +13,10 @@ use crate::data::InputShape;
 use crate::data::batch::eval_batches;
 use crate::data::batch::mix;
 use crate::data::idx;
-use crate::data::{self, ImageSet};
+use crate::data::{self, ImageSet, Splits, SyntheticConfig, SyntheticSource};
 use crate::device::{self, BackendKind};
 use crate::fsio;
+use crate::models::gan as gan_model;
 use crate::models::{Model, ModelConfig};
 use crate::tasks::classify::{self, Evaluation};
 use crate::tasks::gan;
@@ -263,13 +264,6 @@ pub fn generate(
     if let Some(b) = backend {
         config.backend = b;
     }
-    let ModelConfig::Gan(gan) = &config.model else {
-        bail!(
-            "{} is a {} run; generate reads gan runs",
-            dir.display(),
-            config.model.kind()
-        );
-    };
     if per_class == 0 {
         bail!("--per-class must be at least 1");
     }
@@ -283,28 +277,16 @@ pub fn generate(
             out.display()
         );
     }
-    let (path, meta, parts) = find_checkpoint(dir, which)?;
-    let shape = meta.shape;
+    let drawn = Drawn::read(dir, which, config.backend)?;
+    let (shape, k) = (drawn.meta.shape, drawn.meta.classes.len());
     if format == GenerateFormat::Idx && shape.channels != 1 {
         bail!("--format idx holds grayscale images; this run's are {shape}: use --format folder");
     }
-    let device = device::open(config.backend)?;
-    let (g, _) = gan.init(shape, meta.classes.len(), &device)?;
-    let g = load_module(g, &parts, "generator")?.valid();
-    let k = meta.classes.len();
     let labels: Vec<i64> = (0..k as i64)
         .flat_map(|c| std::iter::repeat_n(c, per_class))
         .collect();
-    let mut pixels = Vec::with_capacity(labels.len() * shape.pixels());
-    for (t, _) in gan::generate(
-        &g,
-        &labels,
-        mix(&[seed.unwrap_or(config.seed), 29]),
-        config.train.eval_batch_size,
-        &device,
-    ) {
-        pixels.extend(gan::to_bytes(t)?);
-    }
+    let pixels = drawn.pixels(&labels, mix(&[seed.unwrap_or(config.seed), 29]))?;
+    let (path, meta) = (drawn.checkpoint, drawn.meta);
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     match format {
         GenerateFormat::Folder => {
@@ -344,6 +326,104 @@ pub fn generate(
         images: labels.len(),
         classes: meta.classes,
     })
+}
+
+/// A GAN run's generator, read from one of its checkpoints, ready to draw images.
+struct Drawn {
+    g: gan_model::Generator,
+    meta: CheckpointMeta,
+    checkpoint: PathBuf,
+    batch: usize,
+    device: Device,
+}
+
+impl Drawn {
+    fn read(dir: &Path, which: &str, backend: BackendKind) -> Result<Self> {
+        let config = run_config(dir)?;
+        let ModelConfig::Gan(gan) = &config.model else {
+            bail!(
+                "{} is a {} run; only a gan run has a generator",
+                dir.display(),
+                config.model.kind()
+            );
+        };
+        let (checkpoint, meta, parts) = find_checkpoint(dir, which)?;
+        let device = device::open(backend)?;
+        let (g, _) = gan.init(meta.shape, meta.classes.len(), &device)?;
+        let g = load_module(g, &parts, "generator")?.valid();
+        Ok(Self {
+            g,
+            meta,
+            checkpoint,
+            batch: config.train.eval_batch_size,
+            device,
+        })
+    }
+
+    /// Pixel bytes of one image per label, image after image, from noise seeded by `seed`.
+    fn pixels(&self, labels: &[i64], seed: u64) -> Result<Vec<u8>> {
+        let mut pixels = Vec::with_capacity(labels.len() * self.meta.shape.pixels());
+        for (t, _) in gan::generate(&self.g, labels, seed, self.batch, &self.device) {
+            pixels.extend(gan::to_bytes(t)?);
+        }
+        Ok(pixels)
+    }
+}
+
+/// `[data.synthetic]`: draws the generated images a run trains on and adds them to its training
+/// set (or puts them in its place), recording where they came from in `data.source`. The noise
+/// is seeded by the run's `seed`, so a resumed run trains on the same images.
+pub fn add_synthetic(
+    cfg: &SyntheticConfig,
+    data: &mut Splits,
+    seed: u64,
+    backend: BackendKind,
+) -> Result<()> {
+    let Some(dir) = &cfg.generator else {
+        return Ok(());
+    };
+    let key = || format!("data.synthetic.generator = {}", dir.display());
+    let drawn = Drawn::read(dir, &cfg.checkpoint, backend).with_context(key)?;
+    let (shape, classes) = (data.train.shape, &data.source.classes);
+    if drawn.meta.shape != shape || &drawn.meta.classes != classes {
+        bail!(
+            "{}: its generator draws {} images of {:?}; the data has {} images of {:?}",
+            key(),
+            drawn.meta.shape,
+            drawn.meta.classes,
+            shape,
+            classes
+        );
+    }
+    // As many per class as ratio × that class's real images: the class balance is kept.
+    let labels: Vec<i64> = data
+        .train
+        .class_counts(classes.len())
+        .iter()
+        .enumerate()
+        .flat_map(|(c, &n)| std::iter::repeat_n(c as i64, (n as f64 * cfg.ratio).round() as usize))
+        .collect();
+    let synthetic_seed = mix(&[seed, 31]);
+    let pixels = drawn.pixels(&labels, synthetic_seed)?;
+    let real = data.train.len();
+    let (mut images, mut all_labels) = if cfg.only {
+        (Vec::new(), Vec::new())
+    } else {
+        (data.train.images.clone(), data.train.labels.clone())
+    };
+    images.extend(pixels);
+    all_labels.extend(labels.iter().map(|&l| l as u32));
+    data.train = ImageSet::new(shape, images, all_labels)?;
+    data.source.train = data.train.len();
+    data.source.synthetic = Some(SyntheticSource {
+        generator: dir.display().to_string(),
+        checkpoint: drawn.checkpoint.display().to_string(),
+        step: drawn.meta.state.step,
+        images: labels.len(),
+        real: if cfg.only { 0 } else { real },
+        seed: synthetic_seed,
+    });
+    Ok(())
 }
 
 /// One `[c, h, w]` image as PNG (grayscale or RGB).

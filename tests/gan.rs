@@ -78,6 +78,15 @@ fn a_gan_trains_with_its_own_judge_and_resumes_exactly_after_a_crash() {
         assert!(s[key].as_f64().is_some(), "{key}: {s}");
     }
     assert!(s["judge"].as_str().unwrap().contains("judges"), "{s}");
+    // GAN-train: a CNN trained on generated images alone, in the GAN's run folder.
+    let gan_train = read_json(&d.join("artifacts/straight/gan-train/summary.json"));
+    assert_eq!(s["test_gan_train"], gan_train["test_accuracy"], "{s}");
+    let gan_train_run = read_json(&d.join("artifacts/straight/gan-train/run.json"));
+    assert_eq!(gan_train_run["data"]["synthetic"]["real"], 0);
+    assert_eq!(
+        gan_train_run["data"]["synthetic"]["images"],
+        gan_train_run["data"]["train"]
+    );
     for f in [
         "samples.png",
         "samples/epoch-001.png",
@@ -168,6 +177,65 @@ fn a_gan_trains_with_its_own_judge_and_resumes_exactly_after_a_crash() {
     let out = run(d, &["generate", "artifacts/straight", "--out", "gen"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("not empty"), "{}", text(&out));
+
+    // [data.synthetic]: a classifier trains on its real images plus half as many drawn from the
+    // GAN, class by class; a crash in mid-epoch resumes on the very same images.
+    let synthetic = [
+        "--set",
+        "data.synthetic.generator=\"artifacts/straight\"",
+        "--set",
+        "data.synthetic.ratio=0.5",
+        "--set",
+        "model.blocks=[{channels=4}]",
+        "--set",
+        "train.epochs=2",
+    ];
+    let aug = train(d, "aug", &synthetic);
+    assert!(aug.status.success(), "{}", text(&aug));
+    let info = read_json(&d.join("artifacts/aug/run.json"));
+    let real = read_json(&a.join("run.json"))["data"]["train"]
+        .as_u64()
+        .unwrap();
+    let drawn = &info["data"]["synthetic"];
+    assert_eq!(drawn["real"].as_u64(), Some(real), "{info}");
+    assert_eq!(drawn["images"].as_u64(), Some(real / 2), "{info}");
+    assert_eq!(info["data"]["train"].as_u64(), Some(real + real / 2));
+    assert!(drawn["checkpoint"].as_str().unwrap().ends_with("best.ckpt"));
+    let crashed = train(
+        d,
+        "aug-crashed",
+        &[&synthetic[..], &["--crash-at-step", "17"]].concat(),
+    );
+    assert_eq!(crashed.status.code(), Some(137), "{}", text(&crashed));
+    let resumed = run(d, &["resume", "artifacts/aug-crashed", "--quiet"]);
+    assert!(resumed.status.success(), "{}", text(&resumed));
+    let c = d.join("artifacts/aug-crashed");
+    assert_eq!(
+        logged(&d.join("artifacts/aug")),
+        logged(&c),
+        "a resumed run with synthetic images differs"
+    );
+    // `only`: generated images alone; a classifier run has no generator.
+    let only = train(
+        d,
+        "only",
+        &[&synthetic[..], &["--set", "data.synthetic.only=true"]].concat(),
+    );
+    assert!(only.status.success(), "{}", text(&only));
+    let info = read_json(&d.join("artifacts/only/run.json"));
+    assert_eq!(info["data"]["train"].as_u64(), Some(real / 2), "{info}");
+    let out = train(
+        d,
+        "bad",
+        &["--set", "data.synthetic.generator=\"artifacts/aug\""],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("data.synthetic.generator = artifacts/aug")
+            && text(&out).contains("only a gan run has a generator"),
+        "{}",
+        text(&out)
+    );
 
     // A judge must be a cnn run: its last hidden layer is the feature space.
     let lif = train(

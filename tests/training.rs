@@ -563,6 +563,50 @@ fn bench_measures_and_writes_bench_json() {
     assert_eq!(b["model"], "cnn-lif");
     assert_eq!(b["parameters"], 50_474);
     assert!(b["train_images_per_sec"].as_f64().unwrap() > 1.0, "{b}");
+    // The GAN: one image = a discriminator step and a generator step.
+    let b = bench(
+        "gan",
+        "1",
+        &[
+            "model.kind=gan",
+            "model.g_channels=8",
+            "model.d_channels=8",
+            "model.judge_epochs=1",
+            "model.fid_samples=40",
+            "data.train_limit=320",
+            "train.batch_size=8",
+        ],
+    );
+    assert_eq!(b["model"], "gan");
+    assert!(b["train_images_per_sec"].as_f64().unwrap() > 1.0, "{b}");
+    assert!(b["infer_images_per_sec"].as_f64().unwrap() > 1.0, "{b}");
+}
+
+#[test]
+fn validation_runs_every_eval_every_epochs_and_after_the_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = train(
+        dir.path(),
+        "e",
+        &[
+            "--set",
+            "train.epochs=5",
+            "--set",
+            "train.eval_every=2",
+            "--set",
+            "data.train_limit=64",
+            "--set",
+            "model.blocks=[{channels=4}]",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let val: Vec<usize> = fovea::train::metrics::read_all(&dir.path().join("artifacts/e"))
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.split == "val")
+        .map(|r| r.epoch)
+        .collect();
+    assert_eq!(val, [2, 4, 5]);
 }
 
 /// The key sets of a classifier run's files, as `tests/fixtures/classifier-run-keys.json` lists

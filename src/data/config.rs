@@ -25,6 +25,7 @@ pub struct DataConfig {
     /// For `folder` datasets: resize every image to this size (height = width); 0 = keep the first image's size.
     pub image_size: usize,
     pub augment: AugmentConfig,
+    pub synthetic: SyntheticConfig,
 }
 
 impl Default for DataConfig {
@@ -38,6 +39,7 @@ impl Default for DataConfig {
             test_fraction: 0.2,
             image_size: 0,
             augment: AugmentConfig::default(),
+            synthetic: SyntheticConfig::default(),
         }
     }
 }
@@ -57,7 +59,10 @@ impl DataConfig {
                 self.test_fraction
             ));
         }
-        check_dataset_name(&self.dataset).map_err(|e| format!("dataset {e}"))
+        check_dataset_name(&self.dataset).map_err(|e| format!("dataset {e}"))?;
+        self.synthetic
+            .validate()
+            .map_err(|e| format!("synthetic.{e}"))
     }
 }
 
@@ -75,5 +80,46 @@ impl AugmentConfig {
     /// Whether any augmentation is on.
     pub fn is_on(&self) -> bool {
         self.shift > 0 || self.flip
+    }
+}
+
+/// `[data.synthetic]`: labelled images drawn from a trained GAN run's generator, added to the
+/// training set (or, with `only`, used instead of it). They are drawn once when the run starts,
+/// from noise seeded by the run's seed, as many per class as `ratio` × that class's real training
+/// images; a resumed run draws the very same images, so resume stays exact. Validation and test
+/// images stay real.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SyntheticConfig {
+    /// The GAN run folder whose generator draws the images; absent = no synthetic images.
+    pub generator: Option<PathBuf>,
+    /// Generated images per real training image (of the same class).
+    pub ratio: f64,
+    /// Which of the GAN run's checkpoints: `best`, `last` or a step number.
+    pub checkpoint: String,
+    /// Train on the generated images alone (GAN-train: how well a classifier learns from them).
+    pub only: bool,
+}
+
+impl Default for SyntheticConfig {
+    fn default() -> Self {
+        Self {
+            generator: None,
+            ratio: 0.5,
+            checkpoint: "best".into(),
+            only: false,
+        }
+    }
+}
+
+impl SyntheticConfig {
+    fn validate(&self) -> Result<(), String> {
+        if !(self.ratio.is_finite() && self.ratio > 0.0 && self.ratio <= 100.0) {
+            return Err(format!("ratio must be in (0, 100] (got {})", self.ratio));
+        }
+        if self.only && self.generator.is_none() {
+            return Err("only = true needs a generator (a gan run folder)".into());
+        }
+        Ok(())
     }
 }

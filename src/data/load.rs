@@ -25,6 +25,23 @@ pub struct DataSource {
     pub test: usize,
     pub classes: Vec<String>,
     pub shape: InputShape,
+    /// The generated images in the training set (`[data.synthetic]`); absent when none are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synthetic: Option<SyntheticSource>,
+}
+
+/// Where a training set's generated images came from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SyntheticSource {
+    /// The GAN run folder.
+    pub generator: String,
+    /// The checkpoint file the generator was read from, and its step.
+    pub checkpoint: String,
+    pub step: u64,
+    /// How many generated images the training set holds, and how many real ones.
+    pub images: usize,
+    pub real: usize,
+    pub seed: u64,
 }
 
 /// The three splits a run uses.
@@ -70,6 +87,7 @@ pub fn load(config: &DataConfig, seed: u64) -> Result<Splits> {
         test: test.len(),
         classes: raw.classes,
         shape: train.shape,
+        synthetic: None,
     };
     Ok(Splits {
         train,

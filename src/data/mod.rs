@@ -14,8 +14,8 @@ pub mod set;
 pub mod sources;
 pub mod split;
 
-pub use config::{AugmentConfig, DataConfig};
-pub use load::{DataSource, Splits, load};
+pub use config::{AugmentConfig, DataConfig, SyntheticConfig};
+pub use load::{DataSource, Splits, SyntheticSource, load};
 pub use set::{FileRecord, ImageSet, InputShape, RawDataset};
 pub use sources::check_dataset_name;
 pub use split::stratified_split;

@@ -54,6 +54,16 @@ pub struct GanConfig {
     pub judge_epochs: usize,
     /// Generated images per FID (the judge's accuracy on them is GAN-test).
     pub fid_samples: usize,
+    /// GAN-train, measured when training ends: the reference CNN trained for this many epochs
+    /// on generated images alone (`gan_train_ratio` per real training image, from best.ckpt),
+    /// tested on the real test set. 0 = not measured.
+    pub gan_train_epochs: usize,
+    pub gan_train_ratio: f64,
+    /// Weight λ of the mode-seeking term (Mao et al., 2019) in the generator's loss: for each
+    /// batch a second noise z₂ with the same labels, and λ / (mean|G(z₁,y) − G(z₂,y)| /
+    /// mean|z₁ − z₂| + 1e−5) added, which penalizes a generator that ignores its noise (images
+    /// of a class that all look alike). 0 = off.
+    pub mode_seeking: f64,
 }
 
 impl Default for GanConfig {
@@ -71,6 +81,9 @@ impl Default for GanConfig {
             judge: None,
             judge_epochs: 5,
             fid_samples: 10_000,
+            gan_train_epochs: 5,
+            gan_train_ratio: 1.0,
+            mode_seeking: 0.0,
         }
     }
 }
@@ -94,6 +107,18 @@ impl GanConfig {
             return Err(format!(
                 "fid_samples must be at least 2 (got {})",
                 self.fid_samples
+            ));
+        }
+        if !(self.gan_train_ratio > 0.0 && self.gan_train_ratio <= 100.0) {
+            return Err(format!(
+                "gan_train_ratio must be in (0, 100] (got {})",
+                self.gan_train_ratio
+            ));
+        }
+        if !(self.mode_seeking >= 0.0 && self.mode_seeking.is_finite()) {
+            return Err(format!(
+                "mode_seeking must be ≥ 0 (got {})",
+                self.mode_seeking
             ));
         }
         for (key, v) in [("lr_g", self.lr_g), ("lr_d", self.lr_d)] {

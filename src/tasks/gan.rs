@@ -198,16 +198,37 @@ impl GanTask {
     }
 
     /// The generator's step: a fresh forward pass through the (updated) discriminator; only
-    /// the generator's weights move. Returns g_loss.
+    /// the generator's weights move. With `mode_seeking` λ > 0, a second forward pass from new
+    /// noise with the same labels adds λ / (mean|G(z) − G(z₂)| / mean|z − z₂| + 1e−5). Returns
+    /// g_loss (the adversarial part alone, comparable with or without the term).
     pub fn g_step(&mut self, z: Tensor<2>, y: Tensor<1, Int>, lr: f64) -> f64 {
         let g = self.g.take().expect("generator present");
-        let fake = Self::normalized(g.forward(z, y.clone()), &self.normalizer);
-        let score = self.d().forward(fake, y);
-        let loss = match self.cfg.loss {
+        let images = g.forward(z.clone(), y.clone());
+        let fake = Self::normalized(images.clone(), &self.normalizer);
+        let score = self.d().forward(fake, y.clone());
+        let adversarial = match self.cfg.loss {
             GanLoss::Bce => softplus(score.neg(), 1.0).mean(),
             GanLoss::Hinge => score.mean().neg(),
         };
-        let value = loss.clone().into_scalar::<f64>();
+        let value = adversarial.clone().into_scalar::<f64>();
+        let loss = if self.cfg.mode_seeking > 0.0 {
+            let [b, _] = z.dims();
+            // (`self.noise` reads the generator, which is out of `self` here.)
+            let z2 = Tensor::random(
+                [b, g.latent()],
+                Distribution::Normal(0.0, 1.0),
+                &self.device,
+            );
+            let other = g.forward(z2.clone(), y);
+            let ratio = (images - other).abs().mean() / (z - z2).abs().mean();
+            adversarial
+                + ratio
+                    .add_scalar(1e-5)
+                    .recip()
+                    .mul_scalar(self.cfg.mode_seeking)
+        } else {
+            adversarial
+        };
         let grads = GradientsParams::from_grads(loss.backward(), &g);
         self.g = Some(self.opt_g.step(lr, g, grads));
         value
@@ -532,6 +553,31 @@ mod tests {
             moved.len(),
             d1.len(),
             &moved[..moved.len().min(8)]
+        );
+    }
+
+    #[test]
+    fn the_mode_seeking_term_moves_the_generator_and_only_it() {
+        let after = |lambda: f64| {
+            let mut t = task();
+            t.cfg.mode_seeking = lambda;
+            let z = Tensor::<2>::random([6, 8], Distribution::Normal(0.0, 1.0), &t.device);
+            let y = Tensor::<1, Int>::from_data(
+                TensorData::new(vec![0i64, 1, 2, 0, 1, 2], [6]),
+                &t.device,
+            );
+            let d0 = weights(t.d());
+            let g_loss = t.g_step(z, y, 1e-3);
+            assert_eq!(d0, weights(t.d()), "the generator step changed D");
+            (g_loss, weights(t.g()))
+        };
+        let (plain_loss, plain) = after(0.0);
+        let (seeking_loss, seeking) = after(1.0);
+        // g_loss is the adversarial part alone: the same before the update.
+        assert_eq!(plain_loss, seeking_loss);
+        assert_ne!(
+            plain, seeking,
+            "the mode-seeking term did not reach the generator"
         );
     }
 

@@ -52,6 +52,8 @@ pub struct TrainConfig {
     pub log_every: usize,
     /// Batch size for validation, test and predict.
     pub eval_batch_size: usize,
+    /// Validate (and pick the best checkpoint) every N epochs, and always after the last one.
+    pub eval_every: usize,
 }
 
 impl Default for TrainConfig {
@@ -74,6 +76,7 @@ impl Default for TrainConfig {
             keep_last: 3,
             log_every: 50,
             eval_batch_size: 256,
+            eval_every: 1,
         }
     }
 }
@@ -81,7 +84,7 @@ impl Default for TrainConfig {
 impl TrainConfig {
     /// Range checks serde cannot express; the error starts with the key inside `[train]`.
     pub fn validate(&self) -> Result<(), String> {
-        let checks: [(bool, &str, String); 10] = [
+        let checks: [(bool, &str, String); 11] = [
             (self.epochs == 0, "epochs", "must be at least 1".into()),
             (
                 self.batch_size == 0,
@@ -122,6 +125,11 @@ impl TrainConfig {
                 self.grad_clip.is_some_and(|c| !(c > 0.0)),
                 "grad_clip",
                 "must be > 0".into(),
+            ),
+            (
+                self.eval_every == 0,
+                "eval_every",
+                "must be at least 1".into(),
             ),
             (
                 self.keep_last == 0,

@@ -313,7 +313,9 @@ fn end_epoch(
     record.values.extend(lrs.clone());
     metrics::append(&ctx.run.dir, &record)?;
     let mut improved = false;
-    if !ctx.data.val.is_empty() {
+    let done = state.epoch + 1;
+    let validate = done.is_multiple_of(ctx.train.eval_every) || done == ctx.train.epochs;
+    if validate && !ctx.data.val.is_empty() {
         let val = task.evaluate(&ctx.data.val, ctx.normalizer, ctx.train.eval_batch_size)?;
         if let Err((name, value)) = metrics::check_finite(&val.metrics) {
             bail!(

@@ -1,0 +1,416 @@
+//! `fovea experiment FILE`: the same comparison over several seeds. An experiment file lists
+//! arms, each a run config with its own `--set` overrides; every arm is trained once per seed
+//! (or reused when that run finished before, or resumed when it was interrupted), and the metric
+//! each arm names is summarized over the seeds (mean, sample standard deviation, min, max) in
+//! `results.md` and `results.json` in the experiment's folder.
+//!
+//! An override may name an earlier arm as `${arm}`: it becomes that arm's run folder for the same
+//! seed (how a classifier arm trains on images drawn from the GAN arm of its seed).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::config;
+use crate::device::BackendKind;
+use crate::fsio;
+use crate::session::{self, SUMMARY};
+
+/// An experiment file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentConfig {
+    /// The table's heading.
+    pub title: String,
+    /// Each arm is trained once per seed (the run's `seed`).
+    pub seeds: Vec<u64>,
+    /// The `summary.json` key the table reports, unless an arm names its own.
+    #[serde(default = "default_metric")]
+    pub metric: String,
+    #[serde(rename = "arm")]
+    pub arms: Vec<Arm>,
+}
+
+fn default_metric() -> String {
+    "test_accuracy".into()
+}
+
+/// One arm: a config file and overrides (applied before the command line's).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Arm {
+    /// Letters, digits, `-`, `_`, `+` and `.` (not first): the run folders are `<name>-seed<S>`.
+    pub name: String,
+    pub config: PathBuf,
+    #[serde(default)]
+    pub set: Vec<String>,
+    /// What the arm is, for the table.
+    #[serde(default)]
+    pub about: String,
+    pub metric: Option<String>,
+}
+
+/// `fovea experiment`.
+pub struct ExperimentArgs {
+    pub file: PathBuf,
+    pub overrides: Vec<String>,
+    pub backend: Option<BackendKind>,
+    pub data_dir: Option<PathBuf>,
+    pub out: PathBuf,
+    pub name: Option<String>,
+    pub quiet: bool,
+}
+
+/// One arm's results over the seeds.
+#[derive(Debug, Clone, Serialize)]
+pub struct ArmResult {
+    pub name: String,
+    pub about: String,
+    pub metric: String,
+    /// Per seed: the metric, or why the run has none.
+    pub runs: Vec<RunResult>,
+    pub mean: Option<f64>,
+    pub std: Option<f64>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub mean_training_time_s: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunResult {
+    pub seed: u64,
+    pub run: String,
+    pub value: Option<f64>,
+    pub training_time_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What `run` wrote.
+pub struct Finished {
+    pub dir: PathBuf,
+    pub table: String,
+    pub failed: usize,
+}
+
+pub fn read(path: &Path) -> Result<ExperimentConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read experiment file {}", path.display()))?;
+    let e: ExperimentConfig = toml::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message().trim()))?;
+    e.validate()
+        .map_err(|why| anyhow::anyhow!("{}: {why}", path.display()))?;
+    Ok(e)
+}
+
+impl ExperimentConfig {
+    fn validate(&self) -> std::result::Result<(), String> {
+        if self.seeds.is_empty() {
+            return Err("seeds must list at least one seed".into());
+        }
+        if self.arms.is_empty() {
+            return Err("no [[arm]] given".into());
+        }
+        for (i, arm) in self.arms.iter().enumerate() {
+            let ok = !arm.name.is_empty()
+                && !arm.name.starts_with('.')
+                && arm
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_+.".contains(c));
+            if !ok {
+                return Err(format!(
+                    "arm `{}`: a name holds letters, digits, -, _, + and . only (not first)",
+                    arm.name
+                ));
+            }
+            if self.arms[..i].iter().any(|a| a.name == arm.name) {
+                return Err(format!("arm `{}` is listed twice", arm.name));
+            }
+            for item in &arm.set {
+                for other in references(item) {
+                    if !self.arms[..i].iter().any(|a| a.name == other) {
+                        return Err(format!(
+                            "arm `{}`: set \"{item}\" names ${{{other}}}, which is not an earlier arm",
+                            arm.name
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The `${arm}` references in an override (a bare `{` is TOML's inline table).
+fn references(item: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = item;
+    while let Some(open) = rest.find("${") {
+        let Some(close) = rest[open..].find('}') else {
+            break;
+        };
+        out.push(rest[open + 2..open + close].to_string());
+        rest = &rest[open + close + 1..];
+    }
+    out
+}
+
+fn run_name(arm: &str, seed: u64) -> String {
+    format!("{arm}-seed{seed}")
+}
+
+/// Trains (or reuses) every arm for every seed, then writes and returns the table.
+pub fn run(args: ExperimentArgs) -> Result<Finished> {
+    let e = read(&args.file)?;
+    let name = match &args.name {
+        Some(n) => n.clone(),
+        None => args
+            .file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "experiment".into()),
+    };
+    let dir = args.out.join(&name);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    // The file as it was run, beside its results.
+    std::fs::copy(&args.file, dir.join("experiment.toml"))
+        .with_context(|| format!("cannot copy {} into {}", args.file.display(), dir.display()))?;
+    let cli = session::cli_overrides(
+        args.overrides.clone(),
+        args.backend,
+        args.data_dir.as_deref(),
+    );
+    let mut results: Vec<ArmResult> = e
+        .arms
+        .iter()
+        .map(|a| ArmResult {
+            name: a.name.clone(),
+            about: a.about.clone(),
+            metric: a.metric.clone().unwrap_or_else(|| e.metric.clone()),
+            runs: Vec::new(),
+            mean: None,
+            std: None,
+            min: None,
+            max: None,
+            mean_training_time_s: None,
+        })
+        .collect();
+    for &seed in &e.seeds {
+        for (i, arm) in e.arms.iter().enumerate() {
+            let run = run_name(&arm.name, seed);
+            let missing: Vec<String> = arm
+                .set
+                .iter()
+                .flat_map(|s| references(s))
+                .filter(|r| {
+                    !results
+                        .iter()
+                        .any(|a| &a.name == r && a.runs.last().is_some_and(|x| x.error.is_none()))
+                })
+                .collect();
+            let outcome = if missing.is_empty() {
+                train_arm(arm, seed, &cli, &dir, &run, args.quiet)
+            } else {
+                Err(anyhow::anyhow!("skipped: needs {}", missing.join(", ")))
+            };
+            let metric = results[i].metric.clone();
+            let result = match outcome.and_then(|summary| {
+                let value = summary[&metric]
+                    .as_f64()
+                    .with_context(|| format!("{run}/summary.json has no number `{metric}`"))?;
+                Ok((value, summary["training_time_s"].as_f64()))
+            }) {
+                Ok((value, time)) => RunResult {
+                    seed,
+                    run: run.clone(),
+                    value: Some(value),
+                    training_time_s: time,
+                    error: None,
+                },
+                Err(err) => {
+                    eprintln!("experiment: {run} failed: {err:#}");
+                    RunResult {
+                        seed,
+                        run: run.clone(),
+                        value: None,
+                        training_time_s: None,
+                        error: Some(format!("{err:#}")),
+                    }
+                }
+            };
+            results[i].runs.push(result);
+        }
+    }
+    for r in &mut results {
+        let values: Vec<f64> = r.runs.iter().filter_map(|x| x.value).collect();
+        let times: Vec<f64> = r.runs.iter().filter_map(|x| x.training_time_s).collect();
+        if let Some((mean, std)) = mean_std(&values) {
+            r.mean = Some(mean);
+            r.std = std;
+            r.min = values.iter().copied().reduce(f64::min);
+            r.max = values.iter().copied().reduce(f64::max);
+        }
+        r.mean_training_time_s = mean_std(&times).map(|(m, _)| m);
+    }
+    let table = markdown(&e, &results);
+    fsio::write_atomic(&dir.join("results.md"), table.as_bytes())?;
+    let json = json!({
+        "title": e.title,
+        "seeds": e.seeds,
+        "file": args.file.display().to_string(),
+        "command": std::env::args().collect::<Vec<_>>(),
+        "git_commit": crate::train::run::git_commit(),
+        "arms": results,
+    });
+    fsio::write_atomic(
+        &dir.join("results.json"),
+        (serde_json::to_string_pretty(&json)? + "\n").as_bytes(),
+    )?;
+    let failed = results
+        .iter()
+        .flat_map(|r| &r.runs)
+        .filter(|x| x.error.is_some())
+        .count();
+    Ok(Finished { dir, table, failed })
+}
+
+/// Loads the arm's config for `seed` and brings its run to the end; returns its summary.
+fn train_arm(
+    arm: &Arm,
+    seed: u64,
+    cli: &[String],
+    dir: &Path,
+    run: &str,
+    quiet: bool,
+) -> Result<Value> {
+    let mut overrides: Vec<String> = arm
+        .set
+        .iter()
+        .map(|item| {
+            let mut out = item.clone();
+            for r in references(item) {
+                let folder = dir.join(run_name(&r, seed));
+                out = out.replace(&format!("${{{r}}}"), &folder.display().to_string());
+            }
+            out
+        })
+        .collect();
+    overrides.push(format!("seed={seed}"));
+    overrides.extend_from_slice(cli);
+    let config = config::load(Some(&arm.config), &overrides)
+        .with_context(|| format!("arm `{}`", arm.name))?;
+    let what = format!("arm `{}` with seed {seed}", arm.name);
+    let folder = session::ensure_run(config, dir, run, "experiment", &what, quiet)?;
+    let path = folder.join(SUMMARY);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))
+}
+
+/// The mean and the sample standard deviation (absent for one value).
+fn mean_std(v: &[f64]) -> Option<(f64, Option<f64>)> {
+    if v.is_empty() {
+        return None;
+    }
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let std = (v.len() > 1)
+        .then(|| (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt());
+    Some((mean, std))
+}
+
+fn markdown(e: &ExperimentConfig, results: &[ArmResult]) -> String {
+    let mut s = format!(
+        "# {}\n\nEach row: one arm trained once per seed ({}); mean ± sample standard deviation, \
+         min–max, and every seed's value.\n\n",
+        e.title,
+        e.seeds
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    s.push_str(
+        "| arm | what | metric | mean ± std | min – max | per seed | mean training time |\n",
+    );
+    s.push_str("|---|---|---|---|---|---|---|\n");
+    for r in results {
+        let mean = match (r.mean, r.std) {
+            (Some(m), Some(sd)) => format!("**{m:.4}** ± {sd:.4}"),
+            (Some(m), None) => format!("**{m:.4}**"),
+            _ => "—".into(),
+        };
+        let range = match (r.min, r.max) {
+            (Some(a), Some(b)) => format!("{a:.4} – {b:.4}"),
+            _ => "—".into(),
+        };
+        let per_seed: Vec<String> = r
+            .runs
+            .iter()
+            .map(|x| match (x.value, &x.error) {
+                (Some(v), _) => format!("{v:.4}"),
+                (None, Some(err)) => format!("failed ({})", err.lines().next().unwrap_or("")),
+                _ => "—".into(),
+            })
+            .collect();
+        let time = r
+            .mean_training_time_s
+            .map(|t| format!("{t:.0} s"))
+            .unwrap_or_else(|| "—".into());
+        s.push_str(&format!(
+            "| {} | {} | {} | {mean} | {range} | {} | {time} |\n",
+            r.name,
+            r.about,
+            r.metric,
+            per_seed.join(", ")
+        ));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mean_and_sample_std() {
+        let (m, s) = mean_std(&[1.0, 2.0, 3.0, 4.0]).unwrap();
+        assert!((m - 2.5).abs() < 1e-12);
+        // Σ(x − 2.5)² = 5, / (4 − 1)
+        assert!((s.unwrap() - (5.0f64 / 3.0).sqrt()).abs() < 1e-12);
+        assert_eq!(mean_std(&[0.7]), Some((0.7, None)));
+        assert_eq!(mean_std(&[]), None);
+    }
+
+    #[test]
+    fn references_are_found_and_must_name_earlier_arms() {
+        assert_eq!(
+            references("data.synthetic.generator=\"${gan}\""),
+            vec!["gan".to_string()]
+        );
+        assert!(references("train.epochs=3").is_empty());
+        assert!(references("model.blocks=[{channels=4}]").is_empty());
+        let arm = |name: &str, set: &[&str]| Arm {
+            name: name.into(),
+            config: "c.toml".into(),
+            set: set.iter().map(|s| s.to_string()).collect(),
+            about: String::new(),
+            metric: None,
+        };
+        let mut e = ExperimentConfig {
+            title: "t".into(),
+            seeds: vec![1],
+            metric: default_metric(),
+            arms: vec![arm("gan", &[]), arm("aug", &["x=\"${gan}\""])],
+        };
+        assert!(e.validate().is_ok());
+        e.arms.swap(0, 1);
+        let err = e.validate().unwrap_err();
+        assert!(err.contains("not an earlier arm"), "{err}");
+        e.arms = vec![arm("a b", &[])];
+        assert!(e.validate().unwrap_err().contains("letters"));
+    }
+}
