@@ -305,6 +305,10 @@ pub fn run(cli: Cli) -> Result<Exit> {
             })?;
             println!("{}", done.table);
             println!("wrote {}/results.md and results.json", done.dir.display());
+            if done.interrupted {
+                println!("interrupted; run the same command again to continue where it stopped");
+                return Ok(Exit::Interrupted);
+            }
             if done.failed > 0 {
                 bail!(
                     "{} of the experiment's runs failed (see the table); run the same command again to retry them",

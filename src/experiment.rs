@@ -93,6 +93,8 @@ pub struct Finished {
     pub dir: PathBuf,
     pub table: String,
     pub failed: usize,
+    /// Ctrl-C stopped a run: the table holds what was done before.
+    pub interrupted: bool,
 }
 
 pub fn read(path: &Path) -> Result<ExperimentConfig> {
@@ -198,7 +200,8 @@ pub fn run(args: ExperimentArgs) -> Result<Finished> {
             mean_training_time_s: None,
         })
         .collect();
-    for &seed in &e.seeds {
+    let mut interrupted = false;
+    'seeds: for &seed in &e.seeds {
         for (i, arm) in e.arms.iter().enumerate() {
             let run = run_name(&arm.name, seed);
             let missing: Vec<String> = arm
@@ -242,6 +245,10 @@ pub fn run(args: ExperimentArgs) -> Result<Finished> {
                 }
             };
             results[i].runs.push(result);
+            if crate::train::interrupted() {
+                interrupted = true;
+                break 'seeds;
+            }
         }
     }
     for r in &mut results {
@@ -274,7 +281,12 @@ pub fn run(args: ExperimentArgs) -> Result<Finished> {
         .flat_map(|r| &r.runs)
         .filter(|x| x.error.is_some())
         .count();
-    Ok(Finished { dir, table, failed })
+    Ok(Finished {
+        dir,
+        table,
+        failed,
+        interrupted,
+    })
 }
 
 /// Loads the arm's config for `seed` and brings its run to the end; returns its summary.

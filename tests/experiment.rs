@@ -133,3 +133,64 @@ fn an_experiment_file_naming_a_later_arm_is_refused() {
     );
     assert!(!d.join("artifacts").exists(), "nothing is written");
 }
+
+#[test]
+fn ctrl_c_stops_the_experiment_after_the_run_it_interrupted_and_it_continues_later() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let file = format!(
+        r#"
+title = "interrupted"
+seeds = [1, 2]
+[[arm]]
+name = "a"
+config = "{root}/config/cnn.toml"
+set = ["train.epochs=8", "model.blocks=[{{channels=4}}]"]
+[[arm]]
+name = "b"
+config = "{root}/config/cnn.toml"
+set = ["train.epochs=1", "model.blocks=[{{channels=4}}]"]
+"#
+    );
+    std::fs::write(d.join("exp.toml"), file).unwrap();
+    let mut args = vec!["experiment", "exp.toml", "--quiet"];
+    for s in SMALL {
+        args.extend(["--set", s]);
+    }
+    let mut child = common::fovea(d).args(&args).spawn().unwrap();
+    let ckpts = d.join("artifacts/exp/a-seed1/checkpoints");
+    let start = Instant::now();
+    while fovea::train::checkpoint::list(&ckpts)
+        .map(|l| l.len())
+        .unwrap_or(0)
+        < 1
+    {
+        assert!(start.elapsed() < Duration::from_secs(120), "no checkpoint");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    // Nothing after the interrupted run was started.
+    assert!(!d.join("artifacts/exp/b-seed1").exists());
+    let results = read_json(&d.join("artifacts/exp/results.json"));
+    assert_eq!(results["arms"][1]["runs"].as_array().unwrap().len(), 0);
+
+    let again = run(d, &args);
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(
+        text(&again).contains("resuming the interrupted run"),
+        "{}",
+        text(&again)
+    );
+    let results = read_json(&d.join("artifacts/exp/results.json"));
+    for arm in results["arms"].as_array().unwrap() {
+        let runs = arm["runs"].as_array().unwrap();
+        assert!(runs.iter().all(|r| r["value"].is_number()), "{arm}");
+        assert_eq!(runs.len(), 2);
+    }
+}

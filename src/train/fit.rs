@@ -21,6 +21,12 @@ use crate::progress::Progress;
 /// Set by Ctrl-C: the loop checkpoints and stops after the current step.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
+/// Whether Ctrl-C has been pressed in this process (a command that trains several runs stops
+/// after the one it interrupted).
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
 /// Installs the Ctrl-C handler (once per process).
 pub fn install_interrupt_handler() {
     static ONCE: std::sync::Once = std::sync::Once::new();

@@ -14,7 +14,9 @@ pub mod task;
 
 pub use checkpoint::CheckpointMeta;
 pub use config::{OptimizerKind, ScheduleKind, TrainConfig};
-pub use fit::{FitContext, FitOptions, Outcome, fit, install_interrupt_handler, rewind};
+pub use fit::{
+    FitContext, FitOptions, Outcome, fit, install_interrupt_handler, interrupted, rewind,
+};
 pub use run::{Run, RunInfo};
 pub use state::LoopState;
 pub use task::{Goal, Part, Report, StepStats, Task, TaskSpec};
