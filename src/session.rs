@@ -156,6 +156,7 @@ fn cached_judge(config: &Config, gan: &GanConfig, data: &Splits, quiet: bool) ->
     use sha2::{Digest, Sha256};
     let key = json!({
         "source": data.source,
+        "data": config.data,
         "seed": config.seed,
         "epochs": gan.judge_epochs,
         "model": ModelConfig::default(),
