@@ -167,21 +167,27 @@ fn cached_judge(config: &Config, gan: &GanConfig, data: &Splits, quiet: bool) ->
         .join("fovea")
         .join("judges");
     let name = format!("{}-{}", data.source.dataset, &digest[..16]);
-    let judge_config = Config {
-        seed: config.seed,
-        backend: config.backend,
-        data: config.data.clone(),
-        model: ModelConfig::default(),
-        train: TrainConfig {
-            epochs: gan.judge_epochs,
-            ..TrainConfig::default()
-        },
-    };
+    let judge_config = reference_cnn(config, config.data.clone(), gan.judge_epochs);
     let what = format!(
         "the reference CNN on this data for {} epochs, once (no model.judge given)",
         gan.judge_epochs
     );
     ensure_run(judge_config, &root, &name, "judge", &what, quiet)
+}
+
+/// The reference CNN (the default model and training) on `data` for `epochs` epochs, with the
+/// seed and backend of the GAN run `base` it serves (as its judge, or to measure GAN-train).
+fn reference_cnn(base: &Config, data: data::DataConfig, epochs: usize) -> Config {
+    Config {
+        seed: base.seed,
+        backend: base.backend,
+        data,
+        model: ModelConfig::default(),
+        train: TrainConfig {
+            epochs,
+            ..TrainConfig::default()
+        },
+    }
 }
 
 /// Brings the run `root/name` of `config` to its end and returns its folder: reused when it
@@ -577,24 +583,16 @@ fn write_summary(setup: &Setup, task: &mut dyn Task, state: &LoopState) -> Resul
 /// best.ckpt), tested on the real test set. Its run is `gan-train/` inside the GAN's run folder;
 /// its accuracy goes into the GAN's summary as `gan_train`.
 fn gan_train(setup: &Setup, gan: &GanConfig, summary: &mut Value) -> Result<()> {
-    let config = Config {
-        seed: setup.config.seed,
-        backend: setup.config.backend,
-        data: data::DataConfig {
-            synthetic: data::SyntheticConfig {
-                generator: Some(setup.run.dir.clone()),
-                ratio: gan.gan_train_ratio,
-                checkpoint: "best".into(),
-                only: true,
-            },
-            ..setup.config.data.clone()
+    let data = data::DataConfig {
+        synthetic: data::SyntheticConfig {
+            generator: Some(setup.run.dir.clone()),
+            ratio: gan.gan_train_ratio,
+            checkpoint: "best".into(),
+            only: true,
         },
-        model: ModelConfig::default(),
-        train: TrainConfig {
-            epochs: gan.gan_train_epochs,
-            ..TrainConfig::default()
-        },
+        ..setup.config.data.clone()
     };
+    let config = reference_cnn(setup.config, data, gan.gan_train_epochs);
     let what = format!(
         "the reference CNN on generated images alone for {} epochs (GAN-train)",
         gan.gan_train_epochs
