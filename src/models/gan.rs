@@ -215,6 +215,16 @@ impl Generator {
         self.latent
     }
 
+    /// Standard normal noise `[b, latent]` from `device`'s random generator (seeded per step
+    /// in training, so that resume is exact).
+    pub fn noise(&self, b: usize, device: &Device) -> Tensor<2> {
+        Tensor::random(
+            [b, self.latent],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            device,
+        )
+    }
+
     /// Noise `[b, latent]` and labels `[b]` → images `[b, c, h, w]` in [−1, 1].
     pub fn forward(&self, z: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<4> {
         let [b, _] = z.dims();

@@ -11,7 +11,6 @@ use anyhow::{Context, Result, anyhow, bail};
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
-use burn::tensor::Distribution;
 use burn::tensor::activation::{relu, sigmoid, softplus};
 use serde_json::{Map, json};
 
@@ -155,14 +154,6 @@ impl GanTask {
         (t.add_scalar(1.0).mul_scalar(0.5) - mean) / std
     }
 
-    fn noise(&self, b: usize, device: &Device) -> Tensor<2> {
-        Tensor::random(
-            [b, self.g().latent()],
-            Distribution::Normal(0.0, 1.0),
-            device,
-        )
-    }
-
     /// The discriminator's step on a real batch and a generated one; returns (d_loss, D(x),
     /// D(G(z))) and the noise it drew.
     pub fn d_step(
@@ -172,7 +163,7 @@ impl GanTask {
         lr: f64,
     ) -> Result<([f64; 3], Tensor<2>)> {
         let [b, ..] = x.dims();
-        let z = self.noise(b, &self.device);
+        let z = self.g().noise(b, &self.device);
         let fake =
             Self::normalized(self.g().forward(z.clone(), y.clone()), &self.normalizer).detach();
         let d = self.d.take().expect("discriminator present");
@@ -213,12 +204,7 @@ impl GanTask {
         let value = adversarial.clone().into_scalar::<f64>();
         let loss = if self.cfg.mode_seeking > 0.0 {
             let [b, _] = z.dims();
-            // (`self.noise` reads the generator, which is out of `self` here.)
-            let z2 = Tensor::random(
-                [b, g.latent()],
-                Distribution::Normal(0.0, 1.0),
-                &self.device,
-            );
+            let z2 = g.noise(b, &self.device);
             let other = g.forward(z2.clone(), y);
             let ratio = (images - other).abs().mean() / (z - z2).abs().mean();
             adversarial
@@ -394,7 +380,7 @@ impl Task for GanTask {
         let device = self.device.clone().without_autodiff();
         let (_, y) = to_tensors(batch, self.shape, &device);
         let [b] = y.dims();
-        let z = self.noise(b, &device);
+        let z = self.g().noise(b, &device);
         let _: f32 = self.g().valid().forward(z, y).sum().into_scalar::<f32>();
         Ok(())
     }
@@ -450,6 +436,7 @@ impl Task for GanTask {
 mod tests {
     use super::*;
     use crate::models::cnn::CnnConfig;
+    use burn::tensor::Distribution;
 
     /// The trainable weights of a module on an autodiff device (not BatchNorm's running
     /// statistics, which any forward pass in training mode updates).
