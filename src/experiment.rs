@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use crate::config;
 use crate::device::BackendKind;
 use crate::fsio;
-use crate::session::{self, SUMMARY};
+use crate::session;
 
 /// An experiment file.
 #[derive(Debug, Clone, Deserialize)]
@@ -86,6 +86,26 @@ pub struct RunResult {
     pub training_time_s: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+impl ArmResult {
+    /// The arm's runs and their statistics over the seeds that gave a value.
+    fn new(arm: &Arm, metric: String, runs: Vec<RunResult>) -> Self {
+        let values: Vec<f64> = runs.iter().filter_map(|x| x.value).collect();
+        let times: Vec<f64> = runs.iter().filter_map(|x| x.training_time_s).collect();
+        let stats = mean_std(&values);
+        Self {
+            name: arm.name.clone(),
+            about: arm.about.clone(),
+            metric,
+            runs,
+            mean: stats.map(|(m, _)| m),
+            std: stats.and_then(|(_, sd)| sd),
+            min: values.iter().copied().reduce(f64::min),
+            max: values.iter().copied().reduce(f64::max),
+            mean_training_time_s: mean_std(&times).map(|(m, _)| m),
+        }
+    }
 }
 
 /// What `run` wrote.
@@ -185,21 +205,13 @@ pub fn run(args: ExperimentArgs) -> Result<Finished> {
         args.backend,
         args.data_dir.as_deref(),
     );
-    let mut results: Vec<ArmResult> = e
+    let metrics: Vec<String> = e
         .arms
         .iter()
-        .map(|a| ArmResult {
-            name: a.name.clone(),
-            about: a.about.clone(),
-            metric: a.metric.clone().unwrap_or_else(|| e.metric.clone()),
-            runs: Vec::new(),
-            mean: None,
-            std: None,
-            min: None,
-            max: None,
-            mean_training_time_s: None,
-        })
+        .map(|a| a.metric.clone().unwrap_or_else(|| e.metric.clone()))
         .collect();
+    // Per arm, its runs so far.
+    let mut runs: Vec<Vec<RunResult>> = vec![Vec::new(); e.arms.len()];
     let mut interrupted = false;
     'seeds: for &seed in &e.seeds {
         for (i, arm) in e.arms.iter().enumerate() {
@@ -209,9 +221,9 @@ pub fn run(args: ExperimentArgs) -> Result<Finished> {
                 .iter()
                 .flat_map(|s| references(s))
                 .filter(|r| {
-                    !results
-                        .iter()
-                        .any(|a| &a.name == r && a.runs.last().is_some_and(|x| x.error.is_none()))
+                    !e.arms.iter().zip(&runs).any(|(a, done)| {
+                        &a.name == r && done.last().is_some_and(|x| x.error.is_none())
+                    })
                 })
                 .collect();
             let outcome = if missing.is_empty() {
@@ -219,9 +231,9 @@ pub fn run(args: ExperimentArgs) -> Result<Finished> {
             } else {
                 Err(anyhow::anyhow!("skipped: needs {}", missing.join(", ")))
             };
-            let metric = results[i].metric.clone();
+            let metric = &metrics[i];
             let result = match outcome.and_then(|summary| {
-                let value = summary[&metric]
+                let value = summary[metric]
                     .as_f64()
                     .with_context(|| format!("{run}/summary.json has no number `{metric}`"))?;
                 Ok((value, summary["training_time_s"].as_f64()))
@@ -244,24 +256,20 @@ pub fn run(args: ExperimentArgs) -> Result<Finished> {
                     }
                 }
             };
-            results[i].runs.push(result);
+            runs[i].push(result);
             if crate::train::interrupted() {
                 interrupted = true;
                 break 'seeds;
             }
         }
     }
-    for r in &mut results {
-        let values: Vec<f64> = r.runs.iter().filter_map(|x| x.value).collect();
-        let times: Vec<f64> = r.runs.iter().filter_map(|x| x.training_time_s).collect();
-        if let Some((mean, std)) = mean_std(&values) {
-            r.mean = Some(mean);
-            r.std = std;
-            r.min = values.iter().copied().reduce(f64::min);
-            r.max = values.iter().copied().reduce(f64::max);
-        }
-        r.mean_training_time_s = mean_std(&times).map(|(m, _)| m);
-    }
+    let results: Vec<ArmResult> = e
+        .arms
+        .iter()
+        .zip(metrics)
+        .zip(runs)
+        .map(|((arm, metric), runs)| ArmResult::new(arm, metric, runs))
+        .collect();
     let table = markdown(&e, &results);
     fsio::write_atomic(&dir.join("results.md"), table.as_bytes())?;
     let json = json!({
@@ -272,10 +280,7 @@ pub fn run(args: ExperimentArgs) -> Result<Finished> {
         "git_commit": crate::train::run::git_commit(),
         "arms": results,
     });
-    fsio::write_atomic(
-        &dir.join("results.json"),
-        (serde_json::to_string_pretty(&json)? + "\n").as_bytes(),
-    )?;
+    fsio::write_json(&dir.join("results.json"), &json)?;
     let failed = results
         .iter()
         .flat_map(|r| &r.runs)
@@ -316,10 +321,7 @@ fn train_arm(
         .with_context(|| format!("arm `{}`", arm.name))?;
     let what = format!("arm `{}` with seed {seed}", arm.name);
     let folder = session::ensure_run(config, dir, run, "experiment", &what, quiet)?;
-    let path = folder.join(SUMMARY);
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))
+    session::read_summary(&folder)
 }
 
 /// The mean and the sample standard deviation (absent for one value).

@@ -605,16 +605,19 @@ fn gan_train(setup: &Setup, gan: &GanConfig, summary: &mut Value) -> Result<()> 
         &what,
         setup.options.quiet,
     )?;
-    let trained: Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.join(SUMMARY))
-            .with_context(|| format!("cannot read {}", dir.join(SUMMARY).display()))?,
-    )
-    .with_context(|| format!("{} is not valid JSON", dir.join(SUMMARY).display()))?;
-    let accuracy = trained["test_accuracy"].clone();
+    let accuracy = read_summary(&dir)?["test_accuracy"].clone();
     let entry = summary.as_object_mut().expect("the summary is an object");
     entry.insert("test_gan_train".into(), accuracy);
     entry.insert("gan_train_run".into(), json!(GAN_TRAIN));
     setup.run.write_json(SUMMARY, summary)
+}
+
+/// A finished run's `summary.json`.
+pub fn read_summary(dir: &Path) -> Result<Value> {
+    let path = dir.join(SUMMARY);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))
 }
 
 /// The folder of a GAN run's GAN-train classifier, inside the GAN's run folder.

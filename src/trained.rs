@@ -260,10 +260,6 @@ pub fn generate(
     seed: Option<u64>,
     backend: Option<BackendKind>,
 ) -> Result<Generated> {
-    let mut config = run_config(dir)?;
-    if let Some(b) = backend {
-        config.backend = b;
-    }
     if per_class == 0 {
         bail!("--per-class must be at least 1");
     }
@@ -277,7 +273,7 @@ pub fn generate(
             out.display()
         );
     }
-    let drawn = Drawn::read(dir, which, config.backend)?;
+    let drawn = Drawn::read(dir, which, backend)?;
     let (shape, k) = (drawn.meta.shape, drawn.meta.classes.len());
     if format == GenerateFormat::Idx && shape.channels != 1 {
         bail!("--format idx holds grayscale images; this run's are {shape}: use --format folder");
@@ -285,7 +281,7 @@ pub fn generate(
     let labels: Vec<i64> = (0..k as i64)
         .flat_map(|c| std::iter::repeat_n(c, per_class))
         .collect();
-    let pixels = drawn.pixels(&labels, mix(&[seed.unwrap_or(config.seed), 29]))?;
+    let pixels = drawn.pixels(&labels, mix(&[seed.unwrap_or(drawn.seed), 29]))?;
     let (path, meta) = (drawn.checkpoint, drawn.meta);
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     match format {
@@ -333,12 +329,15 @@ struct Drawn {
     g: gan_model::Generator,
     meta: CheckpointMeta,
     checkpoint: PathBuf,
+    /// The GAN run's seed and evaluation batch size.
+    seed: u64,
     batch: usize,
     device: Device,
 }
 
 impl Drawn {
-    fn read(dir: &Path, which: &str, backend: BackendKind) -> Result<Self> {
+    /// On `backend`, or on the GAN run's own when none is given.
+    fn read(dir: &Path, which: &str, backend: Option<BackendKind>) -> Result<Self> {
         let config = run_config(dir)?;
         let ModelConfig::Gan(gan) = &config.model else {
             bail!(
@@ -348,13 +347,14 @@ impl Drawn {
             );
         };
         let (checkpoint, meta, parts) = find_checkpoint(dir, which)?;
-        let device = device::open(backend)?;
+        let device = device::open(backend.unwrap_or(config.backend))?;
         let (g, _) = gan.init(meta.shape, meta.classes.len(), &device)?;
         let g = load_module(g, &parts, "generator")?.valid();
         Ok(Self {
             g,
             meta,
             checkpoint,
+            seed: config.seed,
             batch: config.train.eval_batch_size,
             device,
         })
@@ -383,7 +383,7 @@ pub fn add_synthetic(
         return Ok(());
     };
     let key = || format!("data.synthetic.generator = {}", dir.display());
-    let drawn = Drawn::read(dir, &cfg.checkpoint, backend).with_context(key)?;
+    let drawn = Drawn::read(dir, &cfg.checkpoint, Some(backend)).with_context(key)?;
     let (shape, classes) = (data.train.shape, &data.source.classes);
     if drawn.meta.shape != shape || &drawn.meta.classes != classes {
         bail!(
@@ -409,7 +409,11 @@ pub fn add_synthetic(
     let (mut images, mut all_labels) = if cfg.only {
         (Vec::new(), Vec::new())
     } else {
-        (data.train.images.clone(), data.train.labels.clone())
+        // Moved out, not copied: the set is rebuilt below.
+        (
+            std::mem::take(&mut data.train.images),
+            std::mem::take(&mut data.train.labels),
+        )
     };
     images.extend(pixels);
     all_labels.extend(labels.iter().map(|&l| l as u32));

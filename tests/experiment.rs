@@ -13,6 +13,15 @@ const SMALL: [&str; 4] = [
     "data.test_limit=100",
 ];
 
+/// `fovea experiment exp.toml --quiet` with `SMALL` set on every arm.
+fn small_experiment() -> Vec<&'static str> {
+    let mut args = vec!["experiment", "exp.toml", "--quiet"];
+    for s in SMALL {
+        args.extend(["--set", s]);
+    }
+    args
+}
+
 fn experiment(cnn_epochs: usize) -> String {
     format!(
         r#"
@@ -45,10 +54,7 @@ fn an_experiment_trains_each_arm_per_seed_tabulates_and_reuses() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::write(d.join("exp.toml"), experiment(1)).unwrap();
-    let mut args = vec!["experiment", "exp.toml", "--quiet"];
-    for s in SMALL {
-        args.extend(["--set", s]);
-    }
+    let args = small_experiment();
     let first = run(d, &args);
     assert!(first.status.success(), "{}", text(&first));
     let root = d.join("artifacts/exp");
@@ -155,10 +161,7 @@ set = ["train.epochs=1", "model.blocks=[{{channels=4}}]"]
 "#
     );
     std::fs::write(d.join("exp.toml"), file).unwrap();
-    let mut args = vec!["experiment", "exp.toml", "--quiet"];
-    for s in SMALL {
-        args.extend(["--set", s]);
-    }
+    let args = small_experiment();
     let mut child = common::fovea(d).args(&args).spawn().unwrap();
     let ckpts = d.join("artifacts/exp/a-seed1/checkpoints");
     let start = Instant::now();
