@@ -1,5 +1,6 @@
 //! The command line: argument definitions, and what each command prints. The work itself is
-//! done in `session` (train, resume), `trained` (eval, predict), `bench` and `data`.
+//! done in `session` (train, resume), `trained` (eval, predict, generate), `restore::files`
+//! (damage, restore), `bench`, `experiment` and `data`.
 
 use std::path::PathBuf;
 
@@ -7,9 +8,11 @@ use anyhow::{Result, bail};
 use clap::{Parser, Subcommand};
 
 use crate::bench::{self, BenchArgs};
+use crate::config;
 use crate::data::{self, sources};
 use crate::device::{self, BackendKind};
 use crate::experiment;
+use crate::restore;
 use crate::session::{self, TrainArgs};
 use crate::train::{FitOptions, Outcome};
 use crate::trained;
@@ -60,6 +63,11 @@ pub enum Command {
     Predict(PredictCmd),
     /// Draw labelled images from a GAN run into an image folder (or IDX files).
     Generate(GenerateCmd),
+    /// Write damaged copies of images: noise, salt-and-pepper, a missing square, low resolution.
+    Damage(DamageCmd),
+    /// Repair damaged images with a trained restore run (or, with --panel, damage clean ones
+    /// and show clean | damaged | classical | restored).
+    Restore(RestoreCmd),
     /// Datasets: where they resolve, and downloading them.
     Data {
         #[command(subcommand)]
@@ -185,6 +193,46 @@ pub struct GenerateCmd {
 }
 
 #[derive(clap::Args, Debug)]
+pub struct DamageCmd {
+    /// Image files (PNG, JPEG, ...), damaged at their own size.
+    #[arg(required = true)]
+    images: Vec<PathBuf>,
+    /// What to do, repeatable: noise[=σ] (0.3), salt-pepper[=share] (0.05), hole[=side] (14),
+    /// lowres[=k] (2).
+    #[arg(long, required = true, value_name = "KIND[=VALUE]")]
+    kind: Vec<String>,
+    /// Where the hole goes.
+    #[arg(long, value_enum, default_value = "center")]
+    hole_at: crate::restore::HolePlace,
+    /// A new (or empty) folder to write into.
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RestoreCmd {
+    /// A restore run folder.
+    run: PathBuf,
+    /// Damaged image files (a hole's mask beside each as <stem>.mask.png); with --panel, clean ones.
+    #[arg(required = true)]
+    images: Vec<PathBuf>,
+    /// A new (or empty) folder to write into.
+    #[arg(long)]
+    out: PathBuf,
+    /// The images are clean: damage them as the run does, repair them, and write
+    /// <stem>.panel.png (clean | damaged | classical | restored) with the PSNR of each.
+    #[arg(long)]
+    panel: bool,
+    /// best, last, or a step number.
+    #[arg(long, default_value = "best")]
+    checkpoint: String,
+    #[arg(long, value_enum)]
+    backend: Option<BackendKind>,
+}
+
+#[derive(clap::Args, Debug)]
 pub struct BenchCmd {
     #[command(flatten)]
     config: ConfigArgs,
@@ -242,6 +290,29 @@ pub fn run(cli: Cli) -> Result<Exit> {
             let done = session::resume(&c.run, c.backend, c.data_dir.as_deref(), options)?;
             Ok(exit_for(done.outcome))
         }
+        Command::Eval(c) if !config::run_config(&c.run)?.model.is_classifier() => {
+            if c.dataset.is_some() || c.data_dir.is_some() {
+                bail!("--dataset and --data-dir apply to classifier runs; this run is evaluated on its own test set");
+            }
+            let (checkpoint, report) = session::eval_task(&c.run, &c.checkpoint, c.backend)?;
+            if c.json {
+                let mut out = serde_json::Map::new();
+                out.insert("checkpoint".into(), checkpoint.display().to_string().into());
+                for (k, v) in &report.metrics {
+                    out.insert(format!("test_{k}"), (*v).into());
+                }
+                out.insert("test_count".into(), report.count.into());
+                out.extend(report.details);
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            } else {
+                println!("checkpoint {}", checkpoint.display());
+                for (k, v) in &report.metrics {
+                    println!("  test {k:<18} {v:.4}");
+                }
+                println!("  ({} test images)", report.count);
+            }
+            Ok(Exit::Ok)
+        }
         Command::Eval(c) => {
             let (loaded, e) = trained::eval(
                 &c.run,
@@ -277,6 +348,27 @@ pub fn run(cli: Cli) -> Result<Exit> {
                 g.checkpoint.display(),
                 c.out.display()
             );
+            Ok(Exit::Ok)
+        }
+        Command::Damage(c) => {
+            let cfg = restore::files::parse_kinds(&c.kind, c.hole_at)?;
+            let n = restore::files::damage_files(&cfg, &c.images, &c.out, c.seed)?;
+            println!("wrote {n} files into {}", c.out.display());
+            Ok(Exit::Ok)
+        }
+        Command::Restore(c) => {
+            let r = restore::files::Restorer::read(&c.run, &c.checkpoint, c.backend)?;
+            let done = restore::files::restore_files(&r, &c.images, &c.out, c.panel)?;
+            for d in &done {
+                match d.psnr {
+                    Some([damaged, classical, restored]) => println!(
+                        "{} → {}  PSNR damaged {damaged:.2}, classical {classical:.2}, restored {restored:.2} dB",
+                        d.file, d.written
+                    ),
+                    None => println!("{} → {}", d.file, d.written),
+                }
+            }
+            println!("repaired {} images with {}", done.len(), r.checkpoint.display());
             Ok(Exit::Ok)
         }
         Command::Data { command } => {

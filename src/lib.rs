@@ -22,6 +22,7 @@ pub mod fsio;
 pub mod models;
 pub mod progress;
 pub mod report;
+pub mod restore;
 pub mod session;
 pub mod tasks;
 pub mod train;

@@ -15,7 +15,7 @@ use crate::models::ModelConfig;
 use crate::models::gan::GanConfig;
 use crate::report::plots;
 use crate::tasks;
-use crate::tasks::gan::Judge;
+use crate::tasks::judge::Judge;
 use crate::train::checkpoint::{self, CheckpointMeta};
 use crate::train::run::{self, Resume, Run, RunInfo};
 use crate::train::{self, FitContext, FitOptions, LoopState, Outcome, Task, TrainConfig};
@@ -109,7 +109,10 @@ pub fn build_task(
     device: &Device,
 ) -> Result<Box<dyn Task>> {
     let judge = match &config.model {
-        ModelConfig::Gan(g) => Some(judge(config, g, data, quiet)?),
+        ModelConfig::Gan(g) => Some(judge(config, g.judge.as_deref(), g.judge_epochs, data, quiet)?),
+        ModelConfig::Restore(r) => {
+            Some(judge(config, r.judge.as_deref(), r.judge_epochs, data, quiet)?)
+        }
         _ => None,
     };
     tasks::build(
@@ -123,12 +126,19 @@ pub fn build_task(
     )
 }
 
-/// The classifier a GAN's FID is measured with: `model.judge`, or the reference CNN trained on
-/// the same data once and kept in the user cache under a digest of the data and the seed.
-fn judge(config: &Config, gan: &GanConfig, data: &Splits, quiet: bool) -> Result<Judge> {
-    let dir = match &gan.judge {
-        Some(dir) => dir.clone(),
-        None => cached_judge(config, gan, data, quiet)?,
+/// The classifier a GAN's FID or a restoration's accuracy is measured with: `model.judge`, or
+/// the reference CNN trained on the same data for `epochs` once and kept in the user cache under
+/// a digest of the data and the seed.
+fn judge(
+    config: &Config,
+    given: Option<&Path>,
+    epochs: usize,
+    data: &Splits,
+    quiet: bool,
+) -> Result<Judge> {
+    let dir = match given {
+        Some(dir) => dir.to_path_buf(),
+        None => cached_judge(config, epochs, data, quiet)?,
     };
     let loaded = trained::load_run(&dir, "best", Some(config.backend))
         .with_context(|| format!("model.judge = {}", dir.display()))?;
@@ -152,13 +162,13 @@ fn judge(config: &Config, gan: &GanConfig, data: &Splits, quiet: bool) -> Result
 
 /// The automatic judge's run folder: reused when a finished one exists, resumed when one was
 /// interrupted, trained otherwise.
-fn cached_judge(config: &Config, gan: &GanConfig, data: &Splits, quiet: bool) -> Result<PathBuf> {
+fn cached_judge(config: &Config, epochs: usize, data: &Splits, quiet: bool) -> Result<PathBuf> {
     use sha2::{Digest, Sha256};
     let key = json!({
         "source": data.source,
         "data": config.data,
         "seed": config.seed,
-        "epochs": gan.judge_epochs,
+        "epochs": epochs,
         "model": ModelConfig::default(),
     });
     let digest = hex::encode(Sha256::digest(key.to_string().as_bytes()));
@@ -167,11 +177,9 @@ fn cached_judge(config: &Config, gan: &GanConfig, data: &Splits, quiet: bool) ->
         .join("fovea")
         .join("judges");
     let name = format!("{}-{}", data.source.dataset, &digest[..16]);
-    let judge_config = reference_cnn(config, config.data.clone(), gan.judge_epochs);
-    let what = format!(
-        "the reference CNN on this data for {} epochs, once (no model.judge given)",
-        gan.judge_epochs
-    );
+    let judge_config = reference_cnn(config, config.data.clone(), epochs);
+    let what =
+        format!("the reference CNN on this data for {epochs} epochs, once (no model.judge given)");
     ensure_run(judge_config, &root, &name, "judge", &what, quiet)
 }
 
@@ -259,6 +267,7 @@ fn describe_start(run: &Run, config: &Config, data: &Splits, task: &dyn Task) {
     }
     let optimizer = match &config.model {
         ModelConfig::Gan(g) => format!("Adam (betas {}, {})", g.beta1, g.beta2),
+        ModelConfig::Restore(r) => format!("Adam (betas {}, {})", r.beta1, r.beta2),
         _ => format!("{:?}", config.train.optimizer),
     };
     let rates: Vec<String> = task
@@ -577,6 +586,26 @@ fn write_summary(setup: &Setup, task: &mut dyn Task, state: &LoopState) -> Resul
     let summary = Value::Object(s);
     setup.run.write_json(SUMMARY, &summary)?;
     Ok(summary)
+}
+
+/// `fovea eval` of a run whose task is not a classifier (gan, restore): the task rebuilt with
+/// its judge, the checkpoint's weights loaded, and its evaluation on the run's test set.
+pub fn eval_task(
+    dir: &Path,
+    which: &str,
+    backend: Option<BackendKind>,
+) -> Result<(PathBuf, train::Report)> {
+    let mut config = config::run_config(dir)?;
+    if let Some(b) = backend {
+        config.backend = b;
+    }
+    let (path, meta, parts) = trained::find_checkpoint(dir, which)?;
+    let data = load_data(&config)?;
+    let device = device::open(config.backend)?;
+    let mut task = build_task(&config, &data, &meta.normalizer, true, &device)?;
+    task.load(parts)?;
+    let report = task.evaluate(&data.test, &meta.normalizer, config.train.eval_batch_size)?;
+    Ok((path, report))
 }
 
 /// GAN-train: the reference CNN trained on the generated images alone (from the GAN's

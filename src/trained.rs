@@ -9,7 +9,6 @@ use burn::tensor::Device;
 
 use crate::config::Config;
 use crate::config::run_config;
-use crate::data::InputShape;
 use crate::data::batch::eval_batches;
 use crate::data::batch::mix;
 use crate::data::idx;
@@ -25,7 +24,7 @@ use crate::train::checkpoint::{self, CheckpointMeta};
 use crate::train::{Part, run};
 
 /// A checkpoint found in a run folder: its path, its meta and its parts.
-type Found = (PathBuf, CheckpointMeta, Vec<Part>);
+pub(crate) type Found = (PathBuf, CheckpointMeta, Vec<Part>);
 
 /// A trained model read back from a run folder, for eval and predict.
 pub struct Loaded {
@@ -37,7 +36,7 @@ pub struct Loaded {
 }
 
 /// Finds `which` checkpoint of a run: `best`, `last` or a step number.
-fn find_checkpoint(dir: &Path, which: &str) -> Result<Found> {
+pub(crate) fn find_checkpoint(dir: &Path, which: &str) -> Result<Found> {
     let ckpts = dir.join(run::CHECKPOINTS);
     let newest = || -> Result<Found> {
         checkpoint::newest_intact::<CheckpointMeta>(&ckpts)?
@@ -299,7 +298,7 @@ pub fn generate(
                     let n = c * per_class + i;
                     let img = &pixels[n * shape.pixels()..(n + 1) * shape.pixels()];
                     let file = class_dir.join(format!("{i:05}.png"));
-                    save_png(&file, img, shape)?;
+                    data::folder::save_png(&file, img, shape)?;
                 }
             }
         }
@@ -428,23 +427,4 @@ pub fn add_synthetic(
         seed: synthetic_seed,
     });
     Ok(())
-}
-
-/// One `[c, h, w]` image as PNG (grayscale or RGB).
-fn save_png(path: &Path, chw: &[u8], shape: InputShape) -> Result<()> {
-    let (w, h) = (shape.width as u32, shape.height as u32);
-    let plane = shape.height * shape.width;
-    let result = if shape.channels == 1 {
-        image::GrayImage::from_raw(w, h, chw.to_vec())
-            .context("image buffer")?
-            .save(path)
-    } else {
-        let hwc: Vec<u8> = (0..plane)
-            .flat_map(|p| (0..3).map(move |c| chw[c.min(shape.channels - 1) * plane + p]))
-            .collect();
-        image::RgbImage::from_raw(w, h, hwc)
-            .context("image buffer")?
-            .save(path)
-    };
-    result.with_context(|| format!("cannot write {}", path.display()))
 }

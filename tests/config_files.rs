@@ -23,6 +23,9 @@ fn every_config_file_loads_and_builds_its_model() {
                 fovea::models::ModelConfig::Gan(g) => {
                     g.init(shape, 10, &device).unwrap();
                 }
+                fovea::models::ModelConfig::Restore(r) => {
+                    r.init(shape, &device).unwrap();
+                }
                 m => {
                     m.init(shape, 10, &device).unwrap();
                 }

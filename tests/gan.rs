@@ -263,8 +263,14 @@ fn a_gan_trains_with_its_own_judge_and_resumes_exactly_after_a_crash() {
         "a refused run leaves no folder"
     );
 
-    // eval reads classifier runs only, and says so.
-    let out = run(d, &["eval", "artifacts/straight"]);
+    // eval of a GAN run: the task's own test metrics, recomputed from a checkpoint.
+    let out = run(d, &["eval", "artifacts/straight", "--checkpoint", "last", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let e: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = read_json(&d.join("artifacts/straight/summary.json"));
+    assert_eq!(e["test_fid"], s["last"]["test_fid"], "{e}");
+    // predict reads classifier runs only, and says so.
+    let out = run(d, &["predict", "artifacts/straight", "x.png"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(
         text(&out).contains("a gan run has no classifier"),

@@ -580,6 +580,22 @@ fn bench_measures_and_writes_bench_json() {
     assert_eq!(b["model"], "gan");
     assert!(b["train_images_per_sec"].as_f64().unwrap() > 1.0, "{b}");
     assert!(b["infer_images_per_sec"].as_f64().unwrap() > 1.0, "{b}");
+    // Restoration: one image = its damage, the discriminator's and the generator's step.
+    let b = bench(
+        "restore",
+        "1",
+        &[
+            "model.kind=restore",
+            "model.damage.noise=0.3",
+            "model.channels=4",
+            "model.judge_epochs=1",
+            "data.train_limit=320",
+            "train.batch_size=8",
+        ],
+    );
+    assert_eq!(b["model"], "restore");
+    assert!(b["train_images_per_sec"].as_f64().unwrap() > 1.0, "{b}");
+    assert!(b["infer_images_per_sec"].as_f64().unwrap() > 1.0, "{b}");
 }
 
 #[test]

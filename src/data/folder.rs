@@ -91,13 +91,29 @@ pub fn decode(path: &Path, shape: InputShape) -> Result<Vec<u8>> {
 }
 
 fn decode_bytes(path: &Path, bytes: &[u8], shape: InputShape) -> Result<Vec<u8>> {
-    let img = image::ImageReader::new(std::io::Cursor::new(bytes))
+    Ok(to_shape(open_bytes(path, bytes)?, shape))
+}
+
+fn open_bytes(path: &Path, bytes: &[u8]) -> Result<image::DynamicImage> {
+    image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .with_context(|| format!("cannot read {}", path.display()))?
         .decode()
-        .with_context(|| format!("cannot decode image {}", path.display()))?;
-    Ok(to_shape(img, shape))
+        .with_context(|| format!("cannot decode image {}", path.display()))
 }
+
+/// Decodes one image file at its own size, converted to `channels` (1 or 3).
+pub fn decode_native(path: &Path, channels: usize) -> Result<(InputShape, Vec<u8>)> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let img = open_bytes(path, &bytes)?;
+    let shape = InputShape {
+        channels,
+        height: img.height() as usize,
+        width: img.width() as usize,
+    };
+    Ok((shape, to_shape(img, shape)))
+}
+
 
 /// Converts a decoded image to `shape` (channels, then size), channel-major.
 pub fn to_shape(img: image::DynamicImage, shape: InputShape) -> Vec<u8> {
@@ -256,3 +272,23 @@ pub fn load(root: &Path, image_size: usize, test_fraction: f64, seed: u64) -> Re
         files: vec![manifest.record(root)],
     })
 }
+
+/// One `[c, h, w]` image as PNG (grayscale or RGB).
+pub fn save_png(path: &Path, chw: &[u8], shape: InputShape) -> Result<()> {
+    let (w, h) = (shape.width as u32, shape.height as u32);
+    let plane = shape.height * shape.width;
+    let result = if shape.channels == 1 {
+        image::GrayImage::from_raw(w, h, chw.to_vec())
+            .context("image buffer")?
+            .save(path)
+    } else {
+        let hwc: Vec<u8> = (0..plane)
+            .flat_map(|p| (0..3).map(move |c| chw[c.min(shape.channels - 1) * plane + p]))
+            .collect();
+        image::RgbImage::from_raw(w, h, hwc)
+            .context("image buffer")?
+            .save(path)
+    };
+    result.with_context(|| format!("cannot write {}", path.display()))
+}
+

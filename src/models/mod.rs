@@ -7,6 +7,7 @@ pub mod cnn;
 pub mod cnn_lif;
 pub mod cnn_rnn;
 pub mod gan;
+pub mod restore;
 pub mod rnn;
 
 use burn::prelude::*;
@@ -23,6 +24,7 @@ pub enum ModelConfig {
     CnnRnn(cnn_rnn::CnnRnnConfig),
     CnnLif(cnn_lif::CnnLifConfig),
     Gan(gan::GanConfig),
+    Restore(restore::RestoreConfig),
 }
 
 impl Default for ModelConfig {
@@ -39,7 +41,13 @@ impl ModelConfig {
             ModelConfig::CnnRnn(_) => "cnn-rnn",
             ModelConfig::CnnLif(_) => "cnn-lif",
             ModelConfig::Gan(_) => "gan",
+            ModelConfig::Restore(_) => "restore",
         }
+    }
+
+    /// Whether the run is a classifier (every kind but `gan` and `restore`).
+    pub fn is_classifier(&self) -> bool {
+        !matches!(self, ModelConfig::Gan(_) | ModelConfig::Restore(_))
     }
 
     /// Range checks; the error starts with the key inside `[model]`.
@@ -50,11 +58,12 @@ impl ModelConfig {
             ModelConfig::CnnRnn(c) => c.validate(),
             ModelConfig::CnnLif(c) => c.validate(),
             ModelConfig::Gan(c) => c.validate(),
+            ModelConfig::Restore(c) => c.validate(),
         }
     }
 
     /// Builds the classifier for images of `input` shape and `classes` outputs (every kind but
-    /// `gan`, whose task builds its two networks itself).
+    /// `gan` and `restore`, whose tasks build their two networks themselves).
     pub fn init(
         &self,
         input: InputShape,
@@ -66,8 +75,9 @@ impl ModelConfig {
             ModelConfig::Rnn(c) => Model::Rnn(c.init(input, classes, device)?),
             ModelConfig::CnnRnn(c) => Model::CnnRnn(c.init(input, classes, device)?),
             ModelConfig::CnnLif(c) => Model::CnnLif(c.init(input, classes, device)?),
-            ModelConfig::Gan(_) => anyhow::bail!(
-                "a gan run has no classifier: eval and predict read classifier runs (cnn, rnn, cnn-rnn, cnn-lif)"
+            ModelConfig::Gan(_) | ModelConfig::Restore(_) => anyhow::bail!(
+                "a {} run has no classifier: predict reads classifier runs (cnn, rnn, cnn-rnn, cnn-lif)",
+                self.kind()
             ),
         })
     }

@@ -5,19 +5,20 @@
 //! fovea classifier, the judge: the FID against the evaluated set, the FID of real training
 //! images against it (the floor), and GAN-test (the judge's accuracy on the generated images).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::tensor::activation::{relu, sigmoid, softplus};
 use serde_json::{Map, json};
 
-use super::classify::{argmax, host_f32, to_tensors};
+use super::classify::{host_f32, to_tensors};
 use super::fid::{self, Gaussian};
+use super::judge::{Judge, normalize_pixels};
 use super::records::{load_module, load_optim, module_part, optim_part};
-use crate::data::batch::{Batch, Normalizer, eval_batches, mix, standard_normal};
+use crate::data::batch::{Batch, Normalizer, mix, standard_normal};
 use crate::data::{ImageSet, InputShape, Splits};
 use crate::models::Model;
 use crate::models::gan::{Discriminator, GanConfig, GanLoss, Generator};
@@ -28,45 +29,6 @@ use crate::train::task::{Curve, Goal, Part, Report, StepStats, Task, TaskSpec};
 pub const GRID_COLUMNS: usize = 8;
 pub const SAMPLES: &str = "samples.png";
 pub const EPOCH_SAMPLES: &str = "samples";
-
-/// The classifier whose penultimate layer is the feature space of the FID.
-pub struct Judge {
-    /// In evaluation mode, on `device`.
-    pub model: Model,
-    pub normalizer: Normalizer,
-    /// The run folder it was read from.
-    pub run: PathBuf,
-    pub device: Device,
-}
-
-impl Judge {
-    /// Penultimate features `[n, d]` and predicted classes of already-normalized images.
-    fn read(&self, x: Tensor<4>) -> Result<(Vec<f32>, usize, Vec<i64>)> {
-        let (features, logits) = self
-            .model
-            .penultimate(x)
-            .ok_or_else(|| anyhow!("the judge {} is not a cnn run", self.run.display()))?;
-        let [_, d] = features.dims();
-        Ok((host_f32(features, "features")?, d, argmax(logits)?))
-    }
-
-    /// The Gaussian of a real set's features.
-    pub fn fit_set(&self, set: &ImageSet, batch_size: usize, limit: usize) -> Result<Gaussian> {
-        let (mut all, mut dim) = (Vec::new(), 0);
-        let mut seen = 0;
-        for batch in eval_batches(set, batch_size, &self.normalizer) {
-            if seen >= limit {
-                break;
-            }
-            seen += batch.len();
-            let (x, _) = to_tensors(batch, set.shape, &self.device);
-            let (f, d, _) = self.read(x)?;
-            all.extend(f);
-            dim = d;
-        }
-        Gaussian::fit(&all, dim)
-    }
-}
 
 pub struct GanTask {
     g: Option<Generator>,
@@ -145,13 +107,7 @@ impl GanTask {
     /// Generator output in [−1, 1] → images normalized by `n` (pixels (t + 1)/2, then
     /// (p − mean)/std per channel).
     fn normalized(t: Tensor<4>, n: &Normalizer) -> Tensor<4> {
-        let device = t.device();
-        let c = n.mean.len();
-        let mean = Tensor::<1>::from_data(TensorData::new(n.mean.clone(), [c]), &device)
-            .reshape([1, c, 1, 1]);
-        let std = Tensor::<1>::from_data(TensorData::new(n.std.clone(), [c]), &device)
-            .reshape([1, c, 1, 1]);
-        (t.add_scalar(1.0).mul_scalar(0.5) - mean) / std
+        normalize_pixels(t.add_scalar(1.0).mul_scalar(0.5), n)
     }
 
     /// The discriminator's step on a real batch and a generated one; returns (d_loss, D(x),
@@ -435,7 +391,9 @@ impl Task for GanTask {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::Model;
     use crate::models::cnn::CnnConfig;
+    use std::path::PathBuf;
     use burn::tensor::Distribution;
 
     /// The trainable weights of a module on an autodiff device (not BatchNorm's running

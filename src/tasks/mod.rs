@@ -1,10 +1,13 @@
 //! The tasks fovea trains, each one `Task` for the shared loop, chosen by `[model] kind`:
-//! `cnn`, `rnn`, `cnn-rnn` and `cnn-lif` are classifiers; `gan` is the conditional GAN.
+//! `cnn`, `rnn`, `cnn-rnn` and `cnn-lif` are classifiers; `gan` is the conditional GAN;
+//! `restore` repairs damaged images.
 
 pub mod classify;
 pub mod fid;
 pub mod gan;
+pub mod judge;
 pub mod records;
+pub mod restore;
 
 use anyhow::{Context, Result};
 use burn::tensor::Device;
@@ -22,7 +25,7 @@ pub fn build(
     seed: u64,
     data: &Splits,
     normalizer: &Normalizer,
-    judge: Option<gan::Judge>,
+    judge: Option<judge::Judge>,
     device: &Device,
 ) -> Result<Box<dyn Task>> {
     let ad = device.clone().autodiff();
@@ -31,6 +34,18 @@ pub fn build(
         let judge = judge.context("a gan task needs a judge classifier")?;
         return Ok(Box::new(gan::GanTask::new(
             g,
+            seed,
+            data,
+            normalizer,
+            judge,
+            train.eval_batch_size,
+            ad,
+        )?));
+    }
+    if let ModelConfig::Restore(r) = model {
+        let judge = judge.context("a restore task needs a judge classifier")?;
+        return Ok(Box::new(restore::RestoreTask::new(
+            r,
             seed,
             data,
             normalizer,
