@@ -221,3 +221,84 @@ fn the_gan_generates_the_same_images_on_every_backend() {
         );
     }
 }
+
+/// The restoring U-Net and its patch discriminator: the same weights and damaged images give the
+/// same repairs and patch scores on every backend (an odd size, so the padding path runs too).
+#[test]
+fn the_restoring_network_repairs_the_same_on_every_backend() {
+    use burn::tensor::{Tensor, TensorData};
+    use fovea::models::restore::RestoreConfig;
+    use fovea::restore::DamageConfig;
+    let cfg = RestoreConfig {
+        damage: DamageConfig {
+            hole: 6,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let shape = InputShape {
+        channels: 1,
+        height: 27,
+        width: 30,
+    };
+    let flex = burn::tensor::Device::flex();
+    flex.seed(6);
+    let (g, d) = cfg.init(shape, &flex).unwrap();
+    let parts = vec![
+        fovea::tasks::records::module_part("generator", &g).unwrap(),
+        fovea::tasks::records::module_part("discriminator", &d).unwrap(),
+    ];
+    let n = 2 * 27 * 30;
+    let image: Vec<f32> = (0..n).map(|i| (i * 17 % 23) as f32 / 23.0).collect();
+    let mut input = image[..27 * 30].to_vec();
+    input.extend((0..27 * 30).map(|i| f32::from(i % 7 == 0)));
+    input.extend_from_slice(&image[27 * 30..]);
+    input.extend((0..27 * 30).map(|i| f32::from(i % 5 == 0)));
+    let outputs = |kind: BackendKind| -> Vec<f32> {
+        let device = device::open(kind).unwrap();
+        let (g, d) = cfg.init(shape, &device).unwrap();
+        let g = fovea::tasks::records::load_module(g, &parts, "generator")
+            .unwrap()
+            .valid();
+        let d = fovea::tasks::records::load_module(d, &parts, "discriminator")
+            .unwrap()
+            .valid();
+        let x = Tensor::<4>::from_data(TensorData::new(input.clone(), [2, 2, 27, 30]), &device);
+        let img = Tensor::<4>::from_data(TensorData::new(image.clone(), [2, 1, 27, 30]), &device);
+        let repaired = g.forward(x, img.clone());
+        let mut out = repaired
+            .clone()
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .unwrap();
+        out.extend(
+            d.forward(img, repaired)
+                .into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .unwrap(),
+        );
+        out
+    };
+    let reference = outputs(BackendKind::Flex);
+    assert_ne!(reference[..n], image[..], "the network changes its input");
+    let mut backends = vec![BackendKind::Ndarray];
+    if wgpu_available() {
+        backends.push(BackendKind::Wgpu);
+    }
+    for kind in backends {
+        let got = outputs(kind);
+        assert_eq!(got.len(), reference.len());
+        let worst = reference
+            .iter()
+            .zip(&got)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        eprintln!("restore on {kind}: max |difference| vs flex = {worst:.2e}");
+        assert!(
+            worst < 1e-3,
+            "restore on {kind}: outputs differ from flex by {worst}"
+        );
+    }
+}
