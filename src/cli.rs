@@ -1,5 +1,5 @@
 //! The command line: argument definitions, and what each command prints. The work itself is
-//! done in `session` (train, resume), `trained` (eval, predict, generate), `restore::files`
+//! done in `session` (train, resume), `trained` (eval, predict, generate), `repair`
 //! (damage, restore), `bench`, `experiment` and `data`.
 
 use std::path::PathBuf;
@@ -12,7 +12,7 @@ use crate::config;
 use crate::data::{self, sources};
 use crate::device::{self, BackendKind};
 use crate::experiment;
-use crate::restore;
+use crate::repair;
 use crate::session::{self, TrainArgs};
 use crate::train::{FitOptions, Outcome};
 use crate::trained;
@@ -292,7 +292,9 @@ pub fn run(cli: Cli) -> Result<Exit> {
         }
         Command::Eval(c) if !config::run_config(&c.run)?.model.is_classifier() => {
             if c.dataset.is_some() || c.data_dir.is_some() {
-                bail!("--dataset and --data-dir apply to classifier runs; this run is evaluated on its own test set");
+                bail!(
+                    "--dataset and --data-dir apply to classifier runs; this run is evaluated on its own test set"
+                );
             }
             let (checkpoint, report) = session::eval_task(&c.run, &c.checkpoint, c.backend)?;
             if c.json {
@@ -351,14 +353,14 @@ pub fn run(cli: Cli) -> Result<Exit> {
             Ok(Exit::Ok)
         }
         Command::Damage(c) => {
-            let cfg = restore::files::parse_kinds(&c.kind, c.hole_at)?;
-            let n = restore::files::damage_files(&cfg, &c.images, &c.out, c.seed)?;
+            let cfg = repair::parse_kinds(&c.kind, c.hole_at)?;
+            let n = repair::damage_files(&cfg, &c.images, &c.out, c.seed)?;
             println!("wrote {n} files into {}", c.out.display());
             Ok(Exit::Ok)
         }
         Command::Restore(c) => {
-            let r = restore::files::Restorer::read(&c.run, &c.checkpoint, c.backend)?;
-            let done = restore::files::restore_files(&r, &c.images, &c.out, c.panel)?;
+            let r = repair::Restorer::read(&c.run, &c.checkpoint, c.backend)?;
+            let done = repair::restore_files(&r, &c.images, &c.out, c.panel)?;
             for d in &done {
                 match d.psnr {
                     Some([damaged, classical, restored]) => println!(
@@ -368,7 +370,11 @@ pub fn run(cli: Cli) -> Result<Exit> {
                     None => println!("{} → {}", d.file, d.written),
                 }
             }
-            println!("repaired {} images with {}", done.len(), r.checkpoint.display());
+            println!(
+                "repaired {} images with {}",
+                done.len(),
+                r.checkpoint.display()
+            );
             Ok(Exit::Ok)
         }
         Command::Data { command } => {

@@ -21,6 +21,7 @@ pub mod experiment;
 pub mod fsio;
 pub mod models;
 pub mod progress;
+pub mod repair;
 pub mod report;
 pub mod restore;
 pub mod session;

@@ -109,10 +109,20 @@ pub fn build_task(
     device: &Device,
 ) -> Result<Box<dyn Task>> {
     let judge = match &config.model {
-        ModelConfig::Gan(g) => Some(judge(config, g.judge.as_deref(), g.judge_epochs, data, quiet)?),
-        ModelConfig::Restore(r) => {
-            Some(judge(config, r.judge.as_deref(), r.judge_epochs, data, quiet)?)
-        }
+        ModelConfig::Gan(g) => Some(judge(
+            config,
+            g.judge.as_deref(),
+            g.judge_epochs,
+            data,
+            quiet,
+        )?),
+        ModelConfig::Restore(r) => Some(judge(
+            config,
+            r.judge.as_deref(),
+            r.judge_epochs,
+            data,
+            quiet,
+        )?),
         _ => None,
     };
     tasks::build(

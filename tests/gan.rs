@@ -264,7 +264,16 @@ fn a_gan_trains_with_its_own_judge_and_resumes_exactly_after_a_crash() {
     );
 
     // eval of a GAN run: the task's own test metrics, recomputed from a checkpoint.
-    let out = run(d, &["eval", "artifacts/straight", "--checkpoint", "last", "--json"]);
+    let out = run(
+        d,
+        &[
+            "eval",
+            "artifacts/straight",
+            "--checkpoint",
+            "last",
+            "--json",
+        ],
+    );
     assert!(out.status.success(), "{}", text(&out));
     let e: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let s = read_json(&d.join("artifacts/straight/summary.json"));

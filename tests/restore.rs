@@ -29,7 +29,12 @@ fn logged(run_dir: &Path) -> Vec<String> {
     fovea::train::metrics::read_all(run_dir)
         .unwrap()
         .into_iter()
-        .map(|r| format!("{} {} {} {} {:?}", r.epoch, r.step, r.split, r.scope, r.values))
+        .map(|r| {
+            format!(
+                "{} {} {} {} {:?}",
+                r.epoch, r.step, r.split, r.scope, r.values
+            )
+        })
         .collect()
 }
 
@@ -68,22 +73,48 @@ fn a_restore_run_measures_itself_resumes_exactly_and_repairs_files() {
     assert_eq!(s["baseline"], "harmonic fill + median 3×3", "{s}");
     assert!(s["judge"].as_str().unwrap().contains("judges"), "{s}");
     // the damage costs accuracy and quality; the classical repair wins some of it back
-    assert!(s["test_psnr_damaged"].as_f64() < s["test_psnr_baseline"].as_f64(), "{s}");
-    for f in ["panels.png", "panels/epoch-001.png", "panels/epoch-002.png", "psnr.png", "adversarial.png"] {
+    assert!(
+        s["test_psnr_damaged"].as_f64() < s["test_psnr_baseline"].as_f64(),
+        "{s}"
+    );
+    for f in [
+        "panels.png",
+        "panels/epoch-001.png",
+        "panels/epoch-002.png",
+        "psnr.png",
+        "adversarial.png",
+    ] {
         assert!(a.join(f).is_file(), "missing {f}");
     }
 
     // A crash in mid-epoch, then resume: the same weights and the same logged metrics.
-    let crashed = train(d, "crashed", &[&setup[..], &["--crash-at-step", "13"]].concat());
+    let crashed = train(
+        d,
+        "crashed",
+        &[&setup[..], &["--crash-at-step", "13"]].concat(),
+    );
     assert_eq!(crashed.status.code(), Some(137), "{}", text(&crashed));
     let resumed = run(d, &["resume", "artifacts/crashed", "--quiet"]);
     assert!(resumed.status.success(), "{}", text(&resumed));
     let b = d.join("artifacts/crashed");
-    assert_eq!(generator_weights(&a), generator_weights(&b), "weights differ after resume");
+    assert_eq!(
+        generator_weights(&a),
+        generator_weights(&b),
+        "weights differ after resume"
+    );
     assert_eq!(logged(&a), logged(&b), "metrics.jsonl differs after resume");
 
     // eval recomputes the summary's test metrics from a checkpoint.
-    let out = run(d, &["eval", "artifacts/straight", "--checkpoint", "last", "--json"]);
+    let out = run(
+        d,
+        &[
+            "eval",
+            "artifacts/straight",
+            "--checkpoint",
+            "last",
+            "--json",
+        ],
+    );
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let e: serde_json::Value = serde_json::from_str(&stdout).unwrap();
@@ -93,12 +124,24 @@ fn a_restore_run_measures_itself_resumes_exactly_and_repairs_files() {
     let clean = d.join("clean");
     std::fs::create_dir_all(&clean).unwrap();
     for (i, side) in [(0u8, 16u32), (1, 20)] {
-        let img = image::GrayImage::from_fn(side, side, |x, y| image::Luma([((x * 13 + y * 7) % 256) as u8 + i]));
+        let img = image::GrayImage::from_fn(side, side, |x, y| {
+            image::Luma([((x * 13 + y * 7) % 256) as u8 + i])
+        });
         img.save(clean.join(format!("c{i}.png"))).unwrap();
     }
     let out = run(
         d,
-        &["damage", "clean/c0.png", "clean/c1.png", "--kind", "hole=6", "--kind", "noise=0.1", "--out", "dmg"],
+        &[
+            "damage",
+            "clean/c0.png",
+            "clean/c1.png",
+            "--kind",
+            "hole=6",
+            "--kind",
+            "noise=0.1",
+            "--out",
+            "dmg",
+        ],
     );
     assert!(out.status.success(), "{}", text(&out));
     for f in ["c0.png", "c0.mask.png", "c1.png", "c1.mask.png"] {
@@ -107,23 +150,65 @@ fn a_restore_run_measures_itself_resumes_exactly_and_repairs_files() {
     let mask = image::open(d.join("dmg/c1.mask.png")).unwrap().to_luma8();
     assert_eq!(mask.dimensions(), (20, 20));
     assert_eq!(mask.pixels().filter(|p| p.0[0] == 255).count(), 36);
-    let out = run(d, &["restore", "artifacts/straight", "dmg/c0.png", "dmg/c1.png", "--out", "fixed"]);
+    let out = run(
+        d,
+        &[
+            "restore",
+            "artifacts/straight",
+            "dmg/c0.png",
+            "dmg/c1.png",
+            "--out",
+            "fixed",
+        ],
+    );
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(image::open(d.join("fixed/c1.png")).unwrap().width(), 20);
     // without its mask, a hole model refuses the image and names the missing file
-    let out = run(d, &["restore", "artifacts/straight", "clean/c0.png", "--out", "nomask"]);
+    let out = run(
+        d,
+        &[
+            "restore",
+            "artifacts/straight",
+            "clean/c0.png",
+            "--out",
+            "nomask",
+        ],
+    );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("c0.mask.png"), "{}", text(&out));
     // with --panel the images are clean: damaged, repaired and shown side by side
-    let out = run(d, &["restore", "artifacts/straight", "clean/c0.png", "--panel", "--out", "panel"]);
+    let out = run(
+        d,
+        &[
+            "restore",
+            "artifacts/straight",
+            "clean/c0.png",
+            "--panel",
+            "--out",
+            "panel",
+        ],
+    );
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("PSNR damaged"), "{}", text(&out));
     assert!(d.join("panel/c0.panel.png").is_file());
     // nothing is overwritten
-    let out = run(d, &["restore", "artifacts/straight", "clean/c0.png", "--panel", "--out", "panel"]);
+    let out = run(
+        d,
+        &[
+            "restore",
+            "artifacts/straight",
+            "clean/c0.png",
+            "--panel",
+            "--out",
+            "panel",
+        ],
+    );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     // a bad damage kind names itself
-    let out = run(d, &["damage", "clean/c0.png", "--kind", "blur", "--out", "x"]);
+    let out = run(
+        d,
+        &["damage", "clean/c0.png", "--kind", "blur", "--out", "x"],
+    );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("--kind blur"), "{}", text(&out));
 }
@@ -161,5 +246,8 @@ fn without_the_adversarial_loss_there_is_no_discriminator_to_train() {
         .into_iter()
         .flat_map(|r| r.values.into_keys())
         .collect();
-    assert!(keys.iter().any(|k| k == "l1") && !keys.iter().any(|k| k == "d_loss"), "{keys:?}");
+    assert!(
+        keys.iter().any(|k| k == "l1") && !keys.iter().any(|k| k == "d_loss"),
+        "{keys:?}"
+    );
 }

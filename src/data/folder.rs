@@ -114,7 +114,6 @@ pub fn decode_native(path: &Path, channels: usize) -> Result<(InputShape, Vec<u8
     Ok((shape, to_shape(img, shape)))
 }
 
-
 /// Converts a decoded image to `shape` (channels, then size), channel-major.
 pub fn to_shape(img: image::DynamicImage, shape: InputShape) -> Vec<u8> {
     let img = if img.width() as usize != shape.width || img.height() as usize != shape.height {
@@ -291,4 +290,3 @@ pub fn save_png(path: &Path, chw: &[u8], shape: InputShape) -> Result<()> {
     };
     result.with_context(|| format!("cannot write {}", path.display()))
 }
-

@@ -9,9 +9,9 @@
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
+use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::PaddingConfig2d;
 use burn::prelude::*;
 use burn::tensor::activation::{leaky_relu, relu};
 use burn::tensor::ops::PadMode;
@@ -105,11 +105,13 @@ impl RestoreConfig {
 
     /// The U-Net and the patch discriminator for clean images of `shape`.
     pub fn init(&self, shape: InputShape, device: &Device) -> Result<(UNet, PatchDiscriminator)> {
-        self.damage.damaged_shape(shape).map_err(|e| {
-            anyhow::anyhow!("model.{e}")
-        })?;
+        self.damage
+            .damaged_shape(shape)
+            .map_err(|e| anyhow::anyhow!("model.{e}"))?;
         if shape.height < 4 || shape.width < 4 {
-            bail!("model.kind = \"restore\" needs images of at least 4 × 4 pixels; these are {shape}");
+            bail!(
+                "model.kind = \"restore\" needs images of at least 4 × 4 pixels; these are {shape}"
+            );
         }
         let c = self.channels;
         let conv = |i: usize, o: usize| {
@@ -215,7 +217,9 @@ impl PatchDiscriminator {
     /// The damaged image at full size and a candidate (both `[b, c, h, w]`, pixels) → one logit
     /// per patch `[b, 1, h/4, w/4]` (real > 0 > repaired).
     pub fn forward(&self, damaged: Tensor<4>, candidate: Tensor<4>) -> Tensor<4> {
-        let x = Tensor::cat(vec![damaged, candidate], 1).mul_scalar(2.0).sub_scalar(1.0);
+        let x = Tensor::cat(vec![damaged, candidate], 1)
+            .mul_scalar(2.0)
+            .sub_scalar(1.0);
         let x = leaky_relu(self.conv1.forward(x), 0.2);
         let x = leaky_relu(self.conv2.forward(x), 0.2);
         self.score.forward(x)

@@ -57,7 +57,9 @@ pub fn bicubic_up(img: &Image, k: usize) -> Image {
         let mut rows = vec![0f64; s.height * shape.width];
         for y in 0..s.height {
             for (x, (idx, w)) in tx.iter().enumerate() {
-                rows[y * shape.width + x] = (0..4).map(|j| w[j] * src[y * s.width + idx[j]] as f64).sum();
+                rows[y * shape.width + x] = (0..4)
+                    .map(|j| w[j] * src[y * s.width + idx[j]] as f64)
+                    .sum();
             }
         }
         let dst = out.plane_mut(c);
@@ -258,7 +260,11 @@ mod tests {
         for y in 0..h {
             for x in 0..w {
                 let want = x as f32 / 5.0;
-                assert!((f.px[y * w + x] - want).abs() < 1e-4, "({y},{x}) {}", f.px[y * w + x]);
+                assert!(
+                    (f.px[y * w + x] - want).abs() < 1e-4,
+                    "({y},{x}) {}",
+                    f.px[y * w + x]
+                );
             }
         }
         // a constant surround fills with the constant

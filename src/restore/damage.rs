@@ -65,7 +65,10 @@ impl DamageConfig {
             return Err("damage.downscale must be at least 1 (1 = full resolution)".into());
         }
         if !(self.noise >= 0.0 && self.noise <= 10.0) {
-            return Err(format!("damage.noise must be in [0, 10] (got {})", self.noise));
+            return Err(format!(
+                "damage.noise must be in [0, 10] (got {})",
+                self.noise
+            ));
         }
         if !(0.0..=1.0).contains(&self.salt_pepper) {
             return Err(format!(
@@ -88,7 +91,7 @@ impl DamageConfig {
     /// The shape of a damaged image of `clean` shape, or why this damage cannot apply to it.
     pub fn damaged_shape(&self, clean: InputShape) -> Result<InputShape> {
         let k = self.downscale;
-        if clean.height % k != 0 || clean.width % k != 0 {
+        if !clean.height.is_multiple_of(k) || !clean.width.is_multiple_of(k) {
             bail!(
                 "damage.downscale = {k} needs images whose height and width are multiples of {k}; \
                  these are {clean}"
@@ -246,7 +249,9 @@ mod tests {
             noise: 3.0,
             ..Default::default()
         };
-        let s = strong.apply(&img, &mut ChaCha8Rng::seed_from_u64(3)).unwrap();
+        let s = strong
+            .apply(&img, &mut ChaCha8Rng::seed_from_u64(3))
+            .unwrap();
         assert!(s.image.px.iter().all(|v| (0.0..=1.0).contains(v)));
     }
 
@@ -320,7 +325,11 @@ mod tests {
             hole: 5,
             ..Default::default()
         };
-        assert!(too_big.apply(&img, &mut ChaCha8Rng::seed_from_u64(1)).is_err());
+        assert!(
+            too_big
+                .apply(&img, &mut ChaCha8Rng::seed_from_u64(1))
+                .is_err()
+        );
         assert!(DamageConfig::default().validate().is_err());
     }
 }

@@ -8,7 +8,10 @@ pub const PSNR_CAP: f64 = 100.0;
 
 /// Peak signal-to-noise ratio, 10·log10(1 / MSE), in dB.
 pub fn psnr(clean: &Image, other: &Image) -> f64 {
-    assert_eq!(clean.shape, other.shape, "PSNR of images of different shapes");
+    assert_eq!(
+        clean.shape, other.shape,
+        "PSNR of images of different shapes"
+    );
     let mse = clean
         .px
         .iter()
@@ -67,16 +70,18 @@ fn local_mean(plane: &[f64], h: usize, w: usize) -> (Vec<f64>, usize, usize) {
 /// Mean structural similarity, averaged over the valid window positions and the channels
 /// (C1 = 0.01², C2 = 0.03², for a data range of 1).
 pub fn ssim(clean: &Image, other: &Image) -> f64 {
-    assert_eq!(clean.shape, other.shape, "SSIM of images of different shapes");
+    assert_eq!(
+        clean.shape, other.shape,
+        "SSIM of images of different shapes"
+    );
     let (h, w) = (clean.shape.height, clean.shape.width);
     let (c1, c2) = (0.01f64.powi(2), 0.03f64.powi(2));
     let mut total = 0.0;
     for c in 0..clean.shape.channels {
         let a: Vec<f64> = clean.plane(c).iter().map(|v| *v as f64).collect();
         let b: Vec<f64> = other.plane(c).iter().map(|v| *v as f64).collect();
-        let prod = |p: &[f64], q: &[f64]| -> Vec<f64> {
-            p.iter().zip(q).map(|(x, y)| x * y).collect()
-        };
+        let prod =
+            |p: &[f64], q: &[f64]| -> Vec<f64> { p.iter().zip(q).map(|(x, y)| x * y).collect() };
         let (ma, _, _) = local_mean(&a, h, w);
         let (mb, _, _) = local_mean(&b, h, w);
         let (saa, _, _) = local_mean(&prod(&a, &a), h, w);
@@ -117,7 +122,11 @@ mod tests {
         // errors 0.1 on two of four pixels: MSE = 0.005, PSNR = 10·log10(200) = 23.0103 dB
         let a = gray(2, 2, vec![0.0, 0.5, 1.0, 0.2]);
         let b = gray(2, 2, vec![0.1, 0.5, 0.9, 0.2]);
-        assert!((psnr(&a, &b) - 23.010_299_956_639_81).abs() < 1e-4, "{}", psnr(&a, &b));
+        assert!(
+            (psnr(&a, &b) - 23.010_299_956_639_81).abs() < 1e-4,
+            "{}",
+            psnr(&a, &b)
+        );
         assert_eq!(psnr(&a, &a), PSNR_CAP);
     }
 
@@ -134,7 +143,9 @@ mod tests {
         assert!((ssim(&x, &y) - want).abs() < 1e-6, "{}", ssim(&x, &y));
         // an 11×11 image against its negative, one window: luminance 1 (both means 0.5),
         // contrast-structure (2·cov + C2) / (2·var + C2) with cov = −var
-        let p: Vec<f32> = (0..121).map(|i| if i % 2 == 0 { 1.0 } else { 0.0 }).collect();
+        let p: Vec<f32> = (0..121)
+            .map(|i| if i % 2 == 0 { 1.0 } else { 0.0 })
+            .collect();
         let q: Vec<f32> = p.iter().map(|v| 1.0 - v).collect();
         let s = ssim(&gray(11, 11, p.clone()), &gray(11, 11, q));
         // weighted mean m and variance v of the checkerboard under the Gaussian window
@@ -157,7 +168,11 @@ mod tests {
 
     #[test]
     fn ssim_falls_with_noise() {
-        let a = gray(16, 16, (0..256).map(|i| ((i * 37) % 256) as f32 / 255.0).collect());
+        let a = gray(
+            16,
+            16,
+            (0..256).map(|i| ((i * 37) % 256) as f32 / 255.0).collect(),
+        );
         let mut b = a.clone();
         b.px.iter_mut()
             .enumerate()

@@ -393,8 +393,8 @@ mod tests {
     use super::*;
     use crate::models::Model;
     use crate::models::cnn::CnnConfig;
-    use std::path::PathBuf;
     use burn::tensor::Distribution;
+    use std::path::PathBuf;
 
     /// The trainable weights of a module on an autodiff device (not BatchNorm's running
     /// statistics, which any forward pass in training mode updates).

@@ -156,7 +156,9 @@ impl RestoreTask {
     }
 
     pub fn d(&self) -> &PatchDiscriminator {
-        self.d.as_ref().expect("discriminator present between steps")
+        self.d
+            .as_ref()
+            .expect("discriminator present between steps")
     }
 
     fn adversarial(&self) -> bool {
@@ -383,8 +385,14 @@ impl Task for RestoreTask {
                     )
                 })
                 .collect::<Result<_>>()?;
-            let full: Vec<Image> = damaged.iter().map(|d| classical::full_size(dcfg, d)).collect();
-            let base: Vec<Image> = damaged.iter().map(|d| classical::baseline(dcfg, d)).collect();
+            let full: Vec<Image> = damaged
+                .iter()
+                .map(|d| classical::full_size(dcfg, d))
+                .collect();
+            let base: Vec<Image> = damaged
+                .iter()
+                .map(|d| classical::baseline(dcfg, d))
+                .collect();
             let repaired = self.repair(&damaged)?;
             for (k, variant) in [&full, &base, &repaired].into_iter().enumerate() {
                 for (c, v) in clean.iter().zip(variant) {
@@ -469,7 +477,12 @@ impl Task for RestoreTask {
     }
 
     fn parameter_count(&self) -> usize {
-        self.g().num_params() + if self.adversarial() { self.d().num_params() } else { 0 }
+        self.g().num_params()
+            + if self.adversarial() {
+                self.d().num_params()
+            } else {
+                0
+            }
     }
 
     fn epoch_end(&self, epoch: usize, run_dir: &Path) -> Result<()> {
@@ -556,7 +569,9 @@ mod tests {
 
     fn batch(n: usize) -> Batch {
         Batch {
-            images: (0..n * 144).map(|i| ((i * 7 % 11) as f32 - 5.0) / 4.0).collect(),
+            images: (0..n * 144)
+                .map(|i| ((i * 7 % 11) as f32 - 5.0) / 4.0)
+                .collect(),
             labels: (0..n as i64).map(|i| i % 3).collect(),
             index: 0,
         }
@@ -569,13 +584,25 @@ mod tests {
             let (g0, d0) = (flat_params(t.g()), flat_params(t.d()));
             let stats = t.step(batch(6), 1.0, 0).unwrap();
             let names: Vec<&str> = stats.sums.iter().map(|s| s.0).collect();
-            assert_eq!(names, t.spec().train, "the step reports what the spec declares");
-            assert!(stats.sums.iter().all(|s| s.1.is_finite()), "{:?}", stats.sums);
+            assert_eq!(
+                names,
+                t.spec().train,
+                "the step reports what the spec declares"
+            );
+            assert!(
+                stats.sums.iter().all(|s| s.1.is_finite()),
+                "{:?}",
+                stats.sums
+            );
             assert_ne!(g0, flat_params(t.g()), "the generator did not move");
             if adversarial > 0.0 {
                 assert_ne!(d0, flat_params(t.d()), "the discriminator did not move");
             } else {
-                assert_eq!(d0, flat_params(t.d()), "no discriminator without an adversarial loss");
+                assert_eq!(
+                    d0,
+                    flat_params(t.d()),
+                    "no discriminator without an adversarial loss"
+                );
             }
         }
     }
@@ -585,11 +612,20 @@ mod tests {
         let t = task(0.0);
         let clean = t.clean_images(&batch(2)).unwrap();
         // the normalized batch maps back to pixels in [0, 1]
-        assert!(clean.iter().all(|i| i.px.iter().all(|v| (0.0..=1.0).contains(v))));
+        assert!(
+            clean
+                .iter()
+                .all(|i| i.px.iter().all(|v| (0.0..=1.0).contains(v)))
+        );
         let damage = |seed| {
             clean
                 .iter()
-                .map(|c| t.cfg.damage.apply(c, &mut ChaCha8Rng::seed_from_u64(seed)).unwrap())
+                .map(|c| {
+                    t.cfg
+                        .damage
+                        .apply(c, &mut ChaCha8Rng::seed_from_u64(seed))
+                        .unwrap()
+                })
                 .collect::<Vec<_>>()
         };
         let d = damage(3);

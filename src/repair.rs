@@ -10,10 +10,6 @@ use burn::tensor::Device;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::classical::{self, baseline_name};
-use super::damage::{DamageConfig, Damaged, HolePlace};
-use super::pixels::Image;
-use super::quality;
 use crate::config::run_config;
 use crate::data::InputShape;
 use crate::data::batch::mix;
@@ -22,6 +18,8 @@ use crate::device::{self, BackendKind};
 use crate::models::ModelConfig;
 use crate::models::restore::{RestoreConfig, UNet};
 use crate::report::plots;
+use crate::restore::classical::{self, baseline_name};
+use crate::restore::{DamageConfig, Damaged, HolePlace, Image, quality};
 use crate::tasks::records::load_module;
 use crate::tasks::restore::{network_input, to_images};
 use crate::trained::find_checkpoint;
@@ -106,7 +104,12 @@ fn own_channels(path: &Path) -> Result<usize> {
 
 /// `fovea damage`: writes each image damaged by `cfg` into `out` (same file stem, PNG), with
 /// its mask as `<stem>.mask.png` when there is a hole. Returns the files written.
-pub fn damage_files(cfg: &DamageConfig, images: &[PathBuf], out: &Path, seed: u64) -> Result<usize> {
+pub fn damage_files(
+    cfg: &DamageConfig,
+    images: &[PathBuf],
+    out: &Path,
+    seed: u64,
+) -> Result<usize> {
     if images.is_empty() {
         bail!("no images given");
     }
@@ -114,7 +117,10 @@ pub fn damage_files(cfg: &DamageConfig, images: &[PathBuf], out: &Path, seed: u6
     for (i, path) in images.iter().enumerate() {
         let clean = read(path, own_channels(path)?)?;
         let d = cfg
-            .apply(&clean, &mut ChaCha8Rng::seed_from_u64(mix(&[seed, i as u64])))
+            .apply(
+                &clean,
+                &mut ChaCha8Rng::seed_from_u64(mix(&[seed, i as u64])),
+            )
             .with_context(|| format!("{}", path.display()))?;
         damaged.push(d);
     }
@@ -181,9 +187,12 @@ impl Restorer {
             width: s.width * k,
         };
         if full.height < 4 || full.width < 4 {
-            bail!("the model repairs images of at least 4 × 4 pixels at full size; this one would be {full}");
+            bail!(
+                "the model repairs images of at least 4 × 4 pixels at full size; this one would be {full}"
+            );
         }
-        let (input, image) = network_input(&self.cfg, std::slice::from_ref(damaged), full, &self.device);
+        let (input, image) =
+            network_input(&self.cfg, std::slice::from_ref(damaged), full, &self.device);
         Ok(to_images(self.g.forward(input, image), full)?.remove(0))
     }
 }
@@ -202,7 +211,12 @@ pub struct Restored {
 /// images are damaged ones (a hole's mask is read from `<stem>.mask.png` beside each); with it
 /// they are clean, damaged here as the run damages its test images, and `<stem>.panel.png`
 /// shows clean | damaged | classical | restored.
-pub fn restore_files(r: &Restorer, images: &[PathBuf], out: &Path, panel: bool) -> Result<Vec<Restored>> {
+pub fn restore_files(
+    r: &Restorer,
+    images: &[PathBuf],
+    out: &Path,
+    panel: bool,
+) -> Result<Vec<Restored>> {
     if images.is_empty() {
         bail!("no images given");
     }
@@ -213,7 +227,10 @@ pub fn restore_files(r: &Restorer, images: &[PathBuf], out: &Path, panel: bool) 
         if panel {
             dcfg.damaged_shape(img.shape)
                 .with_context(|| format!("{} (the model's damage)", path.display()))?;
-            let d = dcfg.apply(&img, &mut ChaCha8Rng::seed_from_u64(mix(&[r.seed, i as u64, 43])))?;
+            let d = dcfg.apply(
+                &img,
+                &mut ChaCha8Rng::seed_from_u64(mix(&[r.seed, i as u64, 43])),
+            )?;
             work.push((path, Some(img), d));
         } else {
             let mask = if dcfg.hole > 0 {
@@ -237,7 +254,11 @@ pub fn restore_files(r: &Restorer, images: &[PathBuf], out: &Path, panel: bool) 
                         img.shape.width
                     );
                 }
-                Some(m.px.iter().map(|v| if *v > 0.5 { 1.0 } else { 0.0 }).collect())
+                Some(
+                    m.px.iter()
+                        .map(|v| if *v > 0.5 { 1.0 } else { 0.0 })
+                        .collect(),
+                )
             } else {
                 None
             };
@@ -265,7 +286,12 @@ pub fn restore_files(r: &Restorer, images: &[PathBuf], out: &Path, panel: bool) 
             let stem = path.file_stem().unwrap_or_default().to_string_lossy();
             let row = vec![(
                 stem.to_string(),
-                vec![clean.to_bytes(), shown.to_bytes(), base.to_bytes(), fixed.to_bytes()],
+                vec![
+                    clean.to_bytes(),
+                    shown.to_bytes(),
+                    base.to_bytes(),
+                    fixed.to_bytes(),
+                ],
             )];
             let scale = (112 / clean.shape.height.max(clean.shape.width)).clamp(1, 4) as u32;
             plots::image_grid(
