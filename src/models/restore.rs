@@ -79,16 +79,7 @@ impl RestoreConfig {
                 self.adversarial
             ));
         }
-        for (key, v) in [("lr_g", self.lr_g), ("lr_d", self.lr_d)] {
-            if !(v > 0.0 && v.is_finite()) {
-                return Err(format!("{key} must be positive (got {v})"));
-            }
-        }
-        for (key, v) in [("beta1", self.beta1), ("beta2", self.beta2)] {
-            if !(0.0..1.0).contains(&v) {
-                return Err(format!("{key} must be in [0, 1) (got {v})"));
-            }
-        }
+        super::check_adam_pair(self.lr_g, self.lr_d, self.beta1, self.beta2)?;
         if self.judge_epochs == 0 {
             return Err("judge_epochs must be at least 1".into());
         }

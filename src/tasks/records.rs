@@ -46,3 +46,43 @@ pub fn load_optim(optim: &ModuleOptimizer, parts: &[Part], name: &str) -> Result
         .from_bytes(Bytes::from_bytes_vec(part(parts, name)?.to_vec()))
         .map_err(|e| anyhow!("cannot load the {name} state: {e:?}"))
 }
+
+/// The checkpoint parts of a generator–discriminator pair and their two optimizers (the GAN's
+/// and the restorer's).
+pub fn pair_parts<G: Module, D: Module>(
+    g: &G,
+    d: &D,
+    opt_g: &ModuleOptimizer,
+    opt_d: &ModuleOptimizer,
+) -> Result<Vec<Part>> {
+    Ok(vec![
+        module_part("generator", g)?,
+        module_part("discriminator", d)?,
+        optim_part("optim_g", opt_g)?,
+        optim_part("optim_d", opt_d)?,
+    ])
+}
+
+/// Restores what `pair_parts` wrote: the two networks (taken from their slots and put back)
+/// and then their optimizers.
+pub fn load_pair<G: Module, D: Module>(
+    g: &mut Option<G>,
+    d: &mut Option<D>,
+    opt_g: &mut ModuleOptimizer,
+    opt_d: &mut ModuleOptimizer,
+    parts: &[Part],
+) -> Result<()> {
+    *g = Some(load_module(
+        g.take().expect("generator present"),
+        parts,
+        "generator",
+    )?);
+    *d = Some(load_module(
+        d.take().expect("discriminator present"),
+        parts,
+        "discriminator",
+    )?);
+    *opt_g = load_optim(opt_g, parts, "optim_g")?;
+    *opt_d = load_optim(opt_d, parts, "optim_d")?;
+    Ok(())
+}

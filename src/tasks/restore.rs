@@ -21,7 +21,7 @@ use serde_json::{Map, json};
 
 use super::classify::host_f32;
 use super::judge::Judge;
-use super::records::{load_module, load_optim, module_part, optim_part};
+use super::records::{load_pair, pair_parts};
 use crate::data::batch::{Batch, Normalizer, mix};
 use crate::data::{ImageSet, InputShape, Splits};
 use crate::models::restore::{PatchDiscriminator, RestoreConfig, UNet};
@@ -452,28 +452,17 @@ impl Task for RestoreTask {
     }
 
     fn save(&self) -> Result<Vec<Part>> {
-        Ok(vec![
-            module_part("generator", self.g())?,
-            module_part("discriminator", self.d())?,
-            optim_part("optim_g", &self.opt_g)?,
-            optim_part("optim_d", &self.opt_d)?,
-        ])
+        pair_parts(self.g(), self.d(), &self.opt_g, &self.opt_d)
     }
 
     fn load(&mut self, parts: Vec<Part>) -> Result<()> {
-        self.g = Some(load_module(
-            self.g.take().expect("generator"),
+        load_pair(
+            &mut self.g,
+            &mut self.d,
+            &mut self.opt_g,
+            &mut self.opt_d,
             &parts,
-            "generator",
-        )?);
-        self.d = Some(load_module(
-            self.d.take().expect("discriminator"),
-            &parts,
-            "discriminator",
-        )?);
-        self.opt_g = load_optim(&self.opt_g, &parts, "optim_g")?;
-        self.opt_d = load_optim(&self.opt_d, &parts, "optim_d")?;
-        Ok(())
+        )
     }
 
     fn parameter_count(&self) -> usize {
