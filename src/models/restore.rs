@@ -3,8 +3,9 @@
 //! to a repaired one, and a patch discriminator that scores overlapping patches of a (damaged,
 //! candidate) pair as real or repaired.
 //!
-//! The generator predicts a correction added to its input image, in pixel space [0, 1]: a
-//! network that has learned nothing returns the damaged image.
+//! The generator predicts a correction added to its input image, in pixel space [0, 1]: the
+//! damaged image at full size (bicubic) with its hole filled harmonically. A network that has
+//! learned nothing returns that first classical guess.
 
 use std::path::PathBuf;
 

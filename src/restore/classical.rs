@@ -177,17 +177,25 @@ pub fn full_mask(cfg: &DamageConfig, damaged: &Damaged, shape: InputShape) -> Op
     })
 }
 
+/// The damaged image at full size with its hole filled: bicubic upscaling, then harmonic filling.
+/// What the restoring network starts from (it learns a correction to it).
+pub fn prefill(cfg: &DamageConfig, damaged: &Damaged) -> Image {
+    let img = bicubic_up(&damaged.image, cfg.downscale);
+    match full_mask(cfg, damaged, img.shape) {
+        Some(mask) => harmonic_fill(&img, &mask),
+        None => img,
+    }
+}
+
 /// The classical repair of every damage in `cfg`, in turn: bicubic upscaling, harmonic filling of
 /// the hole, then the median filter against noise or salt-and-pepper.
 pub fn baseline(cfg: &DamageConfig, damaged: &Damaged) -> Image {
-    let mut img = bicubic_up(&damaged.image, cfg.downscale);
-    if let Some(mask) = full_mask(cfg, damaged, img.shape) {
-        img = harmonic_fill(&img, &mask);
-    }
+    let img = prefill(cfg, damaged);
     if cfg.noise > 0.0 || cfg.salt_pepper > 0.0 {
-        img = median3(&img);
+        median3(&img)
+    } else {
+        img
     }
-    img
 }
 
 /// What the baseline is called in tables and panels.

@@ -54,8 +54,8 @@ pub fn eval_damage_seed(seed: u64, index: usize) -> u64 {
 }
 
 /// The network's two inputs for damaged images of clean `shape`: `[b, c (+1 mask), h, w]` and
-/// the image it corrects `[b, c, h, w]` (the damaged image bicubically brought to full size), on
-/// `device`.
+/// the image it corrects `[b, c, h, w]`: the damaged image brought to full size (bicubic) with
+/// its hole filled harmonically (`classical::prefill`), on `device`.
 pub fn network_input(
     cfg: &RestoreConfig,
     damaged: &[Damaged],
@@ -70,7 +70,7 @@ pub fn network_input(
         Vec::with_capacity(b * c * h * w),
     );
     for d in damaged {
-        let full = classical::bicubic_up(&d.image, cfg.damage.downscale);
+        let full = classical::prefill(&cfg.damage, d);
         input.extend_from_slice(&full.px);
         image.extend_from_slice(&full.px);
         if let Some(mask) = classical::full_mask(&cfg.damage, d, shape) {
