@@ -6,7 +6,7 @@ mod common;
 use burn::module::Module;
 use fovea::data::InputShape;
 use fovea::device::{self, BackendKind};
-use fovea::models::{ModelConfig, cnn_lif, cnn_rnn, rnn};
+use fovea::models::{ModelConfig, cnn_lif, cnn_rnn, rnn, svm};
 use fovea::train::Part;
 
 const SHAPE: InputShape = InputShape {
@@ -64,6 +64,17 @@ fn same_weights_same_logits_on_every_backend() {
         }),
         // Direct coding is deterministic; Poisson spikes come from each backend's own RNG.
         ModelConfig::CnnLif(cnn_lif::CnnLifConfig::default()),
+        // The SVMs: each feature map (random Fourier features and HOG are fixed maps).
+        ModelConfig::Svm(svm::SvmConfig::default()),
+        ModelConfig::Svm(svm::SvmConfig {
+            features: svm::SvmFeatures::Rff,
+            components: 256,
+            ..Default::default()
+        }),
+        ModelConfig::Svm(svm::SvmConfig {
+            features: svm::SvmFeatures::Hog,
+            ..Default::default()
+        }),
     ];
     let mut backends = vec![BackendKind::Ndarray];
     if wgpu_available() {

@@ -580,6 +580,18 @@ fn bench_measures_and_writes_bench_json() {
     assert_eq!(b["model"], "gan");
     assert!(b["train_images_per_sec"].as_f64().unwrap() > 1.0, "{b}");
     assert!(b["infer_images_per_sec"].as_f64().unwrap() > 1.0, "{b}");
+    // An SVM on HOG features (computed inside the forward pass).
+    let b = bench(
+        "svm",
+        "1",
+        &[
+            "model.kind=svm",
+            "model.features=\"hog\"",
+            "train.batch_size=8",
+        ],
+    );
+    assert_eq!(b["model"], "svm");
+    assert!(b["train_images_per_sec"].as_f64().unwrap() > 1.0, "{b}");
     // Restoration: one image = its damage, the discriminator's and the generator's step.
     let b = bench(
         "restore",

@@ -9,6 +9,7 @@ pub mod cnn_rnn;
 pub mod gan;
 pub mod restore;
 pub mod rnn;
+pub mod svm;
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -25,6 +26,7 @@ pub enum ModelConfig {
     CnnLif(cnn_lif::CnnLifConfig),
     Gan(gan::GanConfig),
     Restore(restore::RestoreConfig),
+    Svm(svm::SvmConfig),
 }
 
 impl Default for ModelConfig {
@@ -42,6 +44,7 @@ impl ModelConfig {
             ModelConfig::CnnLif(_) => "cnn-lif",
             ModelConfig::Gan(_) => "gan",
             ModelConfig::Restore(_) => "restore",
+            ModelConfig::Svm(_) => "svm",
         }
     }
 
@@ -59,6 +62,7 @@ impl ModelConfig {
             ModelConfig::CnnLif(c) => c.validate(),
             ModelConfig::Gan(c) => c.validate(),
             ModelConfig::Restore(c) => c.validate(),
+            ModelConfig::Svm(c) => c.validate(),
         }
     }
 
@@ -75,8 +79,9 @@ impl ModelConfig {
             ModelConfig::Rnn(c) => Model::Rnn(c.init(input, classes, device)?),
             ModelConfig::CnnRnn(c) => Model::CnnRnn(c.init(input, classes, device)?),
             ModelConfig::CnnLif(c) => Model::CnnLif(c.init(input, classes, device)?),
+            ModelConfig::Svm(c) => Model::Svm(c.init(input, classes, device)?),
             ModelConfig::Gan(_) | ModelConfig::Restore(_) => anyhow::bail!(
-                "a {} run has no classifier: predict reads classifier runs (cnn, rnn, cnn-rnn, cnn-lif)",
+                "a {} run has no classifier: predict reads classifier runs (cnn, rnn, cnn-rnn, cnn-lif, svm)",
                 self.kind()
             ),
         })
@@ -106,6 +111,7 @@ pub enum Model {
     Rnn(rnn::Rnn),
     CnnRnn(cnn_rnn::CnnRnn),
     CnnLif(cnn_lif::CnnLif),
+    Svm(svm::Svm),
 }
 
 impl Model {
@@ -115,6 +121,7 @@ impl Model {
             Model::Rnn(m) => m.forward(images),
             Model::CnnRnn(m) => m.forward(images),
             Model::CnnLif(m) => m.forward(images),
+            Model::Svm(m) => m.forward(images),
         }
     }
 

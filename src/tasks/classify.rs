@@ -26,6 +26,14 @@ pub fn cross_entropy(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
     logp.gather(1, targets.reshape([b, 1])).mean().neg() // [1]
 }
 
+/// The loss a classifier logs and evaluates: softmax cross-entropy, or an SVM's hinge loss.
+pub fn data_loss(model: &Model, logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
+    match model {
+        Model::Svm(m) => m.data_loss(logits, targets),
+        _ => cross_entropy(logits, targets),
+    }
+}
+
 /// Images of a batch as a tensor `[b, c, h, w]` and labels `[b]` on `device`.
 pub fn to_tensors(batch: Batch, shape: InputShape, device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
     let b = batch.len();
@@ -104,7 +112,11 @@ impl Task for Classifier {
         let mut curves = vec![
             Curve {
                 file: "loss.png",
-                title: "Loss (softmax cross-entropy)",
+                title: if matches!(self.model(), Model::Svm(_)) {
+                    "Loss (multi-class hinge)"
+                } else {
+                    "Loss (softmax cross-entropy)"
+                },
                 y_label: "loss",
                 metrics: vec!["loss"],
             },
@@ -142,9 +154,14 @@ impl Task for Classifier {
         let model = self.model.take().expect("model is present between steps");
         let logits = model.forward(x); // [b, classes]
         let correct = correct_count(logits.clone(), y.clone());
-        let loss = cross_entropy(logits, y);
+        let loss = data_loss(&model, logits, y);
         let loss_value: f64 = loss.clone().into_scalar::<f64>();
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        // An SVM minimizes its hinge loss plus the L2 term; the log shows the hinge loss alone.
+        let objective = match &model {
+            Model::Svm(m) => loss + m.penalty(),
+            _ => loss,
+        };
+        let grads = GradientsParams::from_grads(objective.backward(), &model);
         self.model = Some(self.optim.step(self.lr * lr_factor, model, grads));
         Ok(StepStats {
             count,
@@ -438,7 +455,7 @@ pub fn evaluate(
             }
             _ => model.forward(x),
         };
-        let loss: f64 = cross_entropy(logits.clone(), y).into_scalar::<f64>();
+        let loss: f64 = data_loss(model, logits.clone(), y).into_scalar::<f64>();
         loss_sum += loss * n as f64;
         let pred = argmax(logits)?;
         for (t, p) in labels.iter().zip(pred) {

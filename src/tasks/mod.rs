@@ -1,5 +1,5 @@
 //! The tasks fovea trains, each one `Task` for the shared loop, chosen by `[model] kind`:
-//! `cnn`, `rnn`, `cnn-rnn` and `cnn-lif` are classifiers; `gan` is the conditional GAN;
+//! `cnn`, `rnn`, `cnn-rnn`, `cnn-lif` and `svm` are classifiers; `gan` is the conditional GAN;
 //! `restore` repairs damaged images.
 
 pub mod classify;
@@ -55,7 +55,13 @@ pub fn build(
         )?));
     }
     let shape = data.train.shape;
-    let net = model.init(shape, data.source.classes.len(), &ad)?;
+    let net = match model.init(shape, data.source.classes.len(), &ad)? {
+        // n of the SVM's regularisation term ‖W‖² / (2 · C · n)
+        crate::models::Model::Svm(m) => {
+            crate::models::Model::Svm(m.with_train_images(data.train.len()))
+        }
+        net => net,
+    };
     Ok(Box::new(classify::Classifier::new(
         net,
         optim::build(train),
