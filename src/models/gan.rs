@@ -121,7 +121,7 @@ impl GanConfig {
                 self.mode_seeking
             ));
         }
-        super::check_adam_pair(self.lr_g, self.lr_d, self.beta1, self.beta2)?;
+        super::adam_pair::check_adam_pair(self.lr_g, self.lr_d, self.beta1, self.beta2)?;
         Ok(())
     }
 

@@ -3,6 +3,7 @@
 //! Each variant's file holds its config (plain serde, with defaults), `init` and `forward`.
 //! Models know nothing of files or training.
 
+pub mod adam_pair;
 pub mod cnn;
 pub mod cnn_lif;
 pub mod cnn_rnn;
@@ -86,22 +87,6 @@ impl ModelConfig {
             ),
         })
     }
-}
-
-/// Checks the two Adam learning rates and the betas they share (the keys of `gan` and
-/// `restore`).
-pub fn check_adam_pair(lr_g: f64, lr_d: f64, beta1: f64, beta2: f64) -> Result<(), String> {
-    for (key, v) in [("lr_g", lr_g), ("lr_d", lr_d)] {
-        if !(v > 0.0 && v.is_finite()) {
-            return Err(format!("{key} must be positive (got {v})"));
-        }
-    }
-    for (key, v) in [("beta1", beta1), ("beta2", beta2)] {
-        if !(0.0..1.0).contains(&v) {
-            return Err(format!("{key} must be in [0, 1) (got {v})"));
-        }
-    }
-    Ok(())
 }
 
 /// A classifier: images `[batch, channels, height, width]` → logits `[batch, classes]`.

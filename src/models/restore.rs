@@ -80,7 +80,7 @@ impl RestoreConfig {
                 self.adversarial
             ));
         }
-        super::check_adam_pair(self.lr_g, self.lr_d, self.beta1, self.beta2)?;
+        super::adam_pair::check_adam_pair(self.lr_g, self.lr_d, self.beta1, self.beta2)?;
         if self.judge_epochs == 0 {
             return Err("judge_epochs must be at least 1".into());
         }
