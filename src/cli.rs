@@ -298,14 +298,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
             }
             let (checkpoint, report) = session::eval_task(&c.run, &c.checkpoint, c.backend)?;
             if c.json {
-                let mut out = serde_json::Map::new();
-                out.insert("checkpoint".into(), checkpoint.display().to_string().into());
-                for (k, v) in &report.metrics {
-                    out.insert(format!("test_{k}"), (*v).into());
-                }
-                out.insert("test_count".into(), report.count.into());
-                out.extend(report.details);
-                println!("{}", serde_json::to_string_pretty(&out)?);
+                print_report_json(&checkpoint, report)?;
             } else {
                 println!("checkpoint {}", checkpoint.display());
                 for (k, v) in &report.metrics {
@@ -458,6 +451,20 @@ fn exit_for(outcome: Outcome) -> Exit {
     }
 }
 
+/// `eval --json`: the checkpoint, its test metrics as `test_<metric>`, the image count and the
+/// task's details (the keys `summary.json` uses).
+fn print_report_json(checkpoint: &std::path::Path, report: crate::train::Report) -> Result<()> {
+    let mut out = serde_json::Map::new();
+    out.insert("checkpoint".into(), checkpoint.display().to_string().into());
+    for (k, v) in &report.metrics {
+        out.insert(format!("test_{k}"), (*v).into());
+    }
+    out.insert("test_count".into(), report.count.into());
+    out.extend(report.details);
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
 fn print_eval(
     loaded: &trained::Loaded,
     e: &crate::tasks::classify::Evaluation,
@@ -466,17 +473,7 @@ fn print_eval(
     let classes = &loaded.meta.classes;
     let report = e.report(classes);
     if json {
-        let mut out = serde_json::Map::new();
-        out.insert(
-            "checkpoint".into(),
-            loaded.checkpoint.display().to_string().into(),
-        );
-        for (k, v) in &report.metrics {
-            out.insert(format!("test_{k}"), (*v).into());
-        }
-        out.insert("test_count".into(), e.count.into());
-        out.extend(report.details);
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        print_report_json(&loaded.checkpoint, report)?;
     } else {
         println!("checkpoint {}", loaded.checkpoint.display());
         println!(

@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{read_json, run, text, train};
+use common::{logged, read_json, run, text, train};
 
 /// The names of the newest checkpoint's parts, and the generator's and discriminator's weights
 /// in it (parameter ids differ between processes, so the records are compared by value).
@@ -28,20 +28,6 @@ fn newest_weights(run_dir: &Path) -> (Vec<String>, Vec<f32>, Vec<f32>) {
         fovea::models::flat_params(&g),
         fovea::models::flat_params(&d),
     )
-}
-
-/// The logged values without the timing fields.
-fn logged(run_dir: &Path) -> Vec<String> {
-    fovea::train::metrics::read_all(run_dir)
-        .unwrap()
-        .into_iter()
-        .map(|r| {
-            format!(
-                "{} {} {} {} {:?}",
-                r.epoch, r.step, r.split, r.scope, r.values
-            )
-        })
-        .collect()
 }
 
 #[test]

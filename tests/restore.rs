@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{read_json, run, text, train};
+use common::{logged, read_json, run, text, train};
 
 fn generator_weights(run_dir: &Path) -> Vec<f32> {
     let (_, meta, parts) = fovea::train::checkpoint::newest_intact::<fovea::train::CheckpointMeta>(
@@ -23,19 +23,6 @@ fn generator_weights(run_dir: &Path) -> Vec<f32> {
     let mut w = fovea::models::flat_params(&g);
     w.extend(fovea::models::flat_params(&d));
     w
-}
-
-fn logged(run_dir: &Path) -> Vec<String> {
-    fovea::train::metrics::read_all(run_dir)
-        .unwrap()
-        .into_iter()
-        .map(|r| {
-            format!(
-                "{} {} {} {} {:?}",
-                r.epoch, r.step, r.split, r.scope, r.values
-            )
-        })
-        .collect()
 }
 
 #[test]

@@ -3,20 +3,7 @@
 
 mod common;
 
-use common::{read_json, run, text, train};
-
-fn logged(run_dir: &std::path::Path) -> Vec<String> {
-    fovea::train::metrics::read_all(run_dir)
-        .unwrap()
-        .into_iter()
-        .map(|r| {
-            format!(
-                "{} {} {} {} {:?}",
-                r.epoch, r.step, r.split, r.scope, r.values
-            )
-        })
-        .collect()
-}
+use common::{logged, read_json, run, text, train};
 
 #[test]
 fn each_svm_trains_resumes_exactly_and_predicts() {

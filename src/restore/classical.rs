@@ -190,11 +190,16 @@ pub fn prefill(cfg: &DamageConfig, damaged: &Damaged) -> Image {
 /// The classical repair of every damage in `cfg`, in turn: bicubic upscaling, harmonic filling of
 /// the hole, then the median filter against noise or salt-and-pepper.
 pub fn baseline(cfg: &DamageConfig, damaged: &Damaged) -> Image {
-    let img = prefill(cfg, damaged);
+    finish(cfg, &prefill(cfg, damaged))
+}
+
+/// The baseline's last step on a `prefill`ed image: the median filter when there is noise or
+/// salt-and-pepper, else the image as it is.
+pub fn finish(cfg: &DamageConfig, prefilled: &Image) -> Image {
     if cfg.noise > 0.0 || cfg.salt_pepper > 0.0 {
-        median3(&img)
+        median3(prefilled)
     } else {
-        img
+        prefilled.clone()
     }
 }
 

@@ -62,6 +62,21 @@ pub fn network_input(
     shape: InputShape,
     device: &Device,
 ) -> (Tensor<4>, Tensor<4>) {
+    let prefilled: Vec<Image> = damaged
+        .iter()
+        .map(|d| classical::prefill(&cfg.damage, d))
+        .collect();
+    prefilled_input(cfg, damaged, &prefilled, shape, device)
+}
+
+/// `network_input` from the damaged images' `classical::prefill`s, already computed.
+fn prefilled_input(
+    cfg: &RestoreConfig,
+    damaged: &[Damaged],
+    prefilled: &[Image],
+    shape: InputShape,
+    device: &Device,
+) -> (Tensor<4>, Tensor<4>) {
     let b = damaged.len();
     let (c, h, w) = (shape.channels, shape.height, shape.width);
     let cin = cfg.input_channels(shape);
@@ -69,8 +84,7 @@ pub fn network_input(
         Vec::with_capacity(b * cin * h * w),
         Vec::with_capacity(b * c * h * w),
     );
-    for d in damaged {
-        let full = classical::prefill(&cfg.damage, d);
+    for (d, full) in damaged.iter().zip(prefilled) {
         input.extend_from_slice(&full.px);
         image.extend_from_slice(&full.px);
         if let Some(mask) = classical::full_mask(&cfg.damage, d, shape) {
@@ -192,6 +206,24 @@ impl RestoreTask {
         to_images(self.g().valid().forward(input, image), self.shape)
     }
 
+    /// Repairs damaged images as `repair` does, and returns their classical repairs too: both
+    /// start from the same `classical::prefill`, computed once.
+    fn repair_with_baseline(&self, damaged: &[Damaged]) -> Result<(Vec<Image>, Vec<Image>)> {
+        let dcfg = &self.cfg.damage;
+        let prefilled: Vec<Image> = damaged
+            .iter()
+            .map(|d| classical::prefill(dcfg, d))
+            .collect();
+        let base = prefilled
+            .iter()
+            .map(|p| classical::finish(dcfg, p))
+            .collect();
+        let device = self.device.clone().without_autodiff();
+        let (input, image) = prefilled_input(&self.cfg, damaged, &prefilled, self.shape, &device);
+        let repaired = to_images(self.g().valid().forward(input, image), self.shape)?;
+        Ok((repaired, base))
+    }
+
     /// The panel rows (clean, damaged, baseline, restored) as bytes.
     fn panel_rows(&self) -> Result<Vec<(String, Vec<Vec<u8>>)>> {
         let dcfg = &self.cfg.damage;
@@ -205,7 +237,7 @@ impl RestoreTask {
                 )
             })
             .collect::<Result<_>>()?;
-        let repaired = self.repair(&damaged)?;
+        let (repaired, base) = self.repair_with_baseline(&damaged)?;
         Ok(vec![
             (
                 "clean".into(),
@@ -220,10 +252,7 @@ impl RestoreTask {
             ),
             (
                 baseline_name(dcfg),
-                damaged
-                    .iter()
-                    .map(|d| classical::baseline(dcfg, d).to_bytes())
-                    .collect(),
+                base.iter().map(Image::to_bytes).collect(),
             ),
             (
                 "restored".into(),
@@ -389,11 +418,7 @@ impl Task for RestoreTask {
                 .iter()
                 .map(|d| classical::full_size(dcfg, d))
                 .collect();
-            let base: Vec<Image> = damaged
-                .iter()
-                .map(|d| classical::baseline(dcfg, d))
-                .collect();
-            let repaired = self.repair(&damaged)?;
+            let (repaired, base) = self.repair_with_baseline(&damaged)?;
             for (k, variant) in [&full, &base, &repaired].into_iter().enumerate() {
                 for (c, v) in clean.iter().zip(variant) {
                     t.psnr[k] += quality::psnr(c, v);

@@ -56,3 +56,18 @@ pub fn read_json(path: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()
 }
+
+/// The metrics a run logged, one line per record, without the timing fields (which differ
+/// between processes): what an exact resume must reproduce.
+pub fn logged(run_dir: &Path) -> Vec<String> {
+    fovea::train::metrics::read_all(run_dir)
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            format!(
+                "{} {} {} {} {:?}",
+                r.epoch, r.step, r.split, r.scope, r.values
+            )
+        })
+        .collect()
+}
