@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
 use crate::config::{self, Config};
@@ -16,7 +16,10 @@ use crate::data::batch::{Batch, Normalizer, make_batch};
 use crate::data::{self, ImageSet};
 use crate::device::{self, BackendKind};
 use crate::fsio;
+use crate::models::ModelConfig;
+use crate::models::kernel_svm::KernelSvmConfig;
 use crate::session;
+use crate::tasks::kernel_svm;
 use crate::train::Task;
 use crate::train::run;
 
@@ -90,7 +93,13 @@ pub fn run(args: BenchArgs) -> Result<BenchResult> {
     let set = &data.train;
     let normalizer = Normalizer::fit(set);
     let mut task = session::build_task(&config, &data, &normalizer, false, &device)?;
-    let train_rounds = time_training(task.as_mut(), set, &normalizer, &config, &args)?;
+    let train_rounds = match &config.model {
+        // Fitted in one piece: a round is one whole fit of its subset.
+        ModelConfig::KernelSvm(k) => {
+            time_kernel_fit(k, set, &normalizer, data.source.classes.len(), &args)?
+        }
+        _ => time_training(task.as_mut(), set, &normalizer, &config, &args)?,
+    };
     let infer_rounds = time_inference(task.as_ref(), set, &normalizer, &args)?;
     Ok(BenchResult {
         model: config.model.kind().into(),
@@ -132,6 +141,37 @@ fn time_training(
     };
     round(args.warmup.max(1))?;
     (0..args.repeats).map(|_| round(args.steps)).collect()
+}
+
+/// Images per second of the exact kernel SVM's whole fit on its subset (of the bench images),
+/// per round: every round fits every class, so no warm-up round is run.
+fn time_kernel_fit(
+    cfg: &KernelSvmConfig,
+    set: &ImageSet,
+    normalizer: &Normalizer,
+    classes: usize,
+    args: &BenchArgs,
+) -> Result<Vec<f64>> {
+    let n = cfg.subset.min(set.len());
+    let batch = batches(set, normalizer, n, 1).pop().expect("one batch");
+    let labels: Vec<u32> = batch.labels.iter().map(|&y| y as u32).collect();
+    let threads = run::threads().clamp(1, classes);
+    (0..args.repeats)
+        .map(|_| {
+            let start = Instant::now();
+            kernel_svm::solve(
+                cfg,
+                &batch.images,
+                set.shape.pixels(),
+                &labels,
+                classes,
+                threads,
+                &|_, _, _| {},
+            )?
+            .context("interrupted")?;
+            Ok(n as f64 / start.elapsed().as_secs_f64())
+        })
+        .collect()
 }
 
 /// Images per second of inference at `--infer-batch`, per timed round of four batches.

@@ -1,6 +1,6 @@
 //! The command line: argument definitions, and what each command prints. The work itself is
 //! done in `session` (train, resume), `trained` (eval, predict, generate), `repair`
-//! (damage, restore), `bench`, `experiment` and `data`.
+//! (damage, restore), `bench`, `experiment`, `compare` and `data`.
 
 use std::path::PathBuf;
 
@@ -8,6 +8,7 @@ use anyhow::{Result, bail};
 use clap::{Parser, Subcommand};
 
 use crate::bench::{self, BenchArgs};
+use crate::compare;
 use crate::config;
 use crate::data::{self, sources};
 use crate::device::{self, BackendKind};
@@ -80,6 +81,32 @@ pub enum Command {
     /// Train every arm of an experiment file once per seed (reusing finished runs) and write
     /// the table of results (mean ± spread over the seeds).
     Experiment(ExperimentCmd),
+    /// Train (or reuse) every model a compare file lists on the same data, and write the
+    /// comparison: accuracy, train–test gap, time, size, memory, per-class accuracy, charts and,
+    /// with train_sizes, learning curves (the survey's CNN-versus-SVM experiment).
+    Compare(CompareCmd),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CompareCmd {
+    /// The compare file (e.g. config/compare.toml).
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Override a config key in every model, e.g. --set train.epochs=2 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    #[arg(long, value_enum)]
+    backend: Option<BackendKind>,
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Artifacts root: the comparison is written to OUT/NAME, each model's run inside it.
+    #[arg(long, default_value = "artifacts")]
+    out: PathBuf,
+    /// Comparison folder name (default: the file's name without .toml).
+    #[arg(long)]
+    name: Option<String>,
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -384,6 +411,40 @@ pub fn run(cli: Cli) -> Result<Exit> {
             Ok(Exit::Ok)
         }
         Command::Bench(c) => bench(c),
+        Command::Compare(c) => {
+            let done = compare::run(compare::CompareArgs {
+                file: c.config,
+                overrides: c.overrides,
+                backend: c.backend,
+                data_dir: c.data_dir,
+                out: c.out,
+                name: c.name,
+                quiet: c.quiet,
+            })?;
+            println!("{}", done.table);
+            println!(
+                "wrote {}/comparison.md, .csv, .json, {}, {}{}",
+                done.dir.display(),
+                compare::COMPARISON_PNG,
+                compare::PER_CLASS_PNG,
+                if done.table.contains("## Learning curves") {
+                    format!(", {}", compare::LEARNING_CURVES_PNG)
+                } else {
+                    String::new()
+                }
+            );
+            if done.interrupted {
+                println!("interrupted; run the same command again to continue where it stopped");
+                return Ok(Exit::Interrupted);
+            }
+            if done.failed > 0 {
+                bail!(
+                    "{} of the comparison's runs failed (see the table); run the same command again to retry them",
+                    done.failed
+                );
+            }
+            Ok(Exit::Ok)
+        }
         Command::Experiment(c) => {
             let done = experiment::run(experiment::ExperimentArgs {
                 file: c.file,

@@ -227,15 +227,7 @@ pub fn ensure_run(
     };
     let exists = dir.join(run::RUN_JSON).is_file();
     if exists {
-        let mut saved = config::run_config(&dir)?;
-        saved.backend = config.backend;
-        if saved != config {
-            bail!(
-                "{label}: {} holds a run of another config; move it away or choose another name \
-                 (its config.toml differs from the one asked for)",
-                dir.display()
-            );
-        }
+        check_same_config(&dir, &config, label)?;
     }
     let done = if dir.join(SUMMARY).is_file() {
         eprintln!("{label}: reusing {} (finished before)", dir.display());
@@ -254,6 +246,21 @@ pub fn ensure_run(
         );
     }
     Ok(dir)
+}
+
+/// A run folder reused or resumed for `config` must hold a run of that config (its backend
+/// aside).
+pub fn check_same_config(dir: &Path, config: &Config, label: &str) -> Result<()> {
+    let mut saved = config::run_config(dir)?;
+    saved.backend = config.backend;
+    if &saved != config {
+        bail!(
+            "{label}: {} holds a run of another config; move it away or choose another name \
+             (its config.toml differs from the one asked for)",
+            dir.display()
+        );
+    }
+    Ok(())
 }
 
 fn describe_start(run: &Run, config: &Config, data: &Splits, task: &dyn Task) {
@@ -286,14 +293,20 @@ fn describe_start(run: &Run, config: &Config, data: &Splits, task: &dyn Task) {
         .iter()
         .map(|(name, lr)| format!("{name} {lr}"))
         .collect();
+    let training = match &config.model {
+        ModelConfig::KernelSvm(_) => "fitted in one piece by SMO, not by epochs".to_string(),
+        _ => format!(
+            "{} epochs of batch {}, {optimizer} {}",
+            config.train.epochs,
+            config.train.batch_size,
+            rates.join(", ")
+        ),
+    };
     println!(
-        "model: {} ({} parameters); backend {}; {} epochs of batch {}, {optimizer} {}",
+        "model: {} ({} parameters); backend {}; {training}",
         config.model.kind(),
         task.parameter_count(),
         config.backend,
-        config.train.epochs,
-        config.train.batch_size,
-        rates.join(", ")
     );
 }
 
@@ -336,6 +349,7 @@ fn start(
     let setup = Setup {
         run: &run,
         config: &config,
+        device: &device,
         data: &data,
         normalizer: &normalizer,
         options: &options,
@@ -408,6 +422,7 @@ pub fn resume(
     let setup = Setup {
         run: &run,
         config: &config,
+        device: &device,
         data: &data,
         normalizer: &normalizer,
         options: &options,
@@ -468,6 +483,7 @@ fn check_same_data(recorded: &data::DataSource, now: &data::DataSource) -> Resul
 struct Setup<'a> {
     run: &'a Run,
     config: &'a Config,
+    device: &'a Device,
     data: &'a Splits,
     normalizer: &'a Normalizer,
     options: &'a FitOptions,
@@ -498,7 +514,12 @@ fn run_training(
         on_epoch_end: &redraw,
     };
     train::install_interrupt_handler();
-    let (outcome, state) = match train::fit(&ctx, task, state) {
+    let fitted = match &setup.config.model {
+        // Fitted in one piece, not by steps.
+        ModelConfig::KernelSvm(k) => tasks::kernel_svm::fit_run(&ctx, k, task, setup.device),
+        _ => train::fit(&ctx, task, state),
+    };
+    let (outcome, state) = match fitted {
         Ok(r) => r,
         Err(e) => {
             info.finish(setup.run, &format!("failed: {e:#}"))?;
@@ -571,6 +592,9 @@ fn write_summary(setup: &Setup, task: &mut dyn Task, state: &LoopState) -> Resul
     s.insert("best_step".into(), json!(state.best_step));
     s.insert("training_time_s".into(), json!(state.elapsed_s));
     s.insert("mean_epoch_time_s".into(), json!(state.mean_epoch_time_s()));
+    // The peak resident memory of the process that finished the run (of this run alone when
+    // it ran in a process of its own, as `fovea train` and `fovea compare` run it).
+    s.insert("peak_rss_mib".into(), json!(crate::bench::peak_rss_mib()));
     s.insert("checkpoint".into(), json!(last_name));
     let mut last_entry = test_metrics(&last);
     last_entry.insert("checkpoint".into(), json!(last_name));

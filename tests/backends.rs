@@ -6,7 +6,7 @@ mod common;
 use burn::module::Module;
 use fovea::data::InputShape;
 use fovea::device::{self, BackendKind};
-use fovea::models::{ModelConfig, cnn_lif, cnn_rnn, rnn, svm};
+use fovea::models::{Model, ModelConfig, cnn_lif, cnn_rnn, kernel_svm, rnn, svm};
 use fovea::train::Part;
 
 const SHAPE: InputShape = InputShape {
@@ -75,6 +75,11 @@ fn same_weights_same_logits_on_every_backend() {
             features: svm::SvmFeatures::Hog,
             ..Default::default()
         }),
+        ModelConfig::Svm(svm::SvmConfig {
+            features: svm::SvmFeatures::HogRff,
+            components: 256,
+            ..Default::default()
+        }),
     ];
     let mut backends = vec![BackendKind::Ndarray];
     if wgpu_available() {
@@ -116,6 +121,53 @@ fn same_weights_same_logits_on_every_backend() {
                 config.kind()
             );
         }
+    }
+}
+
+/// The exact kernel SVM is fitted, not initialized: its parity is checked on a made-up solution
+/// (8 support rows, random α), since an unfitted one answers zeros for every image.
+#[test]
+fn the_kernel_svm_decides_the_same_on_every_backend() {
+    use burn::tensor::{Distribution, Tensor};
+    let config = kernel_svm::KernelSvmConfig {
+        subset: 8,
+        ..Default::default()
+    };
+    let flex = burn::tensor::Device::flex();
+    flex.seed(5);
+    let fitted = config.init(SHAPE, 10, &flex).fitted(
+        Tensor::<2>::random([8, 784], Distribution::Normal(0.0, 1.0), &flex),
+        Tensor::<2>::random([8, 10], Distribution::Normal(0.0, 1.0), &flex),
+        Tensor::<1>::random([10], Distribution::Normal(0.0, 1.0), &flex),
+        1.0 / 784.0,
+    );
+    let parts = vec![(
+        "model".to_string(),
+        Model::KernelSvm(fitted)
+            .into_record()
+            .into_bytes()
+            .unwrap()
+            .to_vec(),
+    )];
+    let config = ModelConfig::KernelSvm(config);
+    let input: Vec<f32> = (0..4 * 784)
+        .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
+        .collect();
+    let reference = logits_on(BackendKind::Flex, &config, &parts, &input);
+    assert_ne!(reference[..10], reference[10..20]);
+    let mut backends = vec![BackendKind::Ndarray];
+    if wgpu_available() {
+        backends.push(BackendKind::Wgpu);
+    }
+    for kind in backends {
+        let got = logits_on(kind, &config, &parts, &input);
+        let worst = reference
+            .iter()
+            .zip(&got)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        eprintln!("kernel-svm on {kind}: max |decision difference| vs flex = {worst:.2e}");
+        assert!(worst < 1e-3, "kernel-svm on {kind}: differs by {worst}");
     }
 }
 

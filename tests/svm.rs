@@ -62,3 +62,47 @@ fn each_svm_trains_resumes_exactly_and_predicts() {
     let out = run(d, &["predict", "artifacts/hog", "x.png", "--json"]);
     assert!(out.status.success(), "{}", text(&out));
 }
+
+/// The exact kernel SVM: fitted in one piece, deterministic (so a run interrupted before its end
+/// and started over ends with the same model), read by eval and predict like any classifier.
+#[test]
+fn the_kernel_svm_fits_the_same_model_twice_and_predicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let config = format!("{}/config/svm-kernel.toml", env!("CARGO_MANIFEST_DIR"));
+    let setup = [
+        "--config",
+        &config,
+        "--set",
+        "data.dataset=sample",
+        "--set",
+        "model.subset=300",
+    ];
+    for name in ["k1", "k2"] {
+        let out = train(d, name, &setup);
+        assert!(out.status.success(), "{name}: {}", text(&out));
+    }
+    let s1 = read_json(&d.join("artifacts/k1/summary.json"));
+    let s2 = read_json(&d.join("artifacts/k2/summary.json"));
+    let acc = s1["test_accuracy"].as_f64().unwrap();
+    eprintln!("kernel-svm on 300 sample images: test accuracy {acc}");
+    assert!(acc > 0.6, "{s1}");
+    assert_eq!(s1["test_accuracy"], s2["test_accuracy"]);
+    assert_eq!(s1["test_loss"], s2["test_loss"]);
+    assert_eq!(s1["confusion_matrix"], s2["confusion_matrix"]);
+    // The fit is logged as one train record (on the subset) and one validation record.
+    let records = fovea::train::metrics::read_all(&d.join("artifacts/k1")).unwrap();
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert_eq!((records[0].split.as_str(), records[1].split.as_str()), ("train", "val"));
+    assert!(records[0].get("support_vectors").unwrap() > 0.0);
+    let out = run(d, &["eval", "artifacts/k1", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let e: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(e["test_accuracy"], s1["test_accuracy"], "{e}");
+    let img = d.join("x.png");
+    image::GrayImage::from_fn(28, 28, |x, _| image::Luma([(x * 9) as u8]))
+        .save(&img)
+        .unwrap();
+    let out = run(d, &["predict", "artifacts/k1", "x.png", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+}

@@ -8,6 +8,7 @@ pub mod cnn;
 pub mod cnn_lif;
 pub mod cnn_rnn;
 pub mod gan;
+pub mod kernel_svm;
 pub mod restore;
 pub mod rnn;
 pub mod svm;
@@ -28,6 +29,7 @@ pub enum ModelConfig {
     Gan(gan::GanConfig),
     Restore(restore::RestoreConfig),
     Svm(svm::SvmConfig),
+    KernelSvm(kernel_svm::KernelSvmConfig),
 }
 
 impl Default for ModelConfig {
@@ -46,6 +48,7 @@ impl ModelConfig {
             ModelConfig::Gan(_) => "gan",
             ModelConfig::Restore(_) => "restore",
             ModelConfig::Svm(_) => "svm",
+            ModelConfig::KernelSvm(_) => "kernel-svm",
         }
     }
 
@@ -64,6 +67,7 @@ impl ModelConfig {
             ModelConfig::Gan(c) => c.validate(),
             ModelConfig::Restore(c) => c.validate(),
             ModelConfig::Svm(c) => c.validate(),
+            ModelConfig::KernelSvm(c) => c.validate(),
         }
     }
 
@@ -81,8 +85,9 @@ impl ModelConfig {
             ModelConfig::CnnRnn(c) => Model::CnnRnn(c.init(input, classes, device)?),
             ModelConfig::CnnLif(c) => Model::CnnLif(c.init(input, classes, device)?),
             ModelConfig::Svm(c) => Model::Svm(c.init(input, classes, device)?),
+            ModelConfig::KernelSvm(c) => Model::KernelSvm(c.init(input, classes, device)),
             ModelConfig::Gan(_) | ModelConfig::Restore(_) => anyhow::bail!(
-                "a {} run has no classifier: predict reads classifier runs (cnn, rnn, cnn-rnn, cnn-lif, svm)",
+                "a {} run has no classifier: predict reads classifier runs (cnn, rnn, cnn-rnn, cnn-lif, svm, kernel-svm)",
                 self.kind()
             ),
         })
@@ -97,6 +102,7 @@ pub enum Model {
     CnnRnn(cnn_rnn::CnnRnn),
     CnnLif(cnn_lif::CnnLif),
     Svm(svm::Svm),
+    KernelSvm(kernel_svm::KernelSvm),
 }
 
 impl Model {
@@ -107,6 +113,7 @@ impl Model {
             Model::CnnRnn(m) => m.forward(images),
             Model::CnnLif(m) => m.forward(images),
             Model::Svm(m) => m.forward(images),
+            Model::KernelSvm(m) => m.forward(images),
         }
     }
 

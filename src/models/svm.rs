@@ -12,7 +12,8 @@
 //! - `hog`: histograms of oriented gradients (Dalal & Triggs, 2005): unsigned gradient
 //!   orientations in `hog_bins` bins (linear interpolation between the two nearest bins,
 //!   weighted by the gradient's magnitude), summed over cells of `hog_cell` × `hog_cell` pixels,
-//!   L2-Hys-normalized over blocks of `hog_block` × `hog_block` cells (stride one cell).
+//!   L2-Hys-normalized over blocks of `hog_block` × `hog_block` cells (stride one cell);
+//! - `hog-rff`: random Fourier features of the HOG vector (the RBF kernel on HOG features).
 
 use anyhow::{Result, bail};
 use burn::module::Param;
@@ -31,6 +32,7 @@ pub enum SvmFeatures {
     Pixels,
     Rff,
     Hog,
+    HogRff,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,10 +62,11 @@ pub struct SvmConfig {
     pub multiclass: Multiclass,
     /// The inverse regularisation strength C (as in scikit-learn's SVC and LinearSVC).
     pub c: f64,
-    /// `rff`: the number D of random features.
+    /// `rff`, `hog-rff`: the number D of random features.
     pub components: usize,
-    /// `rff`: γ of the approximated RBF kernel on the normalized pixels; 0 = 1 / (number of
-    /// pixel values), scikit-learn's "scale" for standardized data.
+    /// `rff`, `hog-rff`: γ of the approximated RBF kernel exp(−γ‖x − y‖²); 0 = 1 / E‖x‖²:
+    /// 1 / (number of pixel values) for the standardized pixels (scikit-learn's "scale"),
+    /// 1 / (number of blocks) for HOG (each block has unit norm).
     pub gamma: f64,
     pub hog_cell: usize,
     pub hog_bins: usize,
@@ -111,36 +114,47 @@ impl SvmConfig {
     pub fn feature_count(&self, input: InputShape) -> Result<usize> {
         Ok(match self.features {
             SvmFeatures::Pixels => input.pixels(),
-            SvmFeatures::Rff => self.components,
-            SvmFeatures::Hog => {
-                let (ch, cw) = (input.height / self.hog_cell, input.width / self.hog_cell);
-                if ch < self.hog_block || cw < self.hog_block {
-                    bail!(
-                        "model.hog_cell = {} and hog_block = {} need images of at least {} × {} pixels; these are {input}",
-                        self.hog_cell,
-                        self.hog_block,
-                        self.hog_cell * self.hog_block,
-                        self.hog_cell * self.hog_block
-                    );
-                }
-                (ch - self.hog_block + 1)
-                    * (cw - self.hog_block + 1)
-                    * self.hog_block
-                    * self.hog_block
-                    * self.hog_bins
+            SvmFeatures::Rff | SvmFeatures::HogRff => self.components,
+            SvmFeatures::Hog => self.hog_count(input)?,
+        })
+    }
+
+    /// The length of the HOG vector of images of `input` shape.
+    fn hog_count(&self, input: InputShape) -> Result<usize> {
+        let (ch, cw) = (input.height / self.hog_cell, input.width / self.hog_cell);
+        if ch < self.hog_block || cw < self.hog_block {
+            bail!(
+                "model.hog_cell = {} and hog_block = {} need images of at least {} × {} pixels; these are {input}",
+                self.hog_cell,
+                self.hog_block,
+                self.hog_cell * self.hog_block,
+                self.hog_cell * self.hog_block
+            );
+        }
+        Ok((ch - self.hog_block + 1)
+            * (cw - self.hog_block + 1)
+            * self.hog_block
+            * self.hog_block
+            * self.hog_bins)
+    }
+
+    /// The input of the random features (pixels or HOG) and its default γ, 1 / E‖x‖².
+    fn rff_input(&self, input: InputShape) -> Result<(usize, f64)> {
+        Ok(match self.features {
+            SvmFeatures::HogRff => {
+                let d = self.hog_count(input)?;
+                (d, (self.hog_block * self.hog_block * self.hog_bins) as f64 / d as f64)
             }
+            _ => (input.pixels(), 1.0 / input.pixels() as f64),
         })
     }
 
     pub fn init(&self, input: InputShape, classes: usize, device: &Device) -> Result<Svm> {
         let features = self.feature_count(input)?;
-        let d = input.pixels();
-        let rff = (self.features == SvmFeatures::Rff).then(|| {
-            let gamma = if self.gamma > 0.0 {
-                self.gamma
-            } else {
-                1.0 / d as f64
-            };
+        let (d, scale) = self.rff_input(input)?;
+        let random = matches!(self.features, SvmFeatures::Rff | SvmFeatures::HogRff);
+        let rff = random.then(|| {
+            let gamma = if self.gamma > 0.0 { self.gamma } else { scale };
             let omega = Tensor::<2>::random(
                 [d, self.components],
                 Distribution::Normal(0.0, (2.0 * gamma).sqrt()),
@@ -204,24 +218,25 @@ impl Svm {
 
     /// The features of normalized images `[b, c, h, w]` → `[b, f]`.
     pub fn features(&self, images: Tensor<4>) -> Tensor<2> {
+        let [cell, bins, block] = self.hog;
         match self.features {
             SvmFeatures::Pixels => images.flatten::<2>(1, 3),
-            SvmFeatures::Rff => {
-                let rff = self
-                    .rff
-                    .as_ref()
-                    .expect("rff features have their projection");
-                let [_, n] = rff.omega.dims();
-                let x = images.flatten::<2>(1, 3);
-                (x.matmul(rff.omega.val()) + rff.phase.val().reshape([1, n]))
-                    .cos()
-                    .mul_scalar((2.0 / n as f64).sqrt())
-            }
-            SvmFeatures::Hog => {
-                let [cell, bins, block] = self.hog;
-                hog(images, cell, bins, block)
-            }
+            SvmFeatures::Rff => self.random_features(images.flatten::<2>(1, 3)),
+            SvmFeatures::Hog => hog(images, cell, bins, block),
+            SvmFeatures::HogRff => self.random_features(hog(images, cell, bins, block)),
         }
+    }
+
+    /// z(x) = √(2/D) · cos(Ωx + b) of `x` `[b, d]`.
+    fn random_features(&self, x: Tensor<2>) -> Tensor<2> {
+        let rff = self
+            .rff
+            .as_ref()
+            .expect("random features have their projection");
+        let [_, n] = rff.omega.dims();
+        (x.matmul(rff.omega.val()) + rff.phase.val().reshape([1, n]))
+            .cos()
+            .mul_scalar((2.0 / n as f64).sqrt())
     }
 
     /// Images → one score per class `[b, classes]`.

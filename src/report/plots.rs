@@ -374,3 +374,256 @@ pub fn image_grid(
     root.present().map_err(err(path))?;
     Ok(())
 }
+
+/// One model's bar in the comparison chart.
+#[derive(Debug, Clone)]
+pub struct Bar {
+    pub label: String,
+    /// Absent for a model that failed.
+    pub accuracy: Option<f64>,
+    pub time_s: Option<f64>,
+}
+
+/// `comparison.png`, like the survey's Figure 2: test accuracy per model (top panel, the value
+/// written on each bar) and training time (bottom panel, log scale). A failed model keeps its
+/// place, marked "failed".
+pub fn comparison_bars(path: &Path, title: &str, bars: &[Bar]) -> Result<()> {
+    fonts();
+    let n = bars.len().max(1);
+    let width = (160 + 130 * n as u32).max(700);
+    let root = BitMapBackend::new(path, (width, 820)).into_drawing_area();
+    root.fill(&WHITE).map_err(err(path))?;
+    let (top, bottom) = root.split_vertically(500);
+    let accs: Vec<f64> = bars.iter().filter_map(|b| b.accuracy).collect();
+    let low = accs.iter().copied().fold(1.0f64, f64::min);
+    let y0 = ((low - 0.05) * 20.0).floor().max(0.0) / 20.0;
+    let mut chart = ChartBuilder::on(&top)
+        .caption(title, ("sans-serif", 22))
+        .margin(16)
+        .x_label_area_size(10)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0f64..n as f64, y0..1.0f64)
+        .map_err(err(path))?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(0)
+        .y_desc("test accuracy")
+        .draw()
+        .map_err(err(path))?;
+    let blue = RGBColor(70, 110, 190);
+    for (i, b) in bars.iter().enumerate() {
+        let x = i as f64;
+        match b.accuracy {
+            Some(a) => {
+                chart
+                    .draw_series(std::iter::once(Rectangle::new(
+                        [(x + 0.15, y0), (x + 0.85, a)],
+                        blue.filled(),
+                    )))
+                    .map_err(err(path))?;
+                chart
+                    .draw_series(std::iter::once(Text::new(
+                        format!("{a:.4}"),
+                        (x + 0.18, a + (1.0 - y0) * 0.05),
+                        font(14),
+                    )))
+                    .map_err(err(path))?;
+            }
+            None => {
+                chart
+                    .draw_series(std::iter::once(Text::new(
+                        "failed".to_string(),
+                        (x + 0.25, y0 + (1.0 - y0) * 0.1),
+                        font(14).color(&RED),
+                    )))
+                    .map_err(err(path))?;
+            }
+        }
+        // The model's name above its value (or above "failed").
+        let top_of = b.accuracy.unwrap_or(y0 + (1.0 - y0) * 0.05);
+        chart
+            .draw_series(std::iter::once(Text::new(
+                b.label.clone(),
+                (x + 0.18, top_of + (1.0 - y0) * 0.095),
+                font(14),
+            )))
+            .map_err(err(path))?;
+    }
+    let times: Vec<f64> = bars.iter().filter_map(|b| b.time_s).collect();
+    let t_max = times.iter().copied().fold(1.0f64, f64::max) * 3.0;
+    let t_min = times.iter().copied().fold(t_max, f64::min).max(0.01) / 3.0;
+    let mut chart = ChartBuilder::on(&bottom)
+        .margin(16)
+        .x_label_area_size(30)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0f64..n as f64, (t_min..t_max).log_scale())
+        .map_err(err(path))?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(0)
+        .y_desc("training time (s, log scale)")
+        .draw()
+        .map_err(err(path))?;
+    let orange = RGBColor(220, 130, 40);
+    for (i, b) in bars.iter().enumerate() {
+        let x = i as f64;
+        if let Some(t) = b.time_s {
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(x + 0.15, t_min), (x + 0.85, t)],
+                    orange.filled(),
+                )))
+                .map_err(err(path))?;
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    if t < 10.0 {
+                        format!("{t:.1} s")
+                    } else {
+                        format!("{t:.0} s")
+                    },
+                    (x + 0.25, t * 1.35),
+                    font(13),
+                )))
+                .map_err(err(path))?;
+        }
+        chart
+            .draw_series(std::iter::once(Text::new(
+                b.label.clone(),
+                (x + 0.18, t_min * 1.25),
+                font(13).color(&WHITE),
+            )))
+            .map_err(err(path))?;
+    }
+    root.present().map_err(err(path))?;
+    Ok(())
+}
+
+/// `per-class.png`: one row per model, one column per class, each cell its test accuracy
+/// (white 0.5 or below → dark blue 1.0), the value written in it.
+pub fn per_class_heat_map(
+    path: &Path,
+    title: &str,
+    models: &[String],
+    classes: &[String],
+    values: &[Vec<f64>],
+) -> Result<()> {
+    fonts();
+    let (cell_w, cell_h, left, top) = (86i32, 34i32, 170i32, 90i32);
+    let size = (
+        (left + cell_w * classes.len() as i32 + 20) as u32,
+        (top + cell_h * models.len().max(1) as i32 + 20) as u32,
+    );
+    let root = BitMapBackend::new(path, size).into_drawing_area();
+    root.fill(&WHITE).map_err(err(path))?;
+    root.draw(&Text::new(title.to_string(), (10, 10), font(20)))
+        .map_err(err(path))?;
+    for (j, class) in classes.iter().enumerate() {
+        let short: String = class.chars().take(11).collect();
+        let x = left + cell_w * j as i32 + 3;
+        root.draw(&Text::new(
+            short,
+            (x, top - if j % 2 == 0 { 40 } else { 22 }),
+            font(13),
+        ))
+        .map_err(err(path))?;
+    }
+    for (i, (model, row)) in models.iter().zip(values).enumerate() {
+        let y = top + cell_h * i as i32;
+        root.draw(&Text::new(model.clone(), (8, y + cell_h / 2 - 8), font(14)))
+            .map_err(err(path))?;
+        for (j, &v) in row.iter().enumerate() {
+            let x = left + cell_w * j as i32;
+            let share = ((v - 0.5) / 0.5).clamp(0.0, 1.0);
+            let shade = (255.0 * (1.0 - share)) as u8;
+            let color = RGBColor(shade, shade, 255);
+            root.draw(&Rectangle::new(
+                [(x, y), (x + cell_w, y + cell_h)],
+                color.filled(),
+            ))
+            .map_err(err(path))?;
+            root.draw(&Rectangle::new(
+                [(x, y), (x + cell_w, y + cell_h)],
+                RGBColor(220, 220, 220),
+            ))
+            .map_err(err(path))?;
+            let tc = if share > 0.6 { WHITE } else { BLACK };
+            root.draw(&Text::new(
+                format!("{v:.3}"),
+                (x + cell_w / 2 - 16, y + cell_h / 2 - 8),
+                font(14).color(&tc),
+            ))
+            .map_err(err(path))?;
+        }
+    }
+    root.present().map_err(err(path))?;
+    Ok(())
+}
+
+/// `learning-curves.png`: test accuracy against the number of training images (log scale), one
+/// line per model.
+pub fn learning_curves(path: &Path, title: &str, curves: &[(String, Vec<(f64, f64)>)]) -> Result<()> {
+    fonts();
+    let root = BitMapBackend::new(path, (900, 560)).into_drawing_area();
+    root.fill(&WHITE).map_err(err(path))?;
+    let pts: Vec<(f64, f64)> = curves.iter().flat_map(|c| c.1.iter().copied()).collect();
+    let x0 = pts.iter().map(|p| p.0).fold(f64::INFINITY, f64::min);
+    let x1 = pts.iter().map(|p| p.0).fold(0.0f64, f64::max);
+    let (x0, x1) = if x0.is_finite() && x1 > x0 {
+        (x0 / 1.3, x1 * 1.3)
+    } else {
+        (1.0, 10.0)
+    };
+    let y0 = pts.iter().map(|p| p.1).fold(1.0f64, f64::min);
+    let y0 = ((y0 - 0.03) * 20.0).floor().max(0.0) / 20.0;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 22))
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(64)
+        .build_cartesian_2d((x0..x1).log_scale(), y0..1.0f64)
+        .map_err(err(path))?;
+    chart
+        .configure_mesh()
+        .x_labels(12)
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .x_desc("training images (log scale)")
+        .y_desc("test accuracy")
+        .draw()
+        .map_err(err(path))?;
+    let colors = [
+        RGBColor(40, 90, 200),
+        RGBColor(220, 60, 40),
+        RGBColor(0, 140, 60),
+        RGBColor(150, 60, 170),
+        RGBColor(230, 140, 0),
+        RGBColor(0, 150, 160),
+        RGBColor(120, 80, 40),
+        RGBColor(90, 90, 90),
+    ];
+    for (k, (label, points)) in curves.iter().enumerate() {
+        if points.is_empty() {
+            continue;
+        }
+        let color = colors[k % colors.len()];
+        let style = ShapeStyle::from(color).stroke_width(2);
+        chart
+            .draw_series(LineSeries::new(points.iter().copied(), style))
+            .map_err(err(path))?
+            .label(label.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+        chart
+            .draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled())))
+            .map_err(err(path))?;
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()
+        .map_err(err(path))?;
+    root.present().map_err(err(path))?;
+    Ok(())
+}

@@ -30,6 +30,12 @@ pub fn cross_entropy(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
 pub fn data_loss(model: &Model, logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
     match model {
         Model::Svm(m) => m.data_loss(logits, targets),
+        Model::KernelSvm(_) => crate::models::svm::hinge(
+            logits,
+            targets,
+            crate::models::svm::SvmLoss::Hinge,
+            crate::models::svm::Multiclass::Ovr,
+        ),
         _ => cross_entropy(logits, targets),
     }
 }
@@ -112,7 +118,7 @@ impl Task for Classifier {
         let mut curves = vec![
             Curve {
                 file: "loss.png",
-                title: if matches!(self.model(), Model::Svm(_)) {
+                title: if matches!(self.model(), Model::Svm(_) | Model::KernelSvm(_)) {
                     "Loss (multi-class hinge)"
                 } else {
                     "Loss (softmax cross-entropy)"

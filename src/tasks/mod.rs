@@ -6,6 +6,7 @@ pub mod classify;
 pub mod fid;
 pub mod gan;
 pub mod judge;
+pub mod kernel_svm;
 pub mod records;
 pub mod restore;
 

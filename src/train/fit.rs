@@ -92,7 +92,7 @@ impl FitContext<'_> {
     }
 
     /// Writes the step checkpoint, then the same bytes as `best.ckpt` when `best` is set.
-    fn save(&self, task: &dyn Task, state: &LoopState, best: bool) -> Result<()> {
+    pub(crate) fn save(&self, task: &dyn Task, state: &LoopState, best: bool) -> Result<()> {
         let meta = CheckpointMeta {
             fovea_version: env!("CARGO_PKG_VERSION").into(),
             model_kind: self.kind.into(),
