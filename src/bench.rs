@@ -58,14 +58,6 @@ fn median(v: &[f64]) -> f64 {
     s[s.len() / 2]
 }
 
-/// Peak resident memory of this process (Linux), in MiB.
-pub fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
-
 /// `count` batches of `size` images cycling through `set`.
 fn batches(set: &ImageSet, normalizer: &Normalizer, size: usize, count: usize) -> Vec<Batch> {
     let order: Vec<usize> = (0..count * size).map(|i| i % set.len()).collect();
@@ -115,7 +107,7 @@ pub fn run(args: BenchArgs) -> Result<BenchResult> {
         infer_rounds,
         steps_per_round: args.steps,
         repeats: args.repeats,
-        peak_rss_mib: peak_rss_mib(),
+        peak_rss_mib: run::peak_rss_mib(),
         fovea_version: env!("CARGO_PKG_VERSION").into(),
     })
 }

@@ -608,6 +608,17 @@ fn bench_measures_and_writes_bench_json() {
     assert_eq!(b["model"], "restore");
     assert!(b["train_images_per_sec"].as_f64().unwrap() > 1.0, "{b}");
     assert!(b["infer_images_per_sec"].as_f64().unwrap() > 1.0, "{b}");
+    // The exact kernel SVM: a training round is one whole fit of its subset.
+    let b = bench(
+        "kernel-svm",
+        "1",
+        &["model.kind=kernel-svm", "model.subset=200"],
+    );
+    assert_eq!(b["model"], "kernel-svm");
+    // 200 support rows of 784 pixels, α for 10 classes, 10 biases, γ
+    assert_eq!(b["parameters"], 200 * 784 + 200 * 10 + 10 + 1);
+    assert!(b["train_images_per_sec"].as_f64().unwrap() > 1.0, "{b}");
+    assert!(b["infer_images_per_sec"].as_f64().unwrap() > 1.0, "{b}");
 }
 
 #[test]

@@ -144,6 +144,9 @@ pub struct Solution {
     pub seconds: f64,
 }
 
+/// One class's SVM: α (signed by the label), −ρ, its number of support vectors.
+type ClassSolution = (Vec<f32>, f32, usize);
+
 /// γ by scikit-learn's "scale" rule: 1 / (d · variance of all values).
 pub fn scale_gamma(x: &[f32], d: usize) -> f64 {
     let n = x.len() as f64;
@@ -181,8 +184,7 @@ pub fn solve(
         .shrinking(false);
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
-    // Per class: (α, −ρ, support vectors).
-    let results: Mutex<Vec<Option<(Vec<f32>, f32, usize)>>> = Mutex::new(vec![None; classes]);
+    let results: Mutex<Vec<Option<ClassSolution>>> = Mutex::new(vec![None; classes]);
     let failure: Mutex<Option<anyhow::Error>> = Mutex::new(None);
     std::thread::scope(|scope| {
         for _ in 0..threads.clamp(1, classes) {
@@ -256,7 +258,7 @@ mod tests {
         let mut y = Vec::new();
         for (c, (cx, cy)) in centres.iter().enumerate() {
             for k in 0..12 {
-                let a = k as f32 * 0.5236;
+                let a = k as f32 * std::f32::consts::FRAC_PI_6;
                 x.extend_from_slice(&[cx + 0.6 * a.cos(), cy + 0.6 * a.sin()]);
                 y.push(c as u32);
             }
