@@ -9,6 +9,18 @@ fn every_config_file_loads_and_builds_its_model() {
     let mut n = 0;
     for entry in std::fs::read_dir("config").unwrap() {
         let path = entry.unwrap().path();
+        let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+        if stem.starts_with("compare") {
+            // A compare file: it reads, and every model it lists loads with its overrides.
+            let c = fovea::compare::read(&path).unwrap_or_else(|e| panic!("{e:#}"));
+            for m in &c.models {
+                let mut set = c.set.clone();
+                set.extend_from_slice(&m.set);
+                config::load(Some(&m.config), &set)
+                    .unwrap_or_else(|e| panic!("{}: model {}: {e:#}", path.display(), m.name));
+            }
+            continue;
+        }
         if path.extension().is_some_and(|e| e == "toml") {
             let c = config::load(Some(&path), &[])
                 .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
