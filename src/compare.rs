@@ -25,6 +25,7 @@ use crate::config::{self, Config};
 use crate::data::split::stratified_take;
 use crate::data::{self, ImageSet};
 use crate::device::BackendKind;
+use crate::experiment;
 use crate::fsio;
 use crate::models::ModelConfig;
 use crate::report::plots;
@@ -109,13 +110,7 @@ pub struct Finished {
 }
 
 pub fn read(path: &Path) -> Result<CompareConfig> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read compare file {}", path.display()))?;
-    let c: CompareConfig = toml::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message().trim()))?;
-    c.validate()
-        .map_err(|why| anyhow::anyhow!("{}: {why}", path.display()))?;
-    Ok(c)
+    experiment::read_file(path, "compare", CompareConfig::validate)
 }
 
 impl CompareConfig {
@@ -123,22 +118,7 @@ impl CompareConfig {
         if self.models.is_empty() {
             return Err("no [[model]] given".into());
         }
-        for (i, m) in self.models.iter().enumerate() {
-            let ok = !m.name.is_empty()
-                && !m.name.starts_with('.')
-                && m.name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_+.".contains(c));
-            if !ok {
-                return Err(format!(
-                    "model `{}`: a name holds letters, digits, -, _, + and . only (not first)",
-                    m.name
-                ));
-            }
-            if self.models[..i].iter().any(|o| o.name == m.name) {
-                return Err(format!("model `{}` is listed twice", m.name));
-            }
-        }
+        experiment::check_names("model", self.models.iter().map(|m| m.name.as_str()))?;
         if let Some(bad) = self.train_sizes.iter().find(|&&n| n == 0) {
             return Err(format!("train_sizes: {bad} is not a size (at least 1)"));
         }
@@ -156,18 +136,7 @@ fn run_name(model: &str, size: Option<usize>) -> String {
 /// Trains (or reuses) every model at every size, measures them, writes the tables and charts.
 pub fn run(args: CompareArgs) -> Result<Finished> {
     let c = read(&args.file)?;
-    let name = match &args.name {
-        Some(n) => n.clone(),
-        None => args
-            .file
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "compare".into()),
-    };
-    let dir = args.out.join(&name);
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    std::fs::copy(&args.file, dir.join("compare.toml"))
-        .with_context(|| format!("cannot copy {} into {}", args.file.display(), dir.display()))?;
+    let dir = experiment::open_folder(&args.file, &args.out, args.name.as_deref(), "compare.toml")?;
     let cli = session::cli_overrides(
         args.overrides.clone(),
         args.backend,
@@ -193,7 +162,8 @@ pub fn run(args: CompareArgs) -> Result<Finished> {
             let outcome = config::load(Some(&entry.config), &overrides)
                 .with_context(|| format!("model `{}`", entry.name))
                 .and_then(|config| {
-                    let folder = ensure_trained(&config, entry, &overrides, &dir, &run, args.quiet)?;
+                    let folder =
+                        ensure_trained(&config, entry, &overrides, &dir, &run, args.quiet)?;
                     measure(&config, &folder)
                 });
             let row = match outcome {
@@ -370,9 +340,7 @@ fn ensure_trained(
         bail!(
             "training did not finish ({}){}",
             status,
-            last_error
-                .map(|l| format!(": {l}"))
-                .unwrap_or_default()
+            last_error.map(|l| format!(": {l}")).unwrap_or_default()
         );
     }
     Ok(folder)
@@ -396,11 +364,13 @@ fn run_child(mut cmd: Command) -> Result<Option<String>> {
             }
         }
     }
-    let status = child.wait().context("cannot wait for the fovea child process")?;
+    let status = child
+        .wait()
+        .context("cannot wait for the fovea child process")?;
     Ok(if status.success() {
         None
     } else {
-        Some(last.unwrap_or_else(|| format!("exit status {status}")))
+        Some(last.unwrap_or_else(|| status.to_string()))
     })
 }
 
@@ -437,9 +407,12 @@ fn measure(config: &Config, folder: &Path) -> Result<Measured> {
         _ => (info.data.train, TRAIN_EVAL.min(data.train.len())),
     };
     let all: Vec<usize> = (0..data.train.len()).collect();
-    let train_set = data
-        .train
-        .select(&stratified_take(&data.train.labels, &all, classes, train_eval));
+    let train_set = data.train.select(&stratified_take(
+        &data.train.labels,
+        &all,
+        classes,
+        train_eval,
+    ));
     let eval = |set: &ImageSet| {
         classify::evaluate(
             &loaded.model,
@@ -554,7 +527,9 @@ fn markdown(c: &CompareConfig, rows: &[Row], classes: &[String]) -> String {
             opt(r.gap, 4),
             opt(r.training_time_s, 1),
             opt(r.inference_ms_per_image, 3),
-            r.parameters.map(|p| p.to_string()).unwrap_or_else(|| "—".into()),
+            r.parameters
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "—".into()),
             opt(r.peak_memory_mib, 0),
             r.run
         ));

@@ -118,13 +118,69 @@ pub struct Finished {
 }
 
 pub fn read(path: &Path) -> Result<ExperimentConfig> {
+    read_file(path, "experiment", ExperimentConfig::validate)
+}
+
+/// Reads a TOML file that lists runs (an experiment or a compare file): its errors name the file.
+pub(crate) fn read_file<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    what: &str,
+    validate: impl Fn(&T) -> std::result::Result<(), String>,
+) -> Result<T> {
     let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read experiment file {}", path.display()))?;
-    let e: ExperimentConfig = toml::from_str(&text)
+        .with_context(|| format!("cannot read {what} file {}", path.display()))?;
+    let v: T = toml::from_str(&text)
         .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message().trim()))?;
-    e.validate()
-        .map_err(|why| anyhow::anyhow!("{}: {why}", path.display()))?;
-    Ok(e)
+    validate(&v).map_err(|why| anyhow::anyhow!("{}: {why}", path.display()))?;
+    Ok(v)
+}
+
+/// The names of a file's runs become folder names: letters, digits, `-`, `_`, `+` and `.` (not
+/// first), each name once. `what` is `arm` or `model`.
+pub(crate) fn check_names<'a>(
+    what: &str,
+    names: impl IntoIterator<Item = &'a str>,
+) -> std::result::Result<(), String> {
+    let mut seen: Vec<&str> = Vec::new();
+    for name in names {
+        let ok = !name.is_empty()
+            && !name.starts_with('.')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_+.".contains(c));
+        if !ok {
+            return Err(format!(
+                "{what} `{name}`: a name holds letters, digits, -, _, + and . only (not first)"
+            ));
+        }
+        if seen.contains(&name) {
+            return Err(format!("{what} `{name}` is listed twice"));
+        }
+        seen.push(name);
+    }
+    Ok(())
+}
+
+/// The folder `out/name` (name: `--name`, or the file's name without .toml), created, with the
+/// file as it was run copied in as `copy_as`.
+pub(crate) fn open_folder(
+    file: &Path,
+    out: &Path,
+    name: Option<&str>,
+    copy_as: &str,
+) -> Result<PathBuf> {
+    let name = match name {
+        Some(n) => n.to_string(),
+        None => file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| copy_as.trim_end_matches(".toml").into()),
+    };
+    let dir = out.join(name);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::copy(file, dir.join(copy_as))
+        .with_context(|| format!("cannot copy {} into {}", file.display(), dir.display()))?;
+    Ok(dir)
 }
 
 impl ExperimentConfig {
@@ -135,22 +191,8 @@ impl ExperimentConfig {
         if self.arms.is_empty() {
             return Err("no [[arm]] given".into());
         }
+        check_names("arm", self.arms.iter().map(|a| a.name.as_str()))?;
         for (i, arm) in self.arms.iter().enumerate() {
-            let ok = !arm.name.is_empty()
-                && !arm.name.starts_with('.')
-                && arm
-                    .name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_+.".contains(c));
-            if !ok {
-                return Err(format!(
-                    "arm `{}`: a name holds letters, digits, -, _, + and . only (not first)",
-                    arm.name
-                ));
-            }
-            if self.arms[..i].iter().any(|a| a.name == arm.name) {
-                return Err(format!("arm `{}` is listed twice", arm.name));
-            }
             for item in &arm.set {
                 for other in references(item) {
                     if !self.arms[..i].iter().any(|a| a.name == other) {
@@ -187,19 +229,12 @@ fn run_name(arm: &str, seed: u64) -> String {
 /// Trains (or reuses) every arm for every seed, then writes and returns the table.
 pub fn run(args: ExperimentArgs) -> Result<Finished> {
     let e = read(&args.file)?;
-    let name = match &args.name {
-        Some(n) => n.clone(),
-        None => args
-            .file
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "experiment".into()),
-    };
-    let dir = args.out.join(&name);
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    // The file as it was run, beside its results.
-    std::fs::copy(&args.file, dir.join("experiment.toml"))
-        .with_context(|| format!("cannot copy {} into {}", args.file.display(), dir.display()))?;
+    let dir = open_folder(
+        &args.file,
+        &args.out,
+        args.name.as_deref(),
+        "experiment.toml",
+    )?;
     let cli = session::cli_overrides(
         args.overrides.clone(),
         args.backend,

@@ -85,7 +85,11 @@ fn compare_trains_measures_tabulates_draws_and_reuses() {
         assert_eq!(summary["test_accuracy"].as_f64().unwrap(), acc, "{run}");
         // the training-set size asked for (the kernel SVM: its subset of it)
         let size = r["train_size"].as_u64().unwrap();
-        let expected = if model == "kernel" { size.min(250) } else { size };
+        let expected = if model == "kernel" {
+            size.min(250)
+        } else {
+            size
+        };
         assert_eq!(r["train_images"].as_u64().unwrap(), expected, "{r}");
     }
     let md = std::fs::read_to_string(root.join("comparison.md")).unwrap();
@@ -134,5 +138,8 @@ fn a_kernel_svm_beyond_its_memory_limit_is_refused_at_once() {
     assert_eq!(o.status.code(), Some(2), "{out}");
     assert!(out.contains("subset = 60000"), "{out}");
     assert!(out.contains("max_kernel_mib"), "{out}");
-    assert!(!d.join("artifacts").exists(), "nothing is written for a refused config");
+    assert!(
+        !d.join("artifacts").exists(),
+        "nothing is written for a refused config"
+    );
 }

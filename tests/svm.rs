@@ -93,7 +93,10 @@ fn the_kernel_svm_fits_the_same_model_twice_and_predicts() {
     // The fit is logged as one train record (on the subset) and one validation record.
     let records = fovea::train::metrics::read_all(&d.join("artifacts/k1")).unwrap();
     assert_eq!(records.len(), 2, "{records:?}");
-    assert_eq!((records[0].split.as_str(), records[1].split.as_str()), ("train", "val"));
+    assert_eq!(
+        (records[0].split.as_str(), records[1].split.as_str()),
+        ("train", "val")
+    );
     assert!(records[0].get("support_vectors").unwrap() > 0.0);
     let out = run(d, &["eval", "artifacts/k1", "--json"]);
     assert!(out.status.success(), "{}", text(&out));

@@ -143,7 +143,10 @@ impl SvmConfig {
         Ok(match self.features {
             SvmFeatures::HogRff => {
                 let d = self.hog_count(input)?;
-                (d, (self.hog_block * self.hog_block * self.hog_bins) as f64 / d as f64)
+                (
+                    d,
+                    (self.hog_block * self.hog_block * self.hog_bins) as f64 / d as f64,
+                )
             }
             _ => (input.pixels(), 1.0 / input.pixels() as f64),
         })

@@ -563,7 +563,11 @@ pub fn per_class_heat_map(
 
 /// `learning-curves.png`: test accuracy against the number of training images (log scale), one
 /// line per model.
-pub fn learning_curves(path: &Path, title: &str, curves: &[(String, Vec<(f64, f64)>)]) -> Result<()> {
+pub fn learning_curves(
+    path: &Path,
+    title: &str,
+    curves: &[(String, Vec<(f64, f64)>)],
+) -> Result<()> {
     fonts();
     let root = BitMapBackend::new(path, (900, 560)).into_drawing_area();
     root.fill(&WHITE).map_err(err(path))?;

@@ -57,18 +57,15 @@ pub fn fit_run(
             println!("kernel-svm: {done}/{total} classes fitted ({seconds:.1}s)");
         }
     };
-    let Some(solution) = solve(cfg, &batch.images, d, &labels, classes, threads, &progress)?
-    else {
+    let Some(solution) = solve(cfg, &batch.images, d, &labels, classes, threads, &progress)? else {
         return Ok((Outcome::Interrupted, LoopState::default()));
     };
-    let fitted = cfg
-        .init(set.shape, classes, device)
-        .fitted(
-            Tensor::<2>::from_data(TensorData::new(batch.images, [n, d]), device),
-            Tensor::<2>::from_data(TensorData::new(solution.coef.clone(), [n, classes]), device),
-            Tensor::<1>::from_data(TensorData::new(solution.bias.clone(), [classes]), device),
-            solution.gamma,
-        );
+    let fitted = cfg.init(set.shape, classes, device).fitted(
+        Tensor::<2>::from_data(TensorData::new(batch.images, [n, d]), device),
+        Tensor::<2>::from_data(TensorData::new(solution.coef.clone(), [n, classes]), device),
+        Tensor::<1>::from_data(TensorData::new(solution.bias.clone(), [classes]), device),
+        solution.gamma,
+    );
     let mut parts = task.save()?;
     let model = module_part("model", &Model::KernelSvm(fitted))?;
     for part in parts.iter_mut().filter(|p| p.0 == "model") {
@@ -94,7 +91,10 @@ pub fn fit_run(
         elapsed_s: solution.seconds,
     };
     let mut train = task.evaluate(&subset, ctx.normalizer, eval_batch)?.metrics;
-    train.insert("support_vectors".into(), solution.distinct_support_vectors as f64);
+    train.insert(
+        "support_vectors".into(),
+        solution.distinct_support_vectors as f64,
+    );
     train.insert("gamma".into(), solution.gamma);
     let mut line = format!(
         "kernel-svm: fitted in {:.1}s (γ = {:.3e}; {} distinct support vectors; per class {:?}); \
@@ -108,7 +108,9 @@ pub fn fit_run(
     metrics::append(&ctx.run.dir, &record("train", train))?;
     let mut best = false;
     if !ctx.data.val.is_empty() {
-        let val = task.evaluate(&ctx.data.val, ctx.normalizer, eval_batch)?.metrics;
+        let val = task
+            .evaluate(&ctx.data.val, ctx.normalizer, eval_batch)?
+            .metrics;
         if let Some(&acc) = val.get("accuracy") {
             line.push_str(&format!("  val accuracy {acc:.4}"));
             state.best = Some(acc);
@@ -152,7 +154,11 @@ pub fn scale_gamma(x: &[f32], d: usize) -> f64 {
     let n = x.len() as f64;
     let mean = x.iter().map(|&v| v as f64).sum::<f64>() / n;
     let var = x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
-    if var > 0.0 { 1.0 / (d as f64 * var) } else { 1.0 / d as f64 }
+    if var > 0.0 {
+        1.0 / (d as f64 * var)
+    } else {
+        1.0 / d as f64
+    }
 }
 
 /// Fits one binary SVM per class on `x` (`[n, d]` row-major, normalized pixels) with `labels`
@@ -235,7 +241,11 @@ pub fn solve(
         support_vectors.push(sv);
     }
     let distinct_support_vectors = (0..n)
-        .filter(|&i| coef[i * classes..(i + 1) * classes].iter().any(|&a| a != 0.0))
+        .filter(|&i| {
+            coef[i * classes..(i + 1) * classes]
+                .iter()
+                .any(|&a| a != 0.0)
+        })
         .count();
     Ok(Some(Solution {
         coef,
@@ -308,7 +318,11 @@ mod tests {
         for (i, &label) in y.iter().enumerate() {
             for j in 0..3 {
                 let a = s.coef[i * 3 + j];
-                assert!(if label as usize == j { a >= 0.0 } else { a <= 0.0 });
+                assert!(if label as usize == j {
+                    a >= 0.0
+                } else {
+                    a <= 0.0
+                });
             }
         }
     }
