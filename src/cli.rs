@@ -92,42 +92,50 @@ pub struct CompareCmd {
     /// The compare file (e.g. config/compare.toml).
     #[arg(long, short)]
     config: PathBuf,
-    /// Override a config key in every model, e.g. --set train.epochs=2 (repeatable).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    overrides: Vec<String>,
-    #[arg(long, value_enum)]
-    backend: Option<BackendKind>,
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Artifacts root: the comparison is written to OUT/NAME, each model's run inside it.
-    #[arg(long, default_value = "artifacts")]
-    out: PathBuf,
-    /// Comparison folder name (default: the file's name without .toml).
-    #[arg(long)]
-    name: Option<String>,
-    #[arg(long, short)]
-    quiet: bool,
+    #[command(flatten)]
+    runs: FileRunOptions,
 }
 
 #[derive(clap::Args, Debug)]
 pub struct ExperimentCmd {
     /// The experiment file (e.g. config/experiments/gan-augment.toml).
     file: PathBuf,
-    /// Override a config key in every arm, e.g. --set train.batch_size=32 (repeatable).
+    #[command(flatten)]
+    runs: FileRunOptions,
+}
+
+/// What `experiment` and `compare` apply to every run their file lists.
+#[derive(clap::Args, Debug)]
+pub struct FileRunOptions {
+    /// Override a config key in every run, e.g. --set train.epochs=2 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
     #[arg(long, value_enum)]
     backend: Option<BackendKind>,
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Artifacts root: the experiment is written to OUT/NAME.
+    /// Artifacts root: the results are written to OUT/NAME, each run in a folder inside it.
     #[arg(long, default_value = "artifacts")]
     out: PathBuf,
-    /// Experiment folder name (default: the file's name without .toml).
+    /// Results folder name (default: the file's name without .toml).
     #[arg(long)]
     name: Option<String>,
     #[arg(long, short)]
     quiet: bool,
+}
+
+impl FileRunOptions {
+    fn with_file(self, file: PathBuf) -> experiment::FileArgs {
+        experiment::FileArgs {
+            file,
+            overrides: self.overrides,
+            backend: self.backend,
+            data_dir: self.data_dir,
+            out: self.out,
+            name: self.name,
+            quiet: self.quiet,
+        }
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -412,64 +420,32 @@ pub fn run(cli: Cli) -> Result<Exit> {
         }
         Command::Bench(c) => bench(c),
         Command::Compare(c) => {
-            let done = compare::run(compare::CompareArgs {
-                file: c.config,
-                overrides: c.overrides,
-                backend: c.backend,
-                data_dir: c.data_dir,
-                out: c.out,
-                name: c.name,
-                quiet: c.quiet,
-            })?;
-            println!("{}", done.table);
-            println!(
-                "wrote {}/comparison.md, .csv, .json, {}, {}{}",
-                done.dir.display(),
-                compare::COMPARISON_PNG,
-                compare::PER_CLASS_PNG,
-                if done.table.contains("## Learning curves") {
-                    format!(", {}", compare::LEARNING_CURVES_PNG)
-                } else {
-                    String::new()
-                }
-            );
-            if done.interrupted {
-                println!("interrupted; run the same command again to continue where it stopped");
-                return Ok(Exit::Interrupted);
-            }
-            if done.failed > 0 {
-                bail!(
-                    "{} of the comparison's runs failed (see the table); run the same command again to retry them",
-                    done.failed
-                );
-            }
-            Ok(Exit::Ok)
+            let done = compare::run(c.runs.with_file(c.config))?;
+            finish_file_runs(&done, "comparison")
         }
         Command::Experiment(c) => {
-            let done = experiment::run(experiment::ExperimentArgs {
-                file: c.file,
-                overrides: c.overrides,
-                backend: c.backend,
-                data_dir: c.data_dir,
-                out: c.out,
-                name: c.name,
-                quiet: c.quiet,
-            })?;
-            println!("{}", done.table);
-            println!("wrote {}/results.md and results.json", done.dir.display());
-            if done.interrupted {
-                println!("interrupted; run the same command again to continue where it stopped");
-                return Ok(Exit::Interrupted);
-            }
-            if done.failed > 0 {
-                bail!(
-                    "{} of the experiment's runs failed (see the table); run the same command again to retry them",
-                    done.failed
-                );
-            }
-            Ok(Exit::Ok)
+            let done = experiment::run(c.runs.with_file(c.file))?;
+            finish_file_runs(&done, "experiment")
         }
     }
+}
+
+/// The end of `experiment` and `compare`: the table, what was written, and the exit: 130 when
+/// interrupted, an error when a run failed.
+fn finish_file_runs(done: &experiment::Finished, what: &str) -> Result<Exit> {
+    println!("{}", done.table);
+    println!("wrote {}: {}", done.dir.display(), done.written.join(", "));
+    if done.interrupted {
+        println!("interrupted; run the same command again to continue where it stopped");
+        return Ok(Exit::Interrupted);
+    }
+    if done.failed > 0 {
+        bail!(
+            "{} of the {what}'s runs failed (see the table); run the same command again to retry them",
+            done.failed
+        );
+    }
+    Ok(Exit::Ok)
 }
 
 fn train(c: TrainCmd) -> Result<Exit> {

@@ -24,8 +24,7 @@ use serde_json::json;
 use crate::config::{self, Config};
 use crate::data::split::stratified_take;
 use crate::data::{self, ImageSet};
-use crate::device::BackendKind;
-use crate::experiment;
+use crate::experiment::{self, FileArgs, Finished};
 use crate::fsio;
 use crate::models::ModelConfig;
 use crate::report::plots;
@@ -66,17 +65,6 @@ pub struct Entry {
     pub about: String,
 }
 
-/// `fovea compare`.
-pub struct CompareArgs {
-    pub file: PathBuf,
-    pub overrides: Vec<String>,
-    pub backend: Option<BackendKind>,
-    pub data_dir: Option<PathBuf>,
-    pub out: PathBuf,
-    pub name: Option<String>,
-    pub quiet: bool,
-}
-
 /// One model (at one training size) measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
@@ -99,14 +87,6 @@ pub struct Row {
     pub per_class_accuracy: Vec<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-}
-
-/// What `run` wrote.
-pub struct Finished {
-    pub dir: PathBuf,
-    pub table: String,
-    pub failed: usize,
-    pub interrupted: bool,
 }
 
 pub fn read(path: &Path) -> Result<CompareConfig> {
@@ -134,7 +114,7 @@ fn run_name(model: &str, size: Option<usize>) -> String {
 }
 
 /// Trains (or reuses) every model at every size, measures them, writes the tables and charts.
-pub fn run(args: CompareArgs) -> Result<Finished> {
+pub fn run(args: FileArgs) -> Result<Finished> {
     let c = read(&args.file)?;
     let dir = experiment::open_folder(&args.file, &args.out, args.name.as_deref(), "compare.toml")?;
     let cli = session::cli_overrides(
@@ -202,8 +182,10 @@ pub fn run(args: CompareArgs) -> Result<Finished> {
             "rows": rows,
         }),
     )?;
+    let mut written = vec!["comparison.md", "comparison.csv", "comparison.json"];
     let largest: Vec<&Row> = largest_size_rows(&rows, &sizes);
     plots::comparison_bars(&dir.join(COMPARISON_PNG), &c.title, &bars(&largest))?;
+    written.push(COMPARISON_PNG);
     if !classes.is_empty() {
         let measured: Vec<&Row> = largest
             .iter()
@@ -222,6 +204,7 @@ pub fn run(args: CompareArgs) -> Result<Finished> {
             &classes,
             &values,
         )?;
+        written.push(PER_CLASS_PNG);
     }
     if !c.train_sizes.is_empty() {
         let curves: Vec<(String, Vec<(f64, f64)>)> = c
@@ -241,11 +224,13 @@ pub fn run(args: CompareArgs) -> Result<Finished> {
             &format!("{} — learning curves", c.title),
             &curves,
         )?;
+        written.push(LEARNING_CURVES_PNG);
     }
     let failed = rows.iter().filter(|r| r.error.is_some()).count();
     Ok(Finished {
         dir,
         table,
+        written,
         failed,
         interrupted,
     })

@@ -52,8 +52,8 @@ pub struct Arm {
     pub metric: Option<String>,
 }
 
-/// `fovea experiment`.
-pub struct ExperimentArgs {
+/// `fovea experiment` and `fovea compare`: the file, and what applies to every run it lists.
+pub struct FileArgs {
     pub file: PathBuf,
     pub overrides: Vec<String>,
     pub backend: Option<BackendKind>,
@@ -108,10 +108,12 @@ impl ArmResult {
     }
 }
 
-/// What `run` wrote.
+/// What `run` (here and in `compare`) wrote.
 pub struct Finished {
     pub dir: PathBuf,
     pub table: String,
+    /// The files written into `dir`.
+    pub written: Vec<&'static str>,
     pub failed: usize,
     /// Ctrl-C stopped a run: the table holds what was done before.
     pub interrupted: bool,
@@ -227,7 +229,7 @@ fn run_name(arm: &str, seed: u64) -> String {
 }
 
 /// Trains (or reuses) every arm for every seed, then writes and returns the table.
-pub fn run(args: ExperimentArgs) -> Result<Finished> {
+pub fn run(args: FileArgs) -> Result<Finished> {
     let e = read(&args.file)?;
     let dir = open_folder(
         &args.file,
@@ -324,6 +326,7 @@ pub fn run(args: ExperimentArgs) -> Result<Finished> {
     Ok(Finished {
         dir,
         table,
+        written: vec!["results.md", "results.json"],
         failed,
         interrupted,
     })

@@ -50,17 +50,23 @@ fn each_svm_trains_resumes_exactly_and_predicts() {
         }
     }
     // eval and predict read an SVM run like any classifier run
-    let out = run(d, &["eval", "artifacts/hog", "--json"]);
-    assert!(out.status.success(), "{}", text(&out));
-    let e: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let e = eval_and_predict(d, "artifacts/hog");
     let s = read_json(&d.join("artifacts/hog/summary.json"));
     assert_eq!(e["test_accuracy"], s["best"]["test_accuracy"], "{e}");
+}
+
+/// `fovea eval RUN --json` (its output) and `fovea predict RUN` on an image, both succeeding.
+fn eval_and_predict(d: &std::path::Path, run_dir: &str) -> serde_json::Value {
+    let out = run(d, &["eval", run_dir, "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let e: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let img = d.join("x.png");
     image::GrayImage::from_fn(28, 28, |x, _| image::Luma([(x * 9) as u8]))
         .save(&img)
         .unwrap();
-    let out = run(d, &["predict", "artifacts/hog", "x.png", "--json"]);
+    let out = run(d, &["predict", run_dir, "x.png", "--json"]);
     assert!(out.status.success(), "{}", text(&out));
+    e
 }
 
 /// The exact kernel SVM: fitted in one piece, deterministic (so a run interrupted before its end
@@ -98,14 +104,6 @@ fn the_kernel_svm_fits_the_same_model_twice_and_predicts() {
         ("train", "val")
     );
     assert!(records[0].get("support_vectors").unwrap() > 0.0);
-    let out = run(d, &["eval", "artifacts/k1", "--json"]);
-    assert!(out.status.success(), "{}", text(&out));
-    let e: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let e = eval_and_predict(d, "artifacts/k1");
     assert_eq!(e["test_accuracy"], s1["test_accuracy"], "{e}");
-    let img = d.join("x.png");
-    image::GrayImage::from_fn(28, 28, |x, _| image::Luma([(x * 9) as u8]))
-        .save(&img)
-        .unwrap();
-    let out = run(d, &["predict", "artifacts/k1", "x.png", "--json"]);
-    assert!(out.status.success(), "{}", text(&out));
 }
