@@ -283,6 +283,17 @@ pub struct BenchCmd {
     /// Inference batch size.
     #[arg(long, default_value_t = 256)]
     infer_batch: usize,
+    /// Single-image inferences timed for the latency (median and p95).
+    #[arg(long, default_value_t = 200)]
+    latency_runs: usize,
+    /// Also train N steps from fresh weights on the training set's first N batches, in order,
+    /// and record each step's loss in bench.json (to compare with bench/pytorch_reference.py).
+    #[arg(long, default_value_t = 0)]
+    loss_steps: usize,
+    /// Bench these kinds, each in a process of its own with `model.kind` set: `all` or a
+    /// comma-separated list (cnn,rnn,...).
+    #[arg(long)]
+    kinds: Option<String>,
     #[command(flatten)]
     output: RunOutput,
 }
@@ -465,7 +476,7 @@ fn train(c: TrainCmd) -> Result<Exit> {
 }
 
 fn bench(c: BenchCmd) -> Result<Exit> {
-    let r = bench::run(BenchArgs {
+    let args = BenchArgs {
         config: c.config.config,
         overrides: c.config.overrides,
         backend: c.config.backend,
@@ -473,9 +484,29 @@ fn bench(c: BenchCmd) -> Result<Exit> {
         repeats: c.repeats,
         warmup: c.warmup,
         infer_batch: c.infer_batch,
-    })?;
-    println!("{}", bench::table(&r));
-    let path = bench::write(&r, &c.output.out, c.output.name)?;
+        latency_runs: c.latency_runs,
+        loss_steps: c.loss_steps,
+    };
+    let file = match &c.kinds {
+        Some(kinds) => {
+            let kinds = bench::parse_kinds(kinds)?;
+            let name = c
+                .output
+                .name
+                .clone()
+                .unwrap_or_else(|| crate::train::run::default_name("bench-kinds", "all"));
+            let file = bench::run_kinds(&args, &kinds, &c.output.out.join(&name))?;
+            let path = bench::write(&file, &c.output.out, Some(name))?;
+            println!("{}\nwrote {}", bench::table(&file), path.display());
+            if file.results.is_empty() {
+                bail!("no kind could be benched (see the table above)");
+            }
+            return Ok(Exit::Ok);
+        }
+        None => bench::BenchFile::new(vec![bench::run(&args)?], vec![]),
+    };
+    println!("{}", bench::table(&file));
+    let path = bench::write(&file, &c.output.out, c.output.name)?;
     println!("wrote {}", path.display());
     Ok(Exit::Ok)
 }

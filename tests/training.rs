@@ -535,9 +535,24 @@ fn bench_measures_and_writes_bench_json() {
         assert!(out.status.success(), "{}", text(&out));
         let t = text(&out);
         assert!(t.contains("train img/s") && t.contains("bench.json"), "{t}");
-        read_json(&dir.path().join("artifacts").join(name).join("bench.json"))
+        let file = read_json(&dir.path().join("artifacts").join(name).join("bench.json"));
+        assert_eq!(file["results"].as_array().unwrap().len(), 1, "{file}");
+        file["results"][0].clone()
     };
     let b = bench("b", "2", &["train.batch_size=16"]);
+    // latency of one image: median ≤ p95; the reference CNN's counted work and achieved rate
+    let (p50, p95) = (
+        b["latency_ms_median"].as_f64().unwrap(),
+        b["latency_ms_p95"].as_f64().unwrap(),
+    );
+    assert!(0.0 < p50 && p50 <= p95, "{b}");
+    let macs = 9 * 32 * 784 + 32 * 9 * 64 * 196 + 3136 * 128 + 128 * 10;
+    assert_eq!(b["forward_macs_per_image"], macs);
+    let gflops = b["train_images_per_sec"].as_f64().unwrap() * macs as f64 * 6.0 / 1e9;
+    assert!(
+        (b["train_gflops"].as_f64().unwrap() - gflops).abs() < 1e-6 * gflops,
+        "{b}"
+    );
     assert_eq!(b["model"], "cnn");
     assert_eq!(b["backend"], "flex");
     assert_eq!(b["batch_size"], 16);
@@ -619,6 +634,57 @@ fn bench_measures_and_writes_bench_json() {
     assert_eq!(b["parameters"], 200 * 784 + 200 * 10 + 10 + 1);
     assert!(b["train_images_per_sec"].as_f64().unwrap() > 1.0, "{b}");
     assert!(b["infer_images_per_sec"].as_f64().unwrap() > 1.0, "{b}");
+}
+
+#[test]
+fn bench_kinds_runs_each_kind_in_its_own_process_and_records_the_machine() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "bench",
+        "--kinds",
+        "cnn,rnn",
+        "--steps",
+        "2",
+        "--repeats",
+        "1",
+        "--warmup",
+        "1",
+        "--latency-runs",
+        "5",
+        "--loss-steps",
+        "3",
+        "--name",
+        "k",
+        "--set",
+        "train.batch_size=8",
+        "--set",
+        "data.train_limit=64",
+    ];
+    let out = run(dir.path(), &args);
+    assert!(out.status.success(), "{}", text(&out));
+    let file = read_json(&dir.path().join("artifacts/k/bench.json"));
+    let results = file["results"].as_array().unwrap();
+    let kinds: Vec<&str> = results
+        .iter()
+        .map(|r| r["model"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["cnn", "rnn"]);
+    for r in results {
+        // three steps from fresh weights, each with its loss (10 classes: about ln 10 at first)
+        let curve = r["loss_curve"].as_array().unwrap();
+        assert_eq!(curve.len(), 3, "{r}");
+        let first = curve[0].as_f64().unwrap();
+        assert!((1.0..4.0).contains(&first), "{r}");
+        assert!(r["peak_rss_mib"].as_f64().unwrap() > 1.0, "{r}");
+    }
+    assert_eq!(file["fovea_version"], env!("CARGO_PKG_VERSION"));
+    assert!(file["machine"]["threads"].as_u64().unwrap() >= 1, "{file}");
+    assert!(file["machine"]["simd"].is_string(), "{file}");
+
+    // an unknown kind is refused by name, before anything runs
+    let out = run(dir.path(), &["bench", "--kinds", "cnn,lstm"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("unknown kind `lstm`"), "{}", text(&out));
 }
 
 #[test]

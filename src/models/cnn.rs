@@ -1,4 +1,5 @@
-//! The CNN: configurable conv blocks (conv → batch norm → ReLU → max pool → dropout), flattened
+//! The CNN: configurable conv blocks (conv → batch norm → ReLU → max pool → dropout; computed as
+//! max pool then ReLU, the same function), flattened
 //! into fully connected layers, then a linear output layer (softmax is applied by the loss).
 //!
 //! The reference (`config/cnn.toml`) follows the survey: two blocks of 32 and 64 channels, each
@@ -222,11 +223,13 @@ impl ConvBlock {
             Some(n) => n.forward(x),
             None => x,
         };
-        let x = self.activation.forward(x);
+        // Max-pooling then ReLU equals ReLU then max-pooling (both are monotonic, and the
+        // gradient reaches the same pixel), with ReLU on a quarter of the values.
         let x = match &self.pool {
             Some(p) => p.forward(x), // [b, out, h/pool, w/pool]
             None => x,
         };
+        let x = self.activation.forward(x);
         match &self.dropout {
             Some(d) => d.forward(x),
             None => x,

@@ -9,6 +9,7 @@ pub mod cnn_lif;
 pub mod cnn_rnn;
 pub mod gan;
 pub mod kernel_svm;
+pub mod macs;
 pub mod restore;
 pub mod rnn;
 pub mod svm;

@@ -119,6 +119,18 @@ impl SvmConfig {
         })
     }
 
+    /// Multiply-adds of one image's forward pass: the random projection (with random features)
+    /// and the linear layer; computing HOG itself is not counted.
+    pub fn forward_macs(&self, input: InputShape, classes: usize) -> Option<u64> {
+        let projection = match self.features {
+            SvmFeatures::Rff | SvmFeatures::HogRff => {
+                self.rff_input(input).ok()?.0 * self.components
+            }
+            SvmFeatures::Pixels | SvmFeatures::Hog => 0,
+        };
+        Some((projection + self.feature_count(input).ok()? * classes) as u64)
+    }
+
     /// The length of the HOG vector of images of `input` shape.
     fn hog_count(&self, input: InputShape) -> Result<usize> {
         let (ch, cw) = (input.height / self.hog_cell, input.width / self.hog_cell);

@@ -1,0 +1,222 @@
+#!/usr/bin/env python3
+"""PyTorch reference of fovea's models, for `bench/compare.sh` (optional: needs `pip install torch`).
+
+Times the same things `fovea bench` times, the same way, on the same machine:
+  * training throughput: one image = forward + backward + Adam step, batch 64 (--batch),
+  * inference throughput at batch 256 (--infer-batch) and latency at batch 1 (median and p95),
+  * after an untimed warm-up, the median of --repeats timed rounds, on batches prepared in memory,
+  * peak resident memory of the process (ru_maxrss).
+With --loss-steps N it also trains N steps from fresh weights on the first N batches of the
+training set in file order (what `fovea bench --loss-steps N` does with `data.val_fraction = 0`)
+and records the loss of every step, so both frameworks can be checked to compute the same thing.
+
+The models are fovea's, layer for layer (same parameter counts; the JSON says how many):
+  cnn      conv3x3(32, no bias) -> BN -> ReLU -> maxpool2 -> conv3x3(64, no bias) -> BN -> ReLU
+           -> maxpool2 -> [64x7x7] -> dropout 0.3 -> fc 128 -> ReLU -> dropout 0.3 -> fc classes
+  rnn      rows of the image as a sequence -> bidirectional GRU(128) -> mean over time
+           -> dropout 0.2 -> fc classes                                  (config/rnn.toml)
+  cnn-rnn  conv blocks 32, 64 (+dropout 0.2) -> rows of the 64x7x7 map as a sequence
+           -> bidirectional LSTM(128) -> mean over time -> dropout 0.3 -> fc classes
+                                                                          (config/cnn-rnn.toml)
+
+Writes one JSON object to --json (and prints it).
+"""
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import resource
+import statistics
+import struct
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def read_idx(path):
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    dims = data[3]
+    shape = struct.unpack(">" + "I" * dims, data[4 : 4 + 4 * dims])
+    return torch.frombuffer(bytearray(data[4 + 4 * dims :]), dtype=torch.uint8).reshape(shape)
+
+
+def find(dir_, stem):
+    for name in (stem, stem + ".gz"):
+        p = os.path.join(dir_, name)
+        if os.path.exists(p):
+            return p
+    raise SystemExit(f"{stem}[.gz] not found in {dir_}")
+
+
+def load_train(dir_):
+    x = read_idx(find(dir_, "train-images-idx3-ubyte")).float().div_(255.0).unsqueeze(1)
+    y = read_idx(find(dir_, "train-labels-idx1-ubyte")).long()
+    # fovea's normalizer: the training set's mean and standard deviation per channel
+    mean, std = x.mean().item(), x.std(unbiased=False).item()
+    return (x - mean) / std, y
+
+
+class Cnn(nn.Module):
+    def __init__(self, classes=10, channels=(32, 64), block_dropout=(0.0, 0.0), hidden=128, dropout=0.3):
+        super().__init__()
+        layers, c_in = [], 1
+        for c, p in zip(channels, block_dropout):
+            layers += [nn.Conv2d(c_in, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(), nn.MaxPool2d(2)]
+            if p > 0:
+                layers.append(nn.Dropout(p))
+            c_in = c
+        self.features = nn.Sequential(*layers)
+        self.dropout = nn.Dropout(dropout)
+        self.hidden = nn.Linear(c_in * 7 * 7, hidden) if hidden else None
+        self.out = nn.Linear(hidden or c_in * 49, classes)
+
+    def forward(self, x):
+        x = self.features(x).flatten(1)
+        if self.hidden is not None:
+            x = F.relu(self.hidden(self.dropout(x)))
+        return self.out(self.dropout(x))
+
+
+class Rnn(nn.Module):
+    def __init__(self, classes=10):
+        super().__init__()
+        self.gru = nn.GRU(28, 128, batch_first=True, bidirectional=True)
+        self.dropout = nn.Dropout(0.2)
+        self.out = nn.Linear(256, classes)
+
+    def forward(self, x):
+        seq, _ = self.gru(x[:, 0])  # rows: [b, 28, 28]
+        return self.out(self.dropout(seq.mean(1)))
+
+
+class CnnRnn(nn.Module):
+    def __init__(self, classes=10):
+        super().__init__()
+        self.conv = Cnn(channels=(32, 64), block_dropout=(0.0, 0.2)).features
+        self.lstm = nn.LSTM(64 * 7, 128, batch_first=True, bidirectional=True)
+        self.dropout = nn.Dropout(0.3)
+        self.out = nn.Linear(256, classes)
+
+    def forward(self, x):
+        f = self.conv(x)  # [b, 64, 7, 7]
+        seq = f.permute(0, 2, 1, 3).flatten(2)  # rows top to bottom: [b, 7, 64*7]
+        seq, _ = self.lstm(seq)
+        return self.out(self.dropout(seq.mean(1)))
+
+
+MODELS = {"cnn": Cnn, "rnn": Rnn, "cnn-rnn": CnnRnn}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", choices=MODELS, default="cnn")
+    ap.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--infer-batch", type=int, default=256)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--latency-runs", type=int, default=200)
+    ap.add_argument("--loss-steps", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--json")
+    a = ap.parse_args()
+
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    x, y = load_train(a.data_dir)
+    model = MODELS[a.model]()
+    # fovea counts batch norm's running mean and variance with the parameters
+    params = sum(p.numel() for p in model.parameters()) + sum(
+        b.numel() for n, b in model.named_buffers() if n.endswith(("running_mean", "running_var"))
+    )
+
+    def batches(count, size, start=0):
+        out = []
+        for i in range(count):
+            idx = torch.arange(start + i * size, start + (i + 1) * size) % len(x)
+            out.append((x[idx].contiguous(), y[idx].contiguous()))
+        return out
+
+    def train_steps(m, opt, data):
+        losses = []
+        for xb, yb in data:
+            opt.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(m(xb), yb)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())  # fovea reads the loss back every step too
+        return losses
+
+    loss_curve = None
+    if a.loss_steps > 0:
+        torch.manual_seed(a.seed)
+        m = MODELS[a.model]()
+        m.train()
+        loss_curve = train_steps(m, torch.optim.Adam(m.parameters(), lr=a.lr), batches(a.loss_steps, a.batch))
+
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=a.lr)
+    train_steps(model, opt, batches(max(a.warmup, 1), a.batch))
+    train_rounds = []
+    for _ in range(a.repeats):
+        data = batches(a.steps, a.batch)
+        t = time.perf_counter()
+        train_steps(model, opt, data)
+        train_rounds.append(a.steps * a.batch / (time.perf_counter() - t))
+
+    model.eval()
+    xb = batches(1, a.infer_batch)[0][0]
+    x1 = xb[:1].contiguous()
+    infer_rounds, latencies = [], []
+    with torch.inference_mode():
+        model(xb)
+        for _ in range(a.repeats):
+            t = time.perf_counter()
+            for _ in range(4):
+                model(xb).argmax(1)
+            infer_rounds.append(4 * a.infer_batch / (time.perf_counter() - t))
+        for _ in range(10):
+            model(x1)
+        for _ in range(a.latency_runs):
+            t = time.perf_counter()
+            model(x1).argmax(1)
+            latencies.append((time.perf_counter() - t) * 1e3)
+    latencies.sort()
+
+    result = {
+        "framework": f"pytorch {torch.__version__}",
+        "model": a.model,
+        "parameters": params,
+        "threads": torch.get_num_threads(),
+        "batch_size": a.batch,
+        "infer_batch_size": a.infer_batch,
+        "train_images_per_sec": statistics.median(train_rounds),
+        "infer_images_per_sec": statistics.median(infer_rounds),
+        "latency_ms_median": statistics.median(latencies),
+        "latency_ms_p95": latencies[int(0.95 * (len(latencies) - 1))],
+        "train_rounds": train_rounds,
+        "infer_rounds": infer_rounds,
+        "steps_per_round": a.steps,
+        "repeats": a.repeats,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "cpu": platform.processor() or platform.machine(),
+        "loss_curve": loss_curve,
+    }
+    text = json.dumps(result, indent=2)
+    if a.json:
+        with open(a.json, "w") as f:
+            f.write(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
