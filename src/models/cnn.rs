@@ -14,6 +14,7 @@ use burn::nn::{
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::flex_kernels;
 use crate::data::InputShape;
 
 /// One conv block of `[model] blocks = [...]`.
@@ -220,13 +221,13 @@ impl ConvBlock {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let x = self.conv.forward(x); // [b, out, h, w]
         let x = match &self.norm {
-            Some(n) => n.forward(x),
+            Some(n) => normalize(n, x),
             None => x,
         };
         // Max-pooling then ReLU equals ReLU then max-pooling (both are monotonic, and the
         // gradient reaches the same pixel), with ReLU on a quarter of the values.
         let x = match &self.pool {
-            Some(p) => p.forward(x), // [b, out, h/pool, w/pool]
+            Some(p) => pool(p, x), // [b, out, h/pool, w/pool]
             None => x,
         };
         let x = self.activation.forward(x);
@@ -235,6 +236,45 @@ impl ConvBlock {
             None => x,
         }
     }
+}
+
+/// Batch norm: in training on flex, fovea's own kernels (see `flex_kernels`) with the running
+/// statistics updated as Burn's `BatchNorm` updates them; Burn's layer otherwise.
+fn normalize(n: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    if !(x.device().is_autodiff() && n.training.is_enabled()) {
+        return n.forward(x);
+    }
+    match flex_kernels::batch_norm_train(x, n.gamma.val(), n.beta.val(), n.epsilon) {
+        Ok((out, mean, var)) => {
+            let device = out.device();
+            let blend = |running: Tensor<1>, batch: Tensor<1>| {
+                running
+                    .to_device(&device)
+                    .mul_scalar(1.0 - n.momentum)
+                    .add(batch.mul_scalar(n.momentum))
+                    .detach()
+            };
+            n.running_mean
+                .update(blend(n.running_mean.value_sync(), mean));
+            n.running_var.update(blend(n.running_var.value_sync(), var));
+            out
+        }
+        Err(x) => n.forward(x),
+    }
+}
+
+/// Max pooling: fovea's own kernel for 2 × 2 windows of stride 2 on flex (same result, see
+/// `flex_kernels`), Burn's pooling otherwise.
+fn pool(p: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
+    let two = p.kernel_size == [2, 2]
+        && p.stride == [2, 2]
+        && p.dilation == [1, 1]
+        && !p.ceil_mode
+        && matches!(p.padding, PaddingConfig2d::Valid);
+    if !two {
+        return p.forward(x);
+    }
+    flex_kernels::max_pool_2x2(x).unwrap_or_else(|x| p.forward(x))
 }
 
 #[derive(Module, Debug)]

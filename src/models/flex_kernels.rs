@@ -1,0 +1,502 @@
+//! Kernels of fovea's own for the flex backend, through Burn's backend-extension API, each with
+//! its backward pass for autodiff: 2 × 2 max pooling (stride 2) and batch normalization in
+//! training mode. Other backends keep Burn's operations; the backend-parity tests compare them.
+//!
+//! Why (README, "Performance"): on the reference CNN's first block (64 × 32 × 28 × 28 values)
+//! flex's max pooling, a generic 3-D pooling loop, takes ~6 ms forward, fourteen times a ReLU over
+//! the same tensor; batch norm runs as Burn's decomposition into a dozen element-wise passes
+//! (~11 ms forward and backward). Here pooling reads each window once, and batch norm makes one
+//! pass for the statistics and one for the output (two backward).
+//!
+//! Pooling gives the same result as Burn's `MaxPool2d` with kernel 2 and stride 2: the maximum of
+//! each window, and in the backward pass the gradient goes to the first maximal pixel in reading
+//! order (top-left, top-right, bottom-left, bottom-right), as Burn's pooling sends it. Batch norm
+//! computes what Burn's `batch_norm_train` and its backward compute (per-channel mean and biased
+//! variance over batch and pixels, y = (x − mean)/√(var + ε)·γ + β), summing in f64.
+
+use burn::backend::autodiff::NodeId;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, AutodiffBackend, Backend, Dispatch, Flex, backend_extension};
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use rayon::prelude::*;
+
+type FlexTensor = FloatTensor<Flex>;
+
+#[backend_extension(Flex, Autodiff)]
+pub trait FlexKernels: Backend {
+    /// `[b, c, h, w]` → `[b, c, h/2, w/2]`: the maximum of each 2 × 2 window.
+    fn max_pool_2x2(x: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// `[b, c, h, w]` → `[2, c]`: each channel's mean and biased variance (not differentiated).
+    fn batch_stats(x: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// Batch norm of `x` with `stats` from `batch_stats(x)`; differentiated with respect to `x`
+    /// (through the statistics too), `gamma` and `beta`.
+    fn batch_norm_apply(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        stats: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self>;
+}
+
+/// Whether `x` is an f32 tensor on flex (with or without autodiff).
+fn on_flex(x: &Tensor<4>) -> bool {
+    x.device().without_autodiff() == Device::flex() && x.dtype() == burn::tensor::DType::F32
+}
+
+/// Batch norm in training mode on flex: the output, and the batch's mean and biased variance
+/// (detached, for the running statistics); `Err(x)` unchanged on any other backend.
+pub fn batch_norm_train(
+    x: Tensor<4>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    epsilon: f64,
+) -> Result<(Tensor<4>, Tensor<1>, Tensor<1>), Tensor<4>> {
+    if !on_flex(&x) {
+        return Err(x);
+    }
+    let c = x.dims()[1];
+    let stats = Tensor::<2>::from_dispatch(<Dispatch as FlexKernels>::batch_stats(
+        x.clone().into_dispatch(),
+    ));
+    let out = <Dispatch as FlexKernels>::batch_norm_apply(
+        x.into_dispatch(),
+        gamma.into_dispatch(),
+        beta.into_dispatch(),
+        stats.clone().into_dispatch(),
+        epsilon,
+    );
+    let mean = stats.clone().slice([0..1, 0..c]).reshape([c]);
+    let var = stats.slice([1..2, 0..c]).reshape([c]);
+    Ok((Tensor::from_dispatch(out), mean, var))
+}
+
+/// The kernel's pooling of `x` on the flex backend (f32); `Err(x)` unchanged on any other
+/// backend, which keeps Burn's pooling.
+pub fn max_pool_2x2(x: Tensor<4>) -> Result<Tensor<4>, Tensor<4>> {
+    if !on_flex(&x) {
+        return Err(x);
+    }
+    let out = <Dispatch as FlexKernels>::max_pool_2x2(x.into_dispatch());
+    Ok(Tensor::from_dispatch(out))
+}
+
+impl FlexKernels for Flex {
+    fn max_pool_2x2(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        pool_forward(&x)
+    }
+
+    fn batch_stats(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        stats(&x)
+    }
+
+    fn batch_norm_apply(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        stats: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
+        norm_forward(&x, &gamma, &beta, &stats, epsilon)
+    }
+}
+
+impl<C: CheckpointStrategy> FlexKernels for Autodiff<Flex, C> {
+    fn max_pool_2x2(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct MaxPool2x2;
+
+        impl Backward<Flex, 1> for MaxPool2x2 {
+            type State = NodeId;
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 1>,
+                grads: &mut Gradients,
+                checkpointer: &mut Checkpointer,
+            ) {
+                let input: FlexTensor = checkpointer.retrieve_node_output(ops.state);
+                unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
+                    pool_backward(&input, &grad)
+                });
+            }
+        }
+
+        match MaxPool2x2
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let state = prep.checkpoint(&x);
+                let out = pool_forward(x.primitive());
+                prep.finish(state, out)
+            }
+            OpsKind::UnTracked(prep) => {
+                let out = pool_forward(x.primitive());
+                prep.finish(out)
+            }
+        }
+    }
+
+    fn batch_stats(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        <Self as AutodiffBackend>::from_inner(stats(x.primitive()))
+    }
+
+    fn batch_norm_apply(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        stats: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct BatchNorm;
+
+        impl Backward<Flex, 3> for BatchNorm {
+            /// The input's node, γ, the statistics and ε.
+            type State = (NodeId, FlexTensor, FlexTensor, f64);
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 3>,
+                grads: &mut Gradients,
+                checkpointer: &mut Checkpointer,
+            ) {
+                let (input, gamma, stats, epsilon) = ops.state;
+                let input: FlexTensor = checkpointer.retrieve_node_output(input);
+                let grad = grads.consume::<Flex>(&ops.node);
+                let (dx, dgamma, dbeta) = norm_backward(&input, &gamma, &stats, epsilon, &grad);
+                let [px, pg, pb] = ops.parents;
+                for (parent, g) in [(px, dx), (pg, dgamma), (pb, dbeta)] {
+                    if let Some(node) = parent {
+                        grads.register::<Flex>(node.id, g);
+                    }
+                }
+            }
+        }
+
+        let out = norm_forward(
+            x.primitive(),
+            gamma.primitive(),
+            beta.primitive(),
+            stats.primitive(),
+            epsilon,
+        );
+        match BatchNorm
+            .prepare::<C>([x.node(), gamma.node(), beta.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let input = prep.checkpoint(&x);
+                let state = (
+                    input,
+                    gamma.primitive().clone(),
+                    stats.primitive().clone(),
+                    epsilon,
+                );
+                prep.finish(state, out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(out),
+        }
+    }
+}
+
+/// The values of a flex f32 tensor in row-major order, and its dims.
+fn values(t: &FlexTensor) -> (Vec<usize>, std::borrow::Cow<'_, [f32]>) {
+    let dims = t.layout().shape().to_vec();
+    match t.as_slice::<f32>() {
+        Some(s) if t.is_contiguous() => (dims, std::borrow::Cow::Borrowed(s)),
+        _ => {
+            let c = t.to_contiguous();
+            let v = c
+                .as_slice::<f32>()
+                .expect("a contiguous f32 tensor")
+                .to_vec();
+            (dims, std::borrow::Cow::Owned(v))
+        }
+    }
+}
+
+/// Index (0..4, reading order) of the first maximal value of the window at `i` of a plane of
+/// width `w`, and that value. NaN wins, as in Burn's pooling (`v > max` fails for NaN, so a NaN
+/// seen first stays).
+#[inline]
+fn window_max(p: &[f32], i: usize, w: usize) -> (usize, f32) {
+    let cand = [p[i], p[i + 1], p[i + w], p[i + w + 1]];
+    let mut best = (0, cand[0]);
+    for (k, &v) in cand.iter().enumerate().skip(1) {
+        if v > best.1 {
+            best = (k, v);
+        }
+    }
+    best
+}
+
+fn pool_forward(x: &FlexTensor) -> FlexTensor {
+    let (dims, src) = values(x);
+    let [b, c, h, w] = [dims[0], dims[1], dims[2], dims[3]];
+    let (oh, ow) = (h / 2, w / 2);
+    let mut out = vec![0f32; b * c * oh * ow];
+    if oh * ow > 0 {
+        out.par_chunks_mut(oh * ow)
+            .zip(src.par_chunks(h * w))
+            .for_each(|(o, p)| {
+                for y in 0..oh {
+                    for x in 0..ow {
+                        o[y * ow + x] = window_max(p, 2 * y * w + 2 * x, w).1;
+                    }
+                }
+            });
+    }
+    FlexTensor::from_data(TensorData::new(out, [b, c, oh, ow]))
+}
+
+fn pool_backward(x: &FlexTensor, grad: &FlexTensor) -> FlexTensor {
+    let (dims, src) = values(x);
+    let (_, g) = values(grad);
+    let [b, c, h, w] = [dims[0], dims[1], dims[2], dims[3]];
+    let (oh, ow) = (h / 2, w / 2);
+    let mut out = vec![0f32; b * c * h * w];
+    if oh * ow > 0 {
+        out.par_chunks_mut(h * w)
+            .zip(src.par_chunks(h * w))
+            .zip(g.par_chunks(oh * ow))
+            .for_each(|((o, p), gp)| {
+                for y in 0..oh {
+                    for x in 0..ow {
+                        let i = 2 * y * w + 2 * x;
+                        let at = match window_max(p, i, w).0 {
+                            0 => i,
+                            1 => i + 1,
+                            2 => i + w,
+                            _ => i + w + 1,
+                        };
+                        o[at] = gp[y * ow + x];
+                    }
+                }
+            });
+    }
+    FlexTensor::from_data(TensorData::new(out, [b, c, h, w]))
+}
+
+/// `[b, c, h, w]`: the values of channel `ch` are `b` runs of `h·w`, one per image.
+fn channel_runs(x: &[f32], c: usize, plane: usize, ch: usize) -> impl Iterator<Item = &[f32]> {
+    x.chunks(c * plane)
+        .map(move |image| &image[ch * plane..(ch + 1) * plane])
+}
+
+/// Per channel: mean and biased variance, as `[2, c]`.
+fn stats(x: &FlexTensor) -> FlexTensor {
+    let (dims, v) = values(x);
+    let (c, plane) = (dims[1], dims[2..].iter().product::<usize>());
+    let n = (v.len() / c.max(1)) as f64;
+    let per: Vec<(f32, f32)> = (0..c)
+        .into_par_iter()
+        .map(|ch| {
+            let sum: f64 = channel_runs(&v, c, plane, ch)
+                .map(|r| r.iter().map(|&a| a as f64).sum::<f64>())
+                .sum();
+            let mean = sum / n;
+            let sq: f64 = channel_runs(&v, c, plane, ch)
+                .map(|r| r.iter().map(|&a| (a as f64 - mean).powi(2)).sum::<f64>())
+                .sum();
+            (mean as f32, (sq / n) as f32)
+        })
+        .collect();
+    let mut out: Vec<f32> = per.iter().map(|p| p.0).collect();
+    out.extend(per.iter().map(|p| p.1));
+    FlexTensor::from_data(TensorData::new(out, [2, c]))
+}
+
+/// Per channel: the mean, 1/√(var + ε), and γ.
+fn channel_terms(
+    gamma: &FlexTensor,
+    stats: &FlexTensor,
+    epsilon: f64,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let (_, s) = values(stats);
+    let (_, g) = values(gamma);
+    let c = g.len();
+    let inv_std = s[c..]
+        .iter()
+        .map(|&var| (1.0 / (var as f64 + epsilon).sqrt()) as f32)
+        .collect();
+    (s[..c].to_vec(), inv_std, g.to_vec())
+}
+
+fn norm_forward(
+    x: &FlexTensor,
+    gamma: &FlexTensor,
+    beta: &FlexTensor,
+    stats: &FlexTensor,
+    epsilon: f64,
+) -> FlexTensor {
+    let (dims, v) = values(x);
+    let (_, b) = values(beta);
+    let (mean, inv_std, g) = channel_terms(gamma, stats, epsilon);
+    let (c, plane) = (dims[1], dims[2..].iter().product::<usize>());
+    let mut out = vec![0f32; v.len()];
+    out.par_chunks_mut(plane)
+        .zip(v.par_chunks(plane))
+        .enumerate()
+        .for_each(|(i, (o, xs))| {
+            let ch = i % c;
+            let scale = inv_std[ch] * g[ch];
+            let shift = b[ch] - mean[ch] * scale;
+            for (o, &a) in o.iter_mut().zip(xs) {
+                *o = a * scale + shift;
+            }
+        });
+    FlexTensor::from_data(TensorData::new(out, dims))
+}
+
+/// Gradients of batch norm with respect to x, γ and β:
+/// dβ = Σ dy, dγ = Σ dy·x̂, dx = γ/σ · (dy − dβ/n − x̂·dγ/n) with x̂ = (x − mean)/σ.
+fn norm_backward(
+    x: &FlexTensor,
+    gamma: &FlexTensor,
+    stats: &FlexTensor,
+    epsilon: f64,
+    grad: &FlexTensor,
+) -> (FlexTensor, FlexTensor, FlexTensor) {
+    let (dims, v) = values(x);
+    let (_, dy) = values(grad);
+    let (mean, inv_std, g) = channel_terms(gamma, stats, epsilon);
+    let (c, plane) = (dims[1], dims[2..].iter().product::<usize>());
+    let n = (v.len() / c.max(1)) as f64;
+    let sums: Vec<(f64, f64)> = (0..c)
+        .into_par_iter()
+        .map(|ch| {
+            let (mut db, mut dg) = (0f64, 0f64);
+            for (xr, gr) in channel_runs(&v, c, plane, ch).zip(channel_runs(&dy, c, plane, ch)) {
+                for (&a, &d) in xr.iter().zip(gr) {
+                    db += d as f64;
+                    dg += d as f64 * ((a - mean[ch]) * inv_std[ch]) as f64;
+                }
+            }
+            (dg, db)
+        })
+        .collect();
+    let mut dx = vec![0f32; v.len()];
+    dx.par_chunks_mut(plane)
+        .zip(v.par_chunks(plane).zip(dy.par_chunks(plane)))
+        .enumerate()
+        .for_each(|(i, (o, (xs, ds)))| {
+            let ch = i % c;
+            let (dg, db) = sums[ch];
+            let (mean_db, mean_dg) = ((db / n) as f32, (dg / n) as f32);
+            let scale = g[ch] * inv_std[ch];
+            for ((o, &a), &d) in o.iter_mut().zip(xs).zip(ds) {
+                let xhat = (a - mean[ch]) * inv_std[ch];
+                *o = scale * (d - mean_db - xhat * mean_dg);
+            }
+        });
+    let dgamma = sums.iter().map(|s| s.0 as f32).collect::<Vec<_>>();
+    let dbeta = sums.iter().map(|s| s.1 as f32).collect::<Vec<_>>();
+    (
+        FlexTensor::from_data(TensorData::new(dx, dims)),
+        FlexTensor::from_data(TensorData::new(dgamma, [c])),
+        FlexTensor::from_data(TensorData::new(dbeta, [c])),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::pool::MaxPool2dConfig;
+    use burn::tensor::Distribution;
+
+    fn host(t: Tensor<4>) -> Vec<f32> {
+        t.into_data().convert::<f32>().to_vec::<f32>().unwrap()
+    }
+
+    #[test]
+    fn forward_and_gradient_equal_burns_pooling() {
+        let device = Device::flex().autodiff();
+        // odd sizes drop the last row and column, as Burn's pooling does; ties (the zeros after
+        // a ReLU) send the gradient to the first maximum in reading order
+        for [b, c, h, w] in [[3, 4, 8, 6], [2, 3, 7, 5]] {
+            let x = Tensor::<4>::random([b, c, h, w], Distribution::Normal(0.0, 1.0), &device);
+            let x = burn::tensor::activation::relu(x);
+            let weights = Tensor::<4>::random(
+                [b, c, h / 2, w / 2],
+                Distribution::Normal(0.0, 1.0),
+                &device,
+            );
+            let ours_x = x.clone().detach().require_grad();
+            let burn_x = x.detach().require_grad();
+            let ours = max_pool_2x2(ours_x.clone()).expect("flex runs the kernel");
+            let theirs = MaxPool2dConfig::new([2, 2]).init().forward(burn_x.clone());
+            assert_eq!(host(ours.clone()), host(theirs.clone()));
+            let g1 = (ours * weights.clone()).sum().backward();
+            let g2 = (theirs * weights).sum().backward();
+            let (a, b) = (ours_x.grad(&g1).unwrap(), burn_x.grad(&g2).unwrap());
+            assert_eq!(a.into_data().to_vec::<f32>(), b.into_data().to_vec::<f32>());
+        }
+    }
+
+    #[test]
+    fn batch_norm_and_its_gradients_equal_burns() {
+        let device = Device::flex().autodiff();
+        let [b, c, h, w] = [4, 3, 5, 6];
+        let x = Tensor::<4>::random([b, c, h, w], Distribution::Normal(0.5, 2.0), &device);
+        let gamma = Tensor::<1>::random([c], Distribution::Normal(1.0, 0.5), &device);
+        let beta = Tensor::<1>::random([c], Distribution::Normal(0.0, 0.5), &device);
+        let weights = Tensor::<4>::random([b, c, h, w], Distribution::Normal(0.0, 1.0), &device);
+        let run = |ours: bool| {
+            let (x, g, bt) = (
+                x.clone().detach().require_grad(),
+                gamma.clone().detach().require_grad(),
+                beta.clone().detach().require_grad(),
+            );
+            let (y, mean, var) = if ours {
+                batch_norm_train(x.clone(), g.clone(), bt.clone(), 1e-5).unwrap()
+            } else {
+                let r =
+                    burn::tensor::module::batch_norm_train(x.clone(), g.clone(), bt.clone(), 1e-5);
+                (r.output, r.mean, r.variance)
+            };
+            let grads = (y.clone() * weights.clone()).sum().backward();
+            let all = [
+                host(y),
+                mean.into_data().to_vec::<f32>().unwrap(),
+                var.into_data().to_vec::<f32>().unwrap(),
+                host(x.grad(&grads).unwrap()),
+                g.grad(&grads).unwrap().into_data().to_vec::<f32>().unwrap(),
+                bt.grad(&grads)
+                    .unwrap()
+                    .into_data()
+                    .to_vec::<f32>()
+                    .unwrap(),
+            ];
+            all
+        };
+        let (ours, theirs) = (run(true), run(false));
+        for (what, (a, b)) in ["output", "mean", "variance", "dx", "dgamma", "dbeta"]
+            .iter()
+            .zip(ours.iter().zip(&theirs))
+        {
+            assert_eq!(a.len(), b.len());
+            let worst = a
+                .iter()
+                .zip(b)
+                .map(|(p, q)| (p - q).abs())
+                .fold(0f32, f32::max);
+            assert!(worst < 1e-4, "{what} differs by {worst}");
+        }
+    }
+
+    #[test]
+    fn other_backends_keep_burns_pooling() {
+        #[allow(deprecated)]
+        let x = Tensor::<4>::zeros([1, 1, 2, 2], &Device::ndarray());
+        assert!(max_pool_2x2(x).is_err());
+    }
+}
