@@ -19,10 +19,12 @@ use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
+use burn::backend::ops::{FloatTensorOps, ModuleOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, AutodiffBackend, Backend, Dispatch, Flex, backend_extension};
 use burn::prelude::*;
 use burn::tensor::TensorData;
+use burn::tensor::ops::ConvOptions;
 use rayon::prelude::*;
 
 type FlexTensor = FloatTensor<Flex>;
@@ -31,6 +33,10 @@ type FlexTensor = FloatTensor<Flex>;
 pub trait FlexKernels: Backend {
     /// `[b, c, h, w]` → `[b, c, h/2, w/2]`: the maximum of each 2 × 2 window.
     fn max_pool_2x2(x: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// A "same" convolution of stride 1 (odd square kernel, no bias): Burn's flex convolution
+    /// forward; backward, the weight gradient as an unfold and one batched matrix product
+    /// (the input gradient, when needed, is Burn's).
+    fn conv_same(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self>;
     /// `[b, c, h, w]` → `[2, c]`: each channel's mean and biased variance (not differentiated).
     fn batch_stats(x: FloatTensor<Self>) -> FloatTensor<Self>;
     /// Batch norm of `x` with `stats` from `batch_stats(x)`; differentiated with respect to `x`
@@ -47,6 +53,46 @@ pub trait FlexKernels: Backend {
 /// Whether `x` is an f32 tensor on flex (with or without autodiff).
 fn on_flex(x: &Tensor<4>) -> bool {
     x.device().without_autodiff() == Device::flex() && x.dtype() == burn::tensor::DType::F32
+}
+
+/// Batch norm with given statistics (inference: the running mean and variance) on flex, without
+/// autodiff; `Err(x)` unchanged otherwise.
+pub fn batch_norm_eval(
+    x: Tensor<4>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    mean: Tensor<1>,
+    var: Tensor<1>,
+    epsilon: f64,
+) -> Result<Tensor<4>, Tensor<4>> {
+    if !on_flex(&x) || x.device().is_autodiff() {
+        return Err(x);
+    }
+    let c = mean.dims()[0];
+    let stats = Tensor::cat(vec![mean, var], 0).reshape([2, c]);
+    let out = <Dispatch as FlexKernels>::batch_norm_apply(
+        x.into_dispatch(),
+        gamma.into_dispatch(),
+        beta.into_dispatch(),
+        stats.into_dispatch(),
+        epsilon,
+    );
+    Ok(Tensor::from_dispatch(out))
+}
+
+/// A "same" convolution of stride 1 without bias on flex (see `FlexKernels::conv_same`);
+/// `Err(x)` unchanged on any other backend.
+pub fn conv_same(x: Tensor<4>, weight: Tensor<4>) -> Result<Tensor<4>, Tensor<4>> {
+    if !on_flex(&x) {
+        return Err(x);
+    }
+    let out = <Dispatch as FlexKernels>::conv_same(x.into_dispatch(), weight.into_dispatch());
+    Ok(Tensor::from_dispatch(out))
+}
+
+fn same_options(weight: &FlexTensor) -> ConvOptions<2> {
+    let dims = weight.layout().shape();
+    ConvOptions::new([1, 1], [dims[2] / 2, dims[3] / 2], [1, 1], 1)
 }
 
 /// Batch norm in training mode on flex: the output, and the batch's mean and biased variance
@@ -89,6 +135,11 @@ pub fn max_pool_2x2(x: Tensor<4>) -> Result<Tensor<4>, Tensor<4>> {
 impl FlexKernels for Flex {
     fn max_pool_2x2(x: FloatTensor<Self>) -> FloatTensor<Self> {
         pool_forward(&x)
+    }
+
+    fn conv_same(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
+        let options = same_options(&weight);
+        Flex::conv2d(x, weight, None, options)
     }
 
     fn batch_stats(x: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -141,6 +192,65 @@ impl<C: CheckpointStrategy> FlexKernels for Autodiff<Flex, C> {
                 let out = pool_forward(x.primitive());
                 prep.finish(out)
             }
+        }
+    }
+
+    fn conv_same(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct ConvSame;
+
+        impl Backward<Flex, 2> for ConvSame {
+            /// The input's and the weight's nodes.
+            type State = (NodeId, NodeId);
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 2>,
+                grads: &mut Gradients,
+                checkpointer: &mut Checkpointer,
+            ) {
+                let input: FlexTensor = checkpointer.retrieve_node_output(ops.state.0);
+                let weight: FlexTensor = checkpointer.retrieve_node_output(ops.state.1);
+                let grad = grads.consume::<Flex>(&ops.node);
+                let [px, pw] = ops.parents;
+                if let Some(node) = px {
+                    let options = same_options(&weight);
+                    let dx = Flex::conv2d_x_backward(
+                        input.clone(),
+                        weight.clone(),
+                        grad.clone(),
+                        options,
+                    );
+                    grads.register::<Flex>(node.id, dx);
+                }
+                if let Some(node) = pw {
+                    grads.register::<Flex>(node.id, conv_weight_grad(&input, &weight, grad));
+                }
+            }
+        }
+
+        let options = same_options(weight.primitive());
+        match ConvSame
+            .prepare::<C>([x.node(), weight.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let state = (prep.checkpoint(&x), prep.checkpoint(&weight));
+                let out = Flex::conv2d(
+                    x.primitive().clone(),
+                    weight.primitive().clone(),
+                    None,
+                    options,
+                );
+                prep.finish(state, out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::conv2d(
+                x.primitive().clone(),
+                weight.primitive().clone(),
+                None,
+                options,
+            )),
         }
     }
 
@@ -284,6 +394,50 @@ fn pool_backward(x: &FlexTensor, grad: &FlexTensor) -> FlexTensor {
             });
     }
     FlexTensor::from_data(TensorData::new(out, [b, c, h, w]))
+}
+
+/// dW of a "same" convolution of stride 1: the input unfolded to `[b, h·w, c·k²]` (each
+/// pixel's k × k neighbourhood, zero outside the image, in the weights' (channel, row, column)
+/// order), then `dY [b, o, h·w] × columns`, summed over the batch.
+fn conv_weight_grad(x: &FlexTensor, weight: &FlexTensor, grad: FlexTensor) -> FlexTensor {
+    let (dims, v) = values(x);
+    let [b, c, h, w] = [dims[0], dims[1], dims[2], dims[3]];
+    let wd = weight.layout().shape().to_vec();
+    let (o, kh, kw) = (wd[0], wd[2], wd[3]);
+    let (ph, pw) = (kh / 2, kw / 2);
+    let width = c * kh * kw;
+    let mut columns = vec![0f32; b * h * w * width];
+    columns
+        .par_chunks_mut(h * w * width)
+        .zip(v.par_chunks(c * h * w))
+        .for_each(|(cols, image)| {
+            for y in 0..h {
+                for x in 0..w {
+                    let row = &mut cols[(y * w + x) * width..(y * w + x + 1) * width];
+                    for ch in 0..c {
+                        let plane = &image[ch * h * w..(ch + 1) * h * w];
+                        for ky in 0..kh {
+                            let yy = y + ky;
+                            if yy < ph || yy - ph >= h {
+                                continue;
+                            }
+                            for kx in 0..kw {
+                                let xx = x + kx;
+                                if xx < pw || xx - pw >= w {
+                                    continue;
+                                }
+                                row[(ch * kh + ky) * kw + kx] = plane[(yy - ph) * w + xx - pw];
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    let columns = FlexTensor::from_data(TensorData::new(columns, [b, h * w, width]));
+    let grad = Flex::float_reshape(grad, [b, o, h * w].into());
+    let per_image = Flex::float_matmul(grad, columns); // [b, o, c·k²]
+    let summed = Flex::float_sum_dim(per_image, 0); // [1, o, c·k²]
+    Flex::float_reshape(summed, [o, c, kh, kw].into())
 }
 
 /// `[b, c, h, w]`: the values of channel `ch` are `b` runs of `h·w`, one per image.
@@ -491,6 +645,67 @@ mod tests {
                 .fold(0f32, f32::max);
             assert!(worst < 1e-4, "{what} differs by {worst}");
         }
+    }
+
+    #[test]
+    fn the_convolution_and_its_gradients_equal_burns() {
+        let device = Device::flex().autodiff();
+        for [c, o, k] in [[1, 4, 3], [3, 5, 5]] {
+            let x = Tensor::<4>::random([2, c, 7, 6], Distribution::Normal(0.0, 1.0), &device);
+            let wt = Tensor::<4>::random([o, c, k, k], Distribution::Normal(0.0, 0.5), &device);
+            let mix = Tensor::<4>::random([2, o, 7, 6], Distribution::Normal(0.0, 1.0), &device);
+            let run = |ours: bool| {
+                let (x, wt) = (
+                    x.clone().detach().require_grad(),
+                    wt.clone().detach().require_grad(),
+                );
+                let y = if ours {
+                    conv_same(x.clone(), wt.clone()).unwrap()
+                } else {
+                    let options = ConvOptions::new([1, 1], [k / 2, k / 2], [1, 1], 1);
+                    burn::tensor::module::conv2d(x.clone(), wt.clone(), None, options)
+                };
+                let grads = (y.clone() * mix.clone()).sum().backward();
+                [
+                    host(y),
+                    host(x.grad(&grads).unwrap()),
+                    host(wt.grad(&grads).unwrap()),
+                ]
+            };
+            let (ours, theirs) = (run(true), run(false));
+            for (what, (a, b)) in ["output", "dx", "dw"].iter().zip(ours.iter().zip(&theirs)) {
+                let worst = a
+                    .iter()
+                    .zip(b)
+                    .map(|(p, q)| (p - q).abs())
+                    .fold(0f32, f32::max);
+                assert!(worst < 1e-4, "{what} ({c}→{o}, k {k}) differs by {worst}");
+            }
+        }
+    }
+
+    #[test]
+    fn inference_batch_norm_equals_burns() {
+        let device = Device::flex();
+        let x = Tensor::<4>::random([3, 4, 5, 5], Distribution::Normal(1.0, 2.0), &device);
+        let p = |m: f64| Tensor::<1>::random([4], Distribution::Uniform(m, m + 1.0), &device);
+        let (g, b, mean, var) = (p(0.5), p(-0.5), p(0.0), p(0.5));
+        let ours = batch_norm_eval(
+            x.clone(),
+            g.clone(),
+            b.clone(),
+            mean.clone(),
+            var.clone(),
+            1e-5,
+        );
+        let theirs = burn::tensor::module::batch_norm(x, g, b, mean, var, 1e-5);
+        let (a, b) = (host(ours.unwrap()), host(theirs));
+        let worst = a
+            .iter()
+            .zip(&b)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0f32, f32::max);
+        assert!(worst < 1e-5, "differs by {worst}");
     }
 
     #[test]
