@@ -1,12 +1,14 @@
 //! Kernels of fovea's own for the flex backend, through Burn's backend-extension API, each with
-//! its backward pass for autodiff: 2 × 2 max pooling (stride 2) and batch normalization in
-//! training mode. Other backends keep Burn's operations; the backend-parity tests compare them.
+//! its backward pass for autodiff: 2 × 2 max pooling (stride 2), batch normalization (training
+//! and inference), and a "same" convolution whose weight gradient is an unfold and one batched
+//! matrix product. Other backends keep Burn's operations; the backend-parity tests compare them.
 //!
 //! Why (README, "Performance"): on the reference CNN's first block (64 × 32 × 28 × 28 values)
 //! flex's max pooling, a generic 3-D pooling loop, takes ~6 ms forward, fourteen times a ReLU over
 //! the same tensor; batch norm runs as Burn's decomposition into a dozen element-wise passes
-//! (~11 ms forward and backward). Here pooling reads each window once, and batch norm makes one
-//! pass for the statistics and one for the output (two backward).
+//! (~11 ms forward and backward); the first convolution's backward (one input channel) ~7 ms.
+//! Here pooling reads each window once, and batch norm makes one pass for the statistics and one
+//! for the output (two backward).
 //!
 //! Pooling gives the same result as Burn's `MaxPool2d` with kernel 2 and stride 2: the maximum of
 //! each window, and in the backward pass the gradient goes to the first maximal pixel in reading
@@ -567,8 +569,20 @@ mod tests {
     use burn::nn::pool::MaxPool2dConfig;
     use burn::tensor::Distribution;
 
-    fn host(t: Tensor<4>) -> Vec<f32> {
-        t.into_data().convert::<f32>().to_vec::<f32>().unwrap()
+    fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .unwrap()
+    }
+
+    /// The largest absolute difference between two equally long vectors.
+    fn worst(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(b)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0f32, f32::max)
     }
 
     #[test]
@@ -592,7 +606,7 @@ mod tests {
             let g1 = (ours * weights.clone()).sum().backward();
             let g2 = (theirs * weights).sum().backward();
             let (a, b) = (ours_x.grad(&g1).unwrap(), burn_x.grad(&g2).unwrap());
-            assert_eq!(a.into_data().to_vec::<f32>(), b.into_data().to_vec::<f32>());
+            assert_eq!(host(a), host(b));
         }
     }
 
@@ -618,32 +632,22 @@ mod tests {
                 (r.output, r.mean, r.variance)
             };
             let grads = (y.clone() * weights.clone()).sum().backward();
-            let all = [
+            [
                 host(y),
-                mean.into_data().to_vec::<f32>().unwrap(),
-                var.into_data().to_vec::<f32>().unwrap(),
+                host(mean),
+                host(var),
                 host(x.grad(&grads).unwrap()),
-                g.grad(&grads).unwrap().into_data().to_vec::<f32>().unwrap(),
-                bt.grad(&grads)
-                    .unwrap()
-                    .into_data()
-                    .to_vec::<f32>()
-                    .unwrap(),
-            ];
-            all
+                host(g.grad(&grads).unwrap()),
+                host(bt.grad(&grads).unwrap()),
+            ]
         };
         let (ours, theirs) = (run(true), run(false));
         for (what, (a, b)) in ["output", "mean", "variance", "dx", "dgamma", "dbeta"]
             .iter()
             .zip(ours.iter().zip(&theirs))
         {
-            assert_eq!(a.len(), b.len());
-            let worst = a
-                .iter()
-                .zip(b)
-                .map(|(p, q)| (p - q).abs())
-                .fold(0f32, f32::max);
-            assert!(worst < 1e-4, "{what} differs by {worst}");
+            let d = worst(a, b);
+            assert!(d < 1e-4, "{what} differs by {d}");
         }
     }
 
@@ -674,12 +678,8 @@ mod tests {
             };
             let (ours, theirs) = (run(true), run(false));
             for (what, (a, b)) in ["output", "dx", "dw"].iter().zip(ours.iter().zip(&theirs)) {
-                let worst = a
-                    .iter()
-                    .zip(b)
-                    .map(|(p, q)| (p - q).abs())
-                    .fold(0f32, f32::max);
-                assert!(worst < 1e-4, "{what} ({c}→{o}, k {k}) differs by {worst}");
+                let d = worst(a, b);
+                assert!(d < 1e-4, "{what} ({c}→{o}, k {k}) differs by {d}");
             }
         }
     }
@@ -699,13 +699,8 @@ mod tests {
             1e-5,
         );
         let theirs = burn::tensor::module::batch_norm(x, g, b, mean, var, 1e-5);
-        let (a, b) = (host(ours.unwrap()), host(theirs));
-        let worst = a
-            .iter()
-            .zip(&b)
-            .map(|(p, q)| (p - q).abs())
-            .fold(0f32, f32::max);
-        assert!(worst < 1e-5, "differs by {worst}");
+        let d = worst(&host(ours.unwrap()), &host(theirs));
+        assert!(d < 1e-5, "differs by {d}");
     }
 
     #[test]
