@@ -35,9 +35,9 @@ type FlexTensor = FloatTensor<Flex>;
 pub trait FlexKernels: Backend {
     /// `[b, c, h, w]` → `[b, c, h/2, w/2]`: the maximum of each 2 × 2 window.
     fn max_pool_2x2(x: FloatTensor<Self>) -> FloatTensor<Self>;
-    /// A "same" convolution of stride 1 (odd square kernel, no bias): Burn's flex convolution
-    /// forward; backward, the weight gradient as an unfold and one batched matrix product
-    /// (the input gradient, when needed, is Burn's).
+    /// A "same" convolution of stride 1 (odd kernel, no bias) for few input channels: forward
+    /// computed directly; backward, the weight gradient as an unfold and one batched matrix
+    /// product (the input gradient, when needed, is Burn's).
     fn conv_same(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self>;
     /// `[b, c, h, w]` → `[2, c]`: each channel's mean and biased variance (not differentiated).
     fn batch_stats(x: FloatTensor<Self>) -> FloatTensor<Self>;
@@ -140,8 +140,7 @@ impl FlexKernels for Flex {
     }
 
     fn conv_same(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
-        let options = same_options(&weight);
-        Flex::conv2d(x, weight, None, options)
+        conv_forward(&x, &weight)
     }
 
     fn batch_stats(x: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -231,7 +230,7 @@ impl<C: CheckpointStrategy> FlexKernels for Autodiff<Flex, C> {
             }
         }
 
-        let options = same_options(weight.primitive());
+        let out = conv_forward(x.primitive(), weight.primitive());
         match ConvSame
             .prepare::<C>([x.node(), weight.node()])
             .compute_bound()
@@ -239,20 +238,9 @@ impl<C: CheckpointStrategy> FlexKernels for Autodiff<Flex, C> {
         {
             OpsKind::Tracked(mut prep) => {
                 let state = (prep.checkpoint(&x), prep.checkpoint(&weight));
-                let out = Flex::conv2d(
-                    x.primitive().clone(),
-                    weight.primitive().clone(),
-                    None,
-                    options,
-                );
                 prep.finish(state, out)
             }
-            OpsKind::UnTracked(prep) => prep.finish(Flex::conv2d(
-                x.primitive().clone(),
-                weight.primitive().clone(),
-                None,
-                options,
-            )),
+            OpsKind::UnTracked(prep) => prep.finish(out),
         }
     }
 
@@ -396,6 +384,51 @@ fn pool_backward(x: &FlexTensor, grad: &FlexTensor) -> FlexTensor {
             });
     }
     FlexTensor::from_data(TensorData::new(out, [b, c, h, w]))
+}
+
+/// A "same" convolution of stride 1, directly: each output plane accumulates, for every input
+/// channel and kernel tap, the shifted input row times the tap's weight (contiguous rows, which
+/// the compiler vectorizes). Meant for few input channels, where an unfold + matrix product has
+/// too short an inner dimension (9 for one channel) to be efficient.
+fn conv_forward(x: &FlexTensor, weight: &FlexTensor) -> FlexTensor {
+    let (dims, v) = values(x);
+    let (wd, wt) = values(weight);
+    let [b, c, h, w] = [dims[0], dims[1], dims[2], dims[3]];
+    let (o, kh, kw) = (wd[0], wd[2], wd[3]);
+    let (ph, pw) = (kh / 2, kw / 2);
+    let mut out = vec![0f32; b * o * h * w];
+    out.par_chunks_mut(h * w)
+        .enumerate()
+        .for_each(|(i, plane)| {
+            let (image, oc) = (i / o, i % o);
+            for ch in 0..c {
+                let src = &v[(image * c + ch) * h * w..(image * c + ch + 1) * h * w];
+                for ky in 0..kh {
+                    for kx in 0..kw {
+                        let tap = wt[((oc * c + ch) * kh + ky) * kw + kx];
+                        // output column x reads input column x + kx − pw, inside the image
+                        let x0 = pw.saturating_sub(kx);
+                        let x1 = (w + pw).saturating_sub(kx).min(w);
+                        if x0 >= x1 {
+                            continue;
+                        }
+                        for y in 0..h {
+                            let sy = y + ky;
+                            if sy < ph || sy - ph >= h {
+                                continue;
+                            }
+                            let row = &src[(sy - ph) * w..(sy - ph + 1) * w];
+                            let input = &row[x0 + kx - pw..x1 + kx - pw];
+                            let output = &mut plane[y * w + x0..y * w + x1];
+                            for (o, &a) in output.iter_mut().zip(input) {
+                                *o += tap * a;
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    FlexTensor::from_data(TensorData::new(out, [b, o, h, w]))
 }
 
 /// dW of a "same" convolution of stride 1: the input unfolded to `[b, h·w, c·k²]` (each
