@@ -1,7 +1,7 @@
 //! Kernels of fovea's own for the flex backend, through Burn's backend-extension API, each with
 //! its backward pass for autodiff: 2 × 2 max pooling (stride 2), batch normalization (training
-//! and inference), and a "same" convolution whose weight gradient is an unfold and one batched
-//! matrix product. Other backends keep Burn's operations; the backend-parity tests compare them.
+//! and inference), and a "same" convolution for few input channels, computed directly forward,
+//! whose weight gradient is an unfold and one batched matrix product. Other backends keep Burn's operations; the backend-parity tests compare them.
 //!
 //! Why (README, "Performance"): on the reference CNN's first block (64 × 32 × 28 × 28 values)
 //! flex's max pooling, a generic 3-D pooling loop, takes ~6 ms forward, fourteen times a ReLU over
@@ -600,7 +600,22 @@ fn norm_backward(
 mod tests {
     use super::*;
     use burn::nn::pool::MaxPool2dConfig;
-    use burn::tensor::Distribution;
+    use rand::{Rng, SeedableRng};
+
+    /// Values drawn uniformly from [lo, hi) by a seeded host generator: the tests leave the
+    /// device's random generator, which tests running in parallel share, alone.
+    fn noise<const D: usize>(
+        shape: [usize; D],
+        seed: u64,
+        lo: f32,
+        hi: f32,
+        d: &Device,
+    ) -> Tensor<D> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let n = shape.iter().product();
+        let v: Vec<f32> = (0..n).map(|_| rng.random_range(lo..hi)).collect();
+        Tensor::from_data(TensorData::new(v, shape), d)
+    }
 
     fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         t.into_data()
@@ -624,13 +639,8 @@ mod tests {
         // odd sizes drop the last row and column, as Burn's pooling does; ties (the zeros after
         // a ReLU) send the gradient to the first maximum in reading order
         for [b, c, h, w] in [[3, 4, 8, 6], [2, 3, 7, 5]] {
-            let x = Tensor::<4>::random([b, c, h, w], Distribution::Normal(0.0, 1.0), &device);
-            let x = burn::tensor::activation::relu(x);
-            let weights = Tensor::<4>::random(
-                [b, c, h / 2, w / 2],
-                Distribution::Normal(0.0, 1.0),
-                &device,
-            );
+            let x = burn::tensor::activation::relu(noise([b, c, h, w], 1, -1.0, 1.0, &device));
+            let weights = noise([b, c, h / 2, w / 2], 2, -1.0, 1.0, &device);
             let ours_x = x.clone().detach().require_grad();
             let burn_x = x.detach().require_grad();
             let ours = max_pool_2x2(ours_x.clone()).expect("flex runs the kernel");
@@ -647,10 +657,10 @@ mod tests {
     fn batch_norm_and_its_gradients_equal_burns() {
         let device = Device::flex().autodiff();
         let [b, c, h, w] = [4, 3, 5, 6];
-        let x = Tensor::<4>::random([b, c, h, w], Distribution::Normal(0.5, 2.0), &device);
-        let gamma = Tensor::<1>::random([c], Distribution::Normal(1.0, 0.5), &device);
-        let beta = Tensor::<1>::random([c], Distribution::Normal(0.0, 0.5), &device);
-        let weights = Tensor::<4>::random([b, c, h, w], Distribution::Normal(0.0, 1.0), &device);
+        let x = noise([b, c, h, w], 3, -3.0, 4.0, &device);
+        let gamma = noise([c], 4, 0.5, 1.5, &device);
+        let beta = noise([c], 5, -0.5, 0.5, &device);
+        let weights = noise([b, c, h, w], 6, -1.0, 1.0, &device);
         let run = |ours: bool| {
             let (x, g, bt) = (
                 x.clone().detach().require_grad(),
@@ -688,9 +698,9 @@ mod tests {
     fn the_convolution_and_its_gradients_equal_burns() {
         let device = Device::flex().autodiff();
         for [c, o, k] in [[1, 4, 3], [3, 5, 5]] {
-            let x = Tensor::<4>::random([2, c, 7, 6], Distribution::Normal(0.0, 1.0), &device);
-            let wt = Tensor::<4>::random([o, c, k, k], Distribution::Normal(0.0, 0.5), &device);
-            let mix = Tensor::<4>::random([2, o, 7, 6], Distribution::Normal(0.0, 1.0), &device);
+            let x = noise([2, c, 7, 6], 7, -1.0, 1.0, &device);
+            let wt = noise([o, c, k, k], 8, -0.5, 0.5, &device);
+            let mix = noise([2, o, 7, 6], 9, -1.0, 1.0, &device);
             let run = |ours: bool| {
                 let (x, wt) = (
                     x.clone().detach().require_grad(),
@@ -720,9 +730,9 @@ mod tests {
     #[test]
     fn inference_batch_norm_equals_burns() {
         let device = Device::flex();
-        let x = Tensor::<4>::random([3, 4, 5, 5], Distribution::Normal(1.0, 2.0), &device);
-        let p = |m: f64| Tensor::<1>::random([4], Distribution::Uniform(m, m + 1.0), &device);
-        let (g, b, mean, var) = (p(0.5), p(-0.5), p(0.0), p(0.5));
+        let x = noise([3, 4, 5, 5], 10, -2.0, 4.0, &device);
+        let p = |seed: u64, m: f32| noise([4], seed, m, m + 1.0, &device);
+        let (g, b, mean, var) = (p(11, 0.5), p(12, -0.5), p(13, 0.0), p(14, 0.5));
         let ours = batch_norm_eval(
             x.clone(),
             g.clone(),
