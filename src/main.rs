@@ -6,7 +6,7 @@ use clap::Parser;
 /// top above 128 KiB: a training step allocates and frees tensors of several MiB hundreds of
 /// times, and each of them then costs fresh page faults and, on free, a TLB shoot-down across
 /// the threads. Keeping freed memory for reuse makes a flex training step of the reference CNN
-/// ~8 % faster (README, "Performance") for a few MiB more resident memory.
+/// 5–8 % faster (README, "Performance"), peak memory unchanged.
 fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if std::env::var_os("FOVEA_GLIBC_MALLOC").is_none() {
