@@ -6,12 +6,12 @@
 //! the median of `repeats` timed rounds after a warm-up.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
+use crate::child;
 use crate::config::{self, Config};
 use crate::data::batch::{Batch, Normalizer, make_batch};
 use crate::data::{self, ImageSet};
@@ -86,7 +86,7 @@ pub struct BenchResult {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Machine {
     pub cpu_model: Option<String>,
-    pub logical_cpus: usize,
+    /// The threads fovea uses: every logical CPU.
     pub threads: usize,
     /// The widest fp32 vector instructions the CPU reports (`avx512f`, `avx2+fma`, …).
     pub simd: String,
@@ -114,11 +114,11 @@ pub struct BenchFile {
 }
 
 impl BenchFile {
-    pub fn new(results: Vec<BenchResult>, failed: Vec<Failed>) -> Self {
+    pub fn new(machine: Machine, results: Vec<BenchResult>, failed: Vec<Failed>) -> Self {
         Self {
             fovea_version: env!("CARGO_PKG_VERSION").into(),
             git_commit: run::git_commit(),
-            machine: machine(),
+            machine,
             results,
             failed,
         }
@@ -147,8 +147,8 @@ fn batches(set: &ImageSet, normalizer: &Normalizer, size: usize, count: usize) -
         .collect()
 }
 
-/// Runs the benchmark the arguments describe, in this process.
-pub fn run(args: &BenchArgs) -> Result<BenchResult> {
+/// Runs the benchmark the arguments describe, in this process, on `machine` (for its peak).
+pub fn run(args: &BenchArgs, machine: &Machine) -> Result<BenchResult> {
     if args.steps == 0 || args.repeats == 0 || args.infer_batch == 0 || args.latency_runs == 0 {
         bail!("--steps, --repeats, --infer-batch and --latency-runs must be at least 1");
     }
@@ -191,7 +191,6 @@ pub fn run(args: &BenchArgs) -> Result<BenchResult> {
         ModelConfig::KernelSvm(_) => None,
         _ => gflops(train_images_per_sec, 3.0),
     };
-    let peak = machine().fp32_peak_gflops;
     Ok(BenchResult {
         model: config.model.kind().into(),
         backend: config.backend.to_string(),
@@ -207,7 +206,9 @@ pub fn run(args: &BenchArgs) -> Result<BenchResult> {
         forward_macs_per_image: macs,
         train_gflops,
         infer_gflops: gflops(infer_images_per_sec, 1.0),
-        train_peak_fraction: train_gflops.zip(peak).map(|(g, p)| g / p),
+        train_peak_fraction: train_gflops
+            .zip(machine.fp32_peak_gflops)
+            .map(|(g, p)| g / p),
         train_rounds,
         infer_rounds,
         steps_per_round: args.steps,
@@ -222,11 +223,10 @@ pub fn run(args: &BenchArgs) -> Result<BenchResult> {
 /// other arguments (and, for `restore` without a config file, noise of σ = 0.3 to repair).
 /// Each writes `dir/<kind>/bench.json`.
 pub fn run_kinds(args: &BenchArgs, kinds: &[String], dir: &Path) -> Result<BenchFile> {
-    let exe = std::env::current_exe().context("cannot find the fovea executable")?;
     let (mut results, mut failed) = (Vec::new(), Vec::new());
     for kind in kinds {
         eprintln!("bench: {kind}");
-        let mut cmd = Command::new(&exe);
+        let mut cmd = child::fovea()?;
         cmd.arg("bench")
             .arg("--out")
             .arg(dir)
@@ -256,32 +256,25 @@ pub fn run_kinds(args: &BenchArgs, kinds: &[String], dir: &Path) -> Result<Bench
         if kind == "restore" && args.config.is_none() {
             cmd.arg("--set").arg("model.damage.noise=0.3");
         }
-        let out = cmd
-            .output()
-            .with_context(|| format!("cannot start {}", exe.display()))?;
-        if out.status.success() {
-            let path = dir.join(kind).join("bench.json");
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            let file: BenchFile = serde_json::from_str(&text)
-                .with_context(|| format!("{} is not a bench.json", path.display()))?;
-            results.extend(file.results);
-        } else {
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            let error = stderr
-                .lines()
-                .rev()
-                .find(|l| l.starts_with("error"))
-                .unwrap_or("the process failed")
-                .to_string();
-            eprintln!("bench: {kind} failed: {error}");
-            failed.push(Failed {
-                model: kind.clone(),
-                error,
-            });
+        match child::run(cmd)? {
+            None => {
+                let path = dir.join(kind).join("bench.json");
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                let file: BenchFile = serde_json::from_str(&text)
+                    .with_context(|| format!("{} is not a bench.json", path.display()))?;
+                results.extend(file.results);
+            }
+            Some(error) => {
+                eprintln!("bench: {kind} failed: {error}");
+                failed.push(Failed {
+                    model: kind.clone(),
+                    error,
+                });
+            }
         }
     }
-    Ok(BenchFile::new(results, failed))
+    Ok(BenchFile::new(machine(), results, failed))
 }
 
 /// `--kinds`: `all` or a comma-separated list of kinds.
@@ -479,7 +472,6 @@ pub fn machine() -> Machine {
         .map(|ghz| (threads * lanes * fma_units * 2) as f64 * ghz);
     Machine {
         cpu_model: field("model name"),
-        logical_cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         threads,
         simd: simd.into(),
         clock_ghz,

@@ -503,7 +503,11 @@ fn bench(c: BenchCmd) -> Result<Exit> {
             }
             return Ok(Exit::Ok);
         }
-        None => bench::BenchFile::new(vec![bench::run(&args)?], vec![]),
+        None => {
+            let machine = bench::machine();
+            let result = bench::run(&args, &machine)?;
+            bench::BenchFile::new(machine, vec![result], vec![])
+        }
     };
     println!("{}", bench::table(&file));
     let path = bench::write(&file, &c.output.out, c.output.name)?;

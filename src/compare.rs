@@ -12,15 +12,14 @@
 //! `comparison.png` (accuracy per model, with training time as a second panel),
 //! `per-class.png` (per-class accuracy heat map) and, with sizes, `learning-curves.png`.
 
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::child;
 use crate::config::{self, Config};
 use crate::data::split::stratified_take;
 use crate::data::{self, ImageSet};
@@ -287,8 +286,7 @@ fn ensure_trained(
         eprintln!("compare: reusing {} (finished before)", folder.display());
         return Ok(folder);
     }
-    let exe = std::env::current_exe().context("cannot find the fovea executable")?;
-    let mut cmd = Command::new(exe);
+    let mut cmd = child::fovea()?;
     if exists {
         eprintln!("compare: resuming the interrupted run {}", folder.display());
         cmd.arg("resume").arg(&folder);
@@ -317,7 +315,7 @@ fn ensure_trained(
     if quiet {
         cmd.arg("--quiet");
     }
-    let last_error = run_child(cmd)?;
+    let last_error = child::run(cmd)?;
     if !folder.join(session::SUMMARY).is_file() {
         let status = run::read_info(&folder)
             .map(|i| i.status)
@@ -329,34 +327,6 @@ fn ensure_trained(
         );
     }
     Ok(folder)
-}
-
-/// Runs a child, its output shown as it comes; returns its last error line when it failed.
-fn run_child(mut cmd: Command) -> Result<Option<String>> {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("cannot start a fovea child process")?;
-    let mut last = None;
-    if let Some(err) = child.stderr.take() {
-        let mut out = std::io::stderr();
-        for line in BufReader::new(err).lines() {
-            let line = line.context("cannot read the child's error output")?;
-            let _ = writeln!(out, "{line}");
-            if line.starts_with("error") {
-                last = Some(line);
-            }
-        }
-    }
-    let status = child
-        .wait()
-        .context("cannot wait for the fovea child process")?;
-    Ok(if status.success() {
-        None
-    } else {
-        Some(last.unwrap_or_else(|| status.to_string()))
-    })
 }
 
 /// What is measured of one finished run.

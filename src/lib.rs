@@ -13,6 +13,7 @@
 //! 9. `cli` — arguments in, text out.
 
 pub mod bench;
+pub mod child;
 pub mod cli;
 pub mod compare;
 pub mod config;

@@ -179,6 +179,7 @@ impl<C: CheckpointStrategy> FlexKernels for Autodiff<Flex, C> {
             }
         }
 
+        let out = pool_forward(x.primitive());
         match MaxPool2x2
             .prepare::<C>([x.node()])
             .compute_bound()
@@ -186,13 +187,9 @@ impl<C: CheckpointStrategy> FlexKernels for Autodiff<Flex, C> {
         {
             OpsKind::Tracked(mut prep) => {
                 let state = prep.checkpoint(&x);
-                let out = pool_forward(x.primitive());
                 prep.finish(state, out)
             }
-            OpsKind::UnTracked(prep) => {
-                let out = pool_forward(x.primitive());
-                prep.finish(out)
-            }
+            OpsKind::UnTracked(prep) => prep.finish(out),
         }
     }
 
@@ -311,9 +308,10 @@ impl<C: CheckpointStrategy> FlexKernels for Autodiff<Flex, C> {
 /// The values of a flex f32 tensor in row-major order, and its dims.
 fn values(t: &FlexTensor) -> (Vec<usize>, std::borrow::Cow<'_, [f32]>) {
     let dims = t.layout().shape().to_vec();
+    // `as_slice` is `None` for a non-contiguous layout
     match t.as_slice::<f32>() {
-        Some(s) if t.is_contiguous() => (dims, std::borrow::Cow::Borrowed(s)),
-        _ => {
+        Some(s) => (dims, std::borrow::Cow::Borrowed(s)),
+        None => {
             let c = t.to_contiguous();
             let v = c
                 .as_slice::<f32>()
