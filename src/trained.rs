@@ -348,7 +348,12 @@ impl Drawn {
         let (checkpoint, meta, parts) = find_checkpoint(dir, which)?;
         let device = device::open(backend.unwrap_or(config.backend))?;
         let (g, _) = gan.init(meta.shape, meta.classes.len(), &device)?;
-        let g = load_module(g, &parts, "generator")?.valid();
+        // With a moving average the average is the generator that the run evaluated.
+        let g = if gan.ema > 0.0 {
+            load_module(g.valid(), &parts, gan::EMA_PART)?
+        } else {
+            load_module(g, &parts, "generator")?.valid()
+        };
         Ok(Self {
             g,
             meta,

@@ -80,6 +80,12 @@ fn same_weights_same_logits_on_every_backend() {
             components: 256,
             ..Default::default()
         }),
+        ModelConfig::Svm(svm::SvmConfig {
+            features: svm::SvmFeatures::HogRff,
+            components: 256,
+            pixel_weight: 0.5,
+            ..Default::default()
+        }),
     ];
     let mut backends = vec![BackendKind::Ndarray];
     if wgpu_available() {

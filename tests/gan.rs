@@ -7,9 +7,10 @@ use std::path::Path;
 
 use common::{logged, read_json, run, text, train};
 
-/// The names of the newest checkpoint's parts, and the generator's and discriminator's weights
-/// in it (parameter ids differ between processes, so the records are compared by value).
-fn newest_weights(run_dir: &Path) -> (Vec<String>, Vec<f32>, Vec<f32>) {
+/// The names of the newest checkpoint's parts, and the generator's, the discriminator's and the
+/// generator's moving average's weights in it (parameter ids differ between processes, so the
+/// records are compared by value).
+fn newest_weights(run_dir: &Path) -> (Vec<String>, Vec<f32>, Vec<f32>, Vec<f32>) {
     let (_, meta, parts) = fovea::train::checkpoint::newest_intact::<fovea::train::CheckpointMeta>(
         &run_dir.join("checkpoints"),
     )
@@ -21,12 +22,14 @@ fn newest_weights(run_dir: &Path) -> (Vec<String>, Vec<f32>, Vec<f32>) {
     };
     let device = burn::tensor::Device::flex();
     let (g, d) = gan.init(meta.shape, meta.classes.len(), &device).unwrap();
+    let ema = fovea::tasks::records::load_module(g.clone(), &parts, "generator-ema").unwrap();
     let g = fovea::tasks::records::load_module(g, &parts, "generator").unwrap();
     let d = fovea::tasks::records::load_module(d, &parts, "discriminator").unwrap();
     (
         parts.into_iter().map(|p| p.0).collect(),
         fovea::models::flat_params(&g),
         fovea::models::flat_params(&d),
+        fovea::models::flat_params(&ema),
     )
 }
 
@@ -101,10 +104,24 @@ fn a_gan_trains_with_its_own_judge_and_resumes_exactly_after_a_crash() {
     assert!(resumed.status.success(), "{}", text(&resumed));
     let b = d.join("artifacts/crashed");
     let (wa, wb) = (newest_weights(&a), newest_weights(&b));
-    assert_eq!(wa.0, ["generator", "discriminator", "optim_g", "optim_d"]);
+    assert_eq!(
+        wa.0,
+        [
+            "generator",
+            "discriminator",
+            "optim_g",
+            "optim_d",
+            "generator-ema"
+        ]
+    );
     // Equal weights after the steps that followed the resume: the optimizers' states matched too.
     assert_eq!(wa.1, wb.1, "the generator differs after resume");
     assert_eq!(wa.2, wb.2, "the discriminator differs after resume");
+    assert_eq!(
+        wa.3, wb.3,
+        "the generator's moving average differs after resume"
+    );
+    assert_ne!(wa.1, wa.3, "the moving average is the generator itself");
     assert_eq!(logged(&a), logged(&b), "metrics.jsonl differs after resume");
     assert_eq!(
         s["test_fid"],

@@ -64,6 +64,12 @@ pub struct GanConfig {
     /// mean|z₁ − z₂| + 1e−5) added, which penalizes a generator that ignores its noise (images
     /// of a class that all look alike). 0 = off.
     pub mode_seeking: f64,
+    /// Decay β of an exponential moving average of the generator's weights (and its batch
+    /// norm's running statistics), updated after every generator step: ema ← β·ema + (1 − β)·G.
+    /// When β > 0 the average is the generator that is evaluated, drawn in the sample grids,
+    /// `fovea generate` and `[data.synthetic]`; the trained one keeps playing the game.
+    /// 0 = off.
+    pub ema: f64,
 }
 
 impl Default for GanConfig {
@@ -84,6 +90,7 @@ impl Default for GanConfig {
             gan_train_epochs: 5,
             gan_train_ratio: 1.0,
             mode_seeking: 0.0,
+            ema: 0.0,
         }
     }
 }
@@ -119,6 +126,12 @@ impl GanConfig {
             return Err(format!(
                 "mode_seeking must be ≥ 0 (got {})",
                 self.mode_seeking
+            ));
+        }
+        if !(0.0..1.0).contains(&self.ema) {
+            return Err(format!(
+                "ema is the average's decay β, in [0, 1) (got {}); 0 = off",
+                self.ema
             ));
         }
         super::adam_pair::check_adam_pair(self.lr_g, self.lr_d, self.beta1, self.beta2)?;

@@ -14,6 +14,11 @@
 //!   weighted by the gradient's magnitude), summed over cells of `hog_cell` × `hog_cell` pixels,
 //!   L2-Hys-normalized over blocks of `hog_block` × `hog_block` cells (stride one cell);
 //! - `hog-rff`: random Fourier features of the HOG vector (the RBF kernel on HOG features).
+//!
+//! With `pixel_weight` w > 0, `hog` and `hog-rff` append the normalized pixels to the HOG vector,
+//! scaled so that their expected squared norm is w times HOG's (each block has unit norm, so
+//! HOG's is the number of blocks): HOG is contrast-normalized and blind to how bright a region
+//! is, which the pixels keep.
 
 use anyhow::{Result, bail};
 use burn::module::Param;
@@ -71,6 +76,9 @@ pub struct SvmConfig {
     pub hog_cell: usize,
     pub hog_bins: usize,
     pub hog_block: usize,
+    /// `hog`, `hog-rff`: the weight of the appended pixels in the squared distance, relative to
+    /// HOG's; 0 = HOG alone.
+    pub pixel_weight: f64,
 }
 
 impl Default for SvmConfig {
@@ -85,6 +93,7 @@ impl Default for SvmConfig {
             hog_cell: 4,
             hog_bins: 9,
             hog_block: 2,
+            pixel_weight: 0.0,
         }
     }
 }
@@ -96,6 +105,18 @@ impl SvmConfig {
         }
         if !(self.gamma >= 0.0 && self.gamma.is_finite()) {
             return Err(format!("gamma must be ≥ 0 (got {})", self.gamma));
+        }
+        if !(self.pixel_weight >= 0.0 && self.pixel_weight.is_finite()) {
+            return Err(format!(
+                "pixel_weight must be ≥ 0 (got {})",
+                self.pixel_weight
+            ));
+        }
+        if self.pixel_weight > 0.0 && !self.uses_hog() {
+            return Err(format!(
+                "pixel_weight = {} appends the pixels to HOG: it needs features = \"hog\" or \"hog-rff\"",
+                self.pixel_weight
+            ));
         }
         for (key, v) in [
             ("components", self.components),
@@ -115,8 +136,32 @@ impl SvmConfig {
         Ok(match self.features {
             SvmFeatures::Pixels => input.pixels(),
             SvmFeatures::Rff | SvmFeatures::HogRff => self.components,
-            SvmFeatures::Hog => self.hog_count(input)?,
+            SvmFeatures::Hog => self.hog_input(input)?,
         })
+    }
+
+    fn uses_hog(&self) -> bool {
+        matches!(self.features, SvmFeatures::Hog | SvmFeatures::HogRff)
+    }
+
+    /// The length of the HOG vector, with the appended pixels when `pixel_weight` > 0.
+    fn hog_input(&self, input: InputShape) -> Result<usize> {
+        let pixels = if self.pixel_weight > 0.0 {
+            input.pixels()
+        } else {
+            0
+        };
+        Ok(self.hog_count(input)? + pixels)
+    }
+
+    /// The factor on the appended pixels: √(w · blocks / pixels), so that their expected squared
+    /// norm (≈ the number of pixel values, normalized) is w times HOG's (≈ the number of blocks).
+    fn pixel_scale(&self, input: InputShape) -> Result<f64> {
+        if self.pixel_weight == 0.0 {
+            return Ok(0.0);
+        }
+        let blocks = self.hog_count(input)? / (self.hog_block * self.hog_block * self.hog_bins);
+        Ok((self.pixel_weight * blocks as f64 / input.pixels() as f64).sqrt())
     }
 
     /// Multiply-adds of one image's forward pass: the random projection (with random features)
@@ -154,10 +199,11 @@ impl SvmConfig {
     fn rff_input(&self, input: InputShape) -> Result<(usize, f64)> {
         Ok(match self.features {
             SvmFeatures::HogRff => {
-                let d = self.hog_count(input)?;
+                let blocks =
+                    self.hog_count(input)? / (self.hog_block * self.hog_block * self.hog_bins);
                 (
-                    d,
-                    (self.hog_block * self.hog_block * self.hog_bins) as f64 / d as f64,
+                    self.hog_input(input)?,
+                    1.0 / ((1.0 + self.pixel_weight) * blocks as f64),
                 )
             }
             _ => (input.pixels(), 1.0 / input.pixels() as f64),
@@ -194,6 +240,7 @@ impl SvmConfig {
             c: self.c,
             train_images: 1,
             hog: [self.hog_cell, self.hog_bins, self.hog_block],
+            pixel_scale: self.pixel_scale(input)?,
         })
     }
 }
@@ -222,6 +269,9 @@ pub struct Svm {
     train_images: usize,
     #[module(skip)]
     hog: [usize; 3],
+    /// The factor on the pixels appended to HOG; 0 = none.
+    #[module(skip)]
+    pixel_scale: f64,
 }
 
 impl Svm {
@@ -233,12 +283,26 @@ impl Svm {
 
     /// The features of normalized images `[b, c, h, w]` → `[b, f]`.
     pub fn features(&self, images: Tensor<4>) -> Tensor<2> {
-        let [cell, bins, block] = self.hog;
         match self.features {
             SvmFeatures::Pixels => images.flatten::<2>(1, 3),
             SvmFeatures::Rff => self.random_features(images.flatten::<2>(1, 3)),
-            SvmFeatures::Hog => hog(images, cell, bins, block),
-            SvmFeatures::HogRff => self.random_features(hog(images, cell, bins, block)),
+            SvmFeatures::Hog => self.hog_features(images),
+            SvmFeatures::HogRff => self.random_features(self.hog_features(images)),
+        }
+    }
+
+    /// HOG, with the scaled pixels appended when `pixel_weight` > 0.
+    fn hog_features(&self, images: Tensor<4>) -> Tensor<2> {
+        let [cell, bins, block] = self.hog;
+        let h = hog(images.clone(), cell, bins, block);
+        if self.pixel_scale > 0.0 {
+            let pixels = images
+                .detach()
+                .flatten::<2>(1, 3)
+                .mul_scalar(self.pixel_scale);
+            Tensor::cat(vec![h, pixels], 1)
+        } else {
+            h
         }
     }
 
@@ -505,6 +569,54 @@ mod tests {
         let h = edge(false);
         let total: f32 = h.iter().sum();
         assert!(h[4] / total > 0.99, "{h:?}");
+    }
+
+    #[test]
+    fn pixel_weight_appends_the_scaled_pixels_to_hog() {
+        let device = Device::flex();
+        let shape = InputShape {
+            channels: 1,
+            height: 28,
+            width: 28,
+        };
+        let cfg = SvmConfig {
+            features: SvmFeatures::Hog,
+            pixel_weight: 0.5,
+            ..Default::default()
+        };
+        assert_eq!(cfg.feature_count(shape).unwrap(), 1296 + 784);
+        let px: Vec<f32> = (0..2 * 784)
+            .map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0)
+            .collect();
+        let img = Tensor::<4>::from_data(TensorData::new(px.clone(), [2, 1, 28, 28]), &device);
+        let svm = cfg.init(shape, 3, &device).unwrap();
+        let f = values(svm.features(img.clone()));
+        let h = values(hog(img, 4, 9, 2));
+        // 36 blocks of unit norm against 784 pixels: the pixels' weight in ‖x − y‖² is 0.5
+        let scale = (0.5f32 * 36.0 / 784.0).sqrt();
+        for n in 0..2 {
+            let row = &f[n * 2080..(n + 1) * 2080];
+            assert_eq!(&row[..1296], &h[n * 1296..(n + 1) * 1296]);
+            for (got, p) in row[1296..].iter().zip(&px[n * 784..(n + 1) * 784]) {
+                assert!((got - p * scale).abs() < 1e-6, "{got} vs {}", p * scale);
+            }
+        }
+        // the kernel's default γ counts the pixels' share: 1 / ((1 + 0.5) · 36)
+        let rff = SvmConfig {
+            features: SvmFeatures::HogRff,
+            ..cfg.clone()
+        };
+        let (d, gamma) = rff.rff_input(shape).unwrap();
+        assert_eq!(d, 2080);
+        assert!((gamma - 1.0 / 54.0).abs() < 1e-12, "{gamma}");
+        // and it means nothing without HOG
+        let err = SvmConfig {
+            features: SvmFeatures::Rff,
+            ..cfg
+        }
+        .validate()
+        .unwrap_err();
+        assert!(err.contains("pixel_weight") && err.contains("hog"), "{err}");
     }
 
     #[test]

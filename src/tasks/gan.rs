@@ -17,7 +17,7 @@ use serde_json::{Map, json};
 use super::classify::{host_f32, to_tensors};
 use super::fid::{self, Gaussian};
 use super::judge::{Judge, normalize_pixels};
-use super::records::{load_pair, pair_parts};
+use super::records::{load_module, load_pair, module_part, pair_parts};
 use crate::data::batch::{Batch, Normalizer, mix, standard_normal};
 use crate::data::{ImageSet, InputShape, Splits};
 use crate::models::Model;
@@ -32,6 +32,8 @@ pub const EPOCH_SAMPLES: &str = "samples";
 
 pub struct GanTask {
     g: Option<Generator>,
+    /// The moving average of the generator's weights (`ema` > 0), on the inference device.
+    g_ema: Option<Generator>,
     d: Option<Discriminator>,
     opt_g: ModuleOptimizer,
     opt_d: ModuleOptimizer,
@@ -78,6 +80,7 @@ impl GanTask {
             .fit_set(&data.train, eval_batch, cfg.fid_samples)
             .context("the judge's features of the training images")?;
         Ok(Self {
+            g_ema: (cfg.ema > 0.0).then(|| g.valid()),
             g: Some(g),
             d: Some(d),
             opt_g: adam(),
@@ -172,8 +175,17 @@ impl GanTask {
             adversarial
         };
         let grads = GradientsParams::from_grads(loss.backward(), &g);
-        self.g = Some(self.opt_g.step(lr, g, grads));
+        let g = self.opt_g.step(lr, g, grads);
+        if let Some(ema) = self.g_ema.take() {
+            self.g_ema = Some(moving_average(ema, &g.valid(), self.cfg.ema));
+        }
+        self.g = Some(g);
         value
+    }
+
+    /// The generator that is evaluated and drawn: the moving average when there is one.
+    fn drawing_generator(&self) -> Generator {
+        self.g_ema.clone().unwrap_or_else(|| self.g().valid())
     }
 
     /// `n` images with labels `i mod classes`, from noise seeded by (run seed, `salt`).
@@ -181,7 +193,7 @@ impl GanTask {
         let k = self.classes.len() as i64;
         let labels: Vec<i64> = (0..n as i64).map(|i| i % k).collect();
         generate(
-            &self.g().valid(),
+            &self.drawing_generator(),
             &labels,
             mix(&[self.seed, salt]),
             self.eval_batch,
@@ -213,6 +225,46 @@ impl GanTask {
         }
         plots::image_grid(path, title, &self.grid_rows()?, self.shape, 2)
     }
+}
+
+/// The checkpoint part of the generator's moving average.
+pub const EMA_PART: &str = "generator-ema";
+
+/// ema ← β·ema + (1 − β)·g for every float tensor of the two (same-config) generators, in
+/// visiting order: the weights and batch norm's running statistics.
+fn moving_average(ema: Generator, g: &Generator, beta: f64) -> Generator {
+    struct Collect(Vec<Tensor<1>>);
+    impl burn::module::ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
+            self.0.push(p.val().flatten::<1>(0, D - 1));
+        }
+    }
+    struct Blend {
+        current: std::vec::IntoIter<Tensor<1>>,
+        beta: f64,
+    }
+    impl burn::module::ModuleMapper for Blend {
+        fn map_float<const D: usize>(
+            &mut self,
+            p: burn::module::Param<Tensor<D>>,
+        ) -> burn::module::Param<Tensor<D>> {
+            let g = self
+                .current
+                .next()
+                .expect("the average and the generator have the same tensors");
+            let beta = self.beta;
+            p.map(|e| {
+                let dims = e.dims();
+                e.mul_scalar(beta) + g.reshape(dims).mul_scalar(1.0 - beta)
+            })
+        }
+    }
+    let mut current = Collect(Vec::new());
+    g.visit(&mut current);
+    ema.map(&mut Blend {
+        current: current.0.into_iter(),
+        beta,
+    })
 }
 
 /// Images of `labels` from a generator in evaluation mode, in batches of `batch`, as pixels in
@@ -337,12 +389,20 @@ impl Task for GanTask {
         let (_, y) = to_tensors(batch, self.shape, &device);
         let [b] = y.dims();
         let z = self.g().noise(b, &device);
-        let _: f32 = self.g().valid().forward(z, y).sum().into_scalar::<f32>();
+        let _: f32 = self
+            .drawing_generator()
+            .forward(z, y)
+            .sum()
+            .into_scalar::<f32>();
         Ok(())
     }
 
     fn save(&self) -> Result<Vec<Part>> {
-        pair_parts(self.g(), self.d(), &self.opt_g, &self.opt_d)
+        let mut parts = pair_parts(self.g(), self.d(), &self.opt_g, &self.opt_d)?;
+        if let Some(ema) = &self.g_ema {
+            parts.push(module_part(EMA_PART, ema)?);
+        }
+        Ok(parts)
     }
 
     fn load(&mut self, parts: Vec<Part>) -> Result<()> {
@@ -352,7 +412,11 @@ impl Task for GanTask {
             &mut self.opt_g,
             &mut self.opt_d,
             &parts,
-        )
+        )?;
+        if let Some(ema) = self.g_ema.take() {
+            self.g_ema = Some(load_module(ema, &parts, EMA_PART)?);
+        }
+        Ok(())
     }
 
     fn parameter_count(&self) -> usize {
@@ -382,7 +446,6 @@ mod tests {
     use super::*;
     use crate::models::Model;
     use crate::models::cnn::CnnConfig;
-    use burn::tensor::Distribution;
     use std::path::PathBuf;
 
     /// The trainable weights of a module on an autodiff device (not BatchNorm's running
@@ -408,6 +471,16 @@ mod tests {
         c.0
     }
 
+    /// Standard normal values from a seeded host generator (the device's is shared by the tests
+    /// that run beside this one).
+    fn host_normal<const D: usize>(dims: [usize; D], seed: u64, device: &Device) -> Tensor<D> {
+        use rand::SeedableRng;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let n = dims.iter().product();
+        let v: Vec<f32> = (0..n).map(|_| standard_normal(&mut rng) as f32).collect();
+        Tensor::from_data(TensorData::new(v, dims), device)
+    }
+
     fn task() -> GanTask {
         let shape = InputShape {
             channels: 1,
@@ -428,6 +501,7 @@ mod tests {
         let judge = CnnConfig::default().init(shape, 3, &plain).unwrap().valid();
         let adam = || AdamConfig::new().with_beta_1(0.5).init();
         GanTask {
+            g_ema: None,
             g: Some(g),
             d: Some(d),
             opt_g: adam(),
@@ -458,7 +532,7 @@ mod tests {
     #[test]
     fn the_discriminator_step_moves_only_d_and_the_generator_step_only_g() {
         let mut t = task();
-        let x = Tensor::<4>::random([6, 1, 12, 12], Distribution::Normal(0.0, 1.0), &t.device);
+        let x = host_normal([6, 1, 12, 12], 1, &t.device);
         let y =
             Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1, 2, 0, 1, 2], [6]), &t.device);
         let (g0, d0) = (weights(t.g()), weights(t.d()));
@@ -492,10 +566,14 @@ mod tests {
 
     #[test]
     fn the_mode_seeking_term_moves_the_generator_and_only_it() {
+        // Both start from the same weights, whatever other tests draw from the shared device
+        // generator meanwhile.
+        let start = task().save().unwrap();
         let after = |lambda: f64| {
             let mut t = task();
+            t.load(start.clone()).unwrap();
             t.cfg.mode_seeking = lambda;
-            let z = Tensor::<2>::random([6, 8], Distribution::Normal(0.0, 1.0), &t.device);
+            let z = host_normal([6, 8], 2, &t.device);
             let y = Tensor::<1, Int>::from_data(
                 TensorData::new(vec![0i64, 1, 2, 0, 1, 2], [6]),
                 &t.device,
@@ -513,6 +591,37 @@ mod tests {
             plain, seeking,
             "the mode-seeking term did not reach the generator"
         );
+    }
+
+    #[test]
+    fn the_moving_average_follows_the_generator_by_its_decay_and_is_what_is_drawn() {
+        let mut t = task();
+        let beta = 0.75;
+        t.cfg.ema = beta;
+        t.g_ema = Some(t.g().valid());
+        let all = |g: &Generator| crate::models::flat_params(g);
+        let before = all(&t.g().valid());
+        let z = host_normal([6, 8], 3, &t.device);
+        let y =
+            Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1, 2, 0, 1, 2], [6]), &t.device);
+        t.g_step(z, y, 1e-2);
+        let after = all(&t.g().valid());
+        let ema = all(t.g_ema.as_ref().unwrap());
+        assert_eq!(ema.len(), before.len());
+        assert_ne!(before, after);
+        let worst = (0..ema.len())
+            .map(|i| (ema[i] - (beta as f32 * before[i] + (1.0 - beta as f32) * after[i])).abs())
+            .fold(0f32, f32::max);
+        assert!(worst < 1e-6, "the average is off by {worst}");
+        // the grid and the evaluation draw from the average, not the trained generator
+        assert_eq!(all(&t.drawing_generator()), ema);
+        // and a checkpoint carries it
+        let parts = t.save().unwrap();
+        let mut fresh = task();
+        fresh.cfg.ema = beta;
+        fresh.g_ema = Some(fresh.g().valid());
+        fresh.load(parts).unwrap();
+        assert_eq!(all(fresh.g_ema.as_ref().unwrap()), ema);
     }
 
     #[test]
