@@ -350,7 +350,13 @@ impl Drawn {
         let (g, _) = gan.init(meta.shape, meta.classes.len(), &device)?;
         // With a moving average the average is the generator that the run evaluated.
         let g = if gan.ema > 0.0 {
-            load_module(g.valid(), &parts, gan::EMA_PART)?
+            let ema = load_module(g.valid(), &parts, gan::EMA_PART)?;
+            gan::standing(
+                &ema,
+                meta.classes.len(),
+                config.seed,
+                &device.clone().autodiff(),
+            )
         } else {
             load_module(g, &parts, "generator")?.valid()
         };

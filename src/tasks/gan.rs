@@ -177,15 +177,19 @@ impl GanTask {
         let grads = GradientsParams::from_grads(loss.backward(), &g);
         let g = self.opt_g.step(lr, g, grads);
         if let Some(ema) = self.g_ema.take() {
-            self.g_ema = Some(moving_average(ema, &g.valid(), self.cfg.ema));
+            self.g_ema = Some(moving_average(ema, &g, self.cfg.ema));
         }
         self.g = Some(g);
         value
     }
 
-    /// The generator that is evaluated and drawn: the moving average when there is one.
+    /// The generator that is evaluated and drawn: the moving average, with batch-norm statistics
+    /// of its own, when there is one.
     fn drawing_generator(&self) -> Generator {
-        self.g_ema.clone().unwrap_or_else(|| self.g().valid())
+        match &self.g_ema {
+            Some(ema) => standing(ema, self.classes.len(), self.seed, &self.device),
+            None => self.g().valid(),
+        }
     }
 
     /// `n` images with labels `i mod classes`, from noise seeded by (run seed, `salt`).
@@ -230,17 +234,53 @@ impl GanTask {
 /// The checkpoint part of the generator's moving average.
 pub const EMA_PART: &str = "generator-ema";
 
-/// ema ← β·ema + (1 − β)·g for every float tensor of the two (same-config) generators, in
-/// visiting order: the weights and batch norm's running statistics.
+/// Batches (of `STANDING_BATCH` images) that measure the moving average's batch-norm
+/// statistics before it draws: with batch norm's momentum 0.1 the statistics it started from
+/// keep a weight of 0.9⁶⁴ ≈ 0.1 %.
+const STANDING_BATCHES: usize = 64;
+const STANDING_BATCH: usize = 64;
+
+/// The moving average with its batch norm's running statistics measured on itself
+/// ("standing statistics", Brock et al., 2019; what PyTorch's `swa_utils.update_bn` does for
+/// averaged weights): averaged weights give other activations than the ones the trained
+/// generator's statistics were measured on. `STANDING_BATCHES` forward passes in training mode
+/// on the autodiff `device`, labels cycling through the `classes`, noise from a host generator
+/// seeded by the run's `seed`: the result depends on the averaged weights alone, and the task
+/// and `fovea generate` get the same generator.
+pub fn standing(ema: &Generator, classes: usize, seed: u64, device: &Device) -> Generator {
+    use rand::SeedableRng;
+    let g = ema.clone().train();
+    let b = STANDING_BATCH;
+    let labels: Vec<i64> = (0..b as i64).map(|i| i % classes.max(1) as i64).collect();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(mix(&[seed, 37]));
+    for _ in 0..STANDING_BATCHES {
+        let y = Tensor::<1, Int>::from_data(TensorData::new(labels.clone(), [b]), device);
+        let normal: Vec<f32> = (0..b * g.latent())
+            .map(|_| standard_normal(&mut rng) as f32)
+            .collect();
+        let z = Tensor::<2>::from_data(TensorData::new(normal, [b, g.latent()]), device);
+        drop(g.forward(z, y));
+    }
+    g.valid()
+}
+
+/// ema ← β·ema + (1 − β)·g for every trained weight of the two (same-config) generators, in
+/// visiting order; `g` is the trained generator (on the autodiff device), `ema` its average on
+/// the inference device. Batch norm's running statistics are not averaged: the average's are
+/// measured on itself when it draws (`standing`).
 fn moving_average(ema: Generator, g: &Generator, beta: f64) -> Generator {
-    struct Collect(Vec<Tensor<1>>);
+    struct Collect(Vec<Option<Tensor<1>>>);
     impl burn::module::ModuleVisitor for Collect {
         fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
-            self.0.push(p.val().flatten::<1>(0, D - 1));
+            let t = p.val();
+            self.0.push(
+                t.is_require_grad()
+                    .then(|| t.inner().flatten::<1>(0, D - 1)),
+            );
         }
     }
     struct Blend {
-        current: std::vec::IntoIter<Tensor<1>>,
+        current: std::vec::IntoIter<Option<Tensor<1>>>,
         beta: f64,
     }
     impl burn::module::ModuleMapper for Blend {
@@ -248,10 +288,13 @@ fn moving_average(ema: Generator, g: &Generator, beta: f64) -> Generator {
             &mut self,
             p: burn::module::Param<Tensor<D>>,
         ) -> burn::module::Param<Tensor<D>> {
-            let g = self
+            let Some(g) = self
                 .current
                 .next()
-                .expect("the average and the generator have the same tensors");
+                .expect("the average and the generator have the same tensors")
+            else {
+                return p; // a running statistic
+            };
             let beta = self.beta;
             p.map(|e| {
                 let dims = e.dims();
@@ -389,11 +432,9 @@ impl Task for GanTask {
         let (_, y) = to_tensors(batch, self.shape, &device);
         let [b] = y.dims();
         let z = self.g().noise(b, &device);
-        let _: f32 = self
-            .drawing_generator()
-            .forward(z, y)
-            .sum()
-            .into_scalar::<f32>();
+        // the moving average as it is kept (drawing measures its statistics first)
+        let g = self.g_ema.clone().unwrap_or_else(|| self.g().valid());
+        let _: f32 = g.forward(z, y).sum().into_scalar::<f32>();
         Ok(())
     }
 
@@ -594,34 +635,51 @@ mod tests {
     }
 
     #[test]
-    fn the_moving_average_follows_the_generator_by_its_decay_and_is_what_is_drawn() {
+    fn the_moving_average_follows_the_generator_by_its_decay_and_draws_with_its_own_statistics() {
         let mut t = task();
         let beta = 0.75;
         t.cfg.ema = beta;
         t.g_ema = Some(t.g().valid());
-        let all = |g: &Generator| crate::models::flat_params(g);
-        let before = all(&t.g().valid());
-        let z = host_normal([6, 8], 3, &t.device);
+        // the trained weights (not batch norm's statistics) of a generator kept for inference
+        let trained = |g: &Generator| weights(&g.clone().train());
+        let before = weights(t.g());
+        let z = host_normal([6, 8], 4, &t.device);
         let y =
             Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1, 2, 0, 1, 2], [6]), &t.device);
         t.g_step(z, y, 1e-2);
-        let after = all(&t.g().valid());
-        let ema = all(t.g_ema.as_ref().unwrap());
-        assert_eq!(ema.len(), before.len());
+        let after = weights(t.g());
+        let ema = t.g_ema.clone().unwrap();
+        let averaged = trained(&ema);
+        assert_eq!(averaged.len(), before.len());
         assert_ne!(before, after);
-        let worst = (0..ema.len())
-            .map(|i| (ema[i] - (beta as f32 * before[i] + (1.0 - beta as f32) * after[i])).abs())
+        let worst = (0..averaged.len())
+            .map(|i| {
+                (averaged[i] - (beta as f32 * before[i] + (1.0 - beta as f32) * after[i])).abs()
+            })
             .fold(0f32, f32::max);
         assert!(worst < 1e-6, "the average is off by {worst}");
-        // the grid and the evaluation draw from the average, not the trained generator
-        assert_eq!(all(&t.drawing_generator()), ema);
-        // and a checkpoint carries it
+        // what is drawn: the average's weights, with batch-norm statistics measured on itself
+        let drawn = t.drawing_generator();
+        assert_eq!(trained(&drawn), averaged);
+        let all = |g: &Generator| crate::models::flat_params(g);
+        assert_ne!(
+            all(&drawn),
+            all(&ema),
+            "the statistics were not measured again"
+        );
+        assert_eq!(
+            all(&drawn),
+            all(&t.drawing_generator()),
+            "not deterministic"
+        );
+        // a checkpoint carries the average
         let parts = t.save().unwrap();
         let mut fresh = task();
         fresh.cfg.ema = beta;
         fresh.g_ema = Some(fresh.g().valid());
         fresh.load(parts).unwrap();
-        assert_eq!(all(fresh.g_ema.as_ref().unwrap()), ema);
+        assert_eq!(trained(fresh.g_ema.as_ref().unwrap()), averaged);
+        assert_eq!(all(&fresh.drawing_generator()), all(&drawn));
     }
 
     #[test]
