@@ -160,8 +160,13 @@ impl SvmConfig {
         if self.pixel_weight == 0.0 {
             return Ok(0.0);
         }
-        let blocks = self.hog_count(input)? / (self.hog_block * self.hog_block * self.hog_bins);
+        let blocks = self.hog_blocks(input)?;
         Ok((self.pixel_weight * blocks as f64 / input.pixels() as f64).sqrt())
+    }
+
+    /// The number of HOG blocks (each of unit norm).
+    fn hog_blocks(&self, input: InputShape) -> Result<usize> {
+        Ok(self.hog_count(input)? / (self.hog_block * self.hog_block * self.hog_bins))
     }
 
     /// Multiply-adds of one image's forward pass: the random projection (with random features)
@@ -198,14 +203,10 @@ impl SvmConfig {
     /// The input of the random features (pixels or HOG) and its default γ, 1 / E‖x‖².
     fn rff_input(&self, input: InputShape) -> Result<(usize, f64)> {
         Ok(match self.features {
-            SvmFeatures::HogRff => {
-                let blocks =
-                    self.hog_count(input)? / (self.hog_block * self.hog_block * self.hog_bins);
-                (
-                    self.hog_input(input)?,
-                    1.0 / ((1.0 + self.pixel_weight) * blocks as f64),
-                )
-            }
+            SvmFeatures::HogRff => (
+                self.hog_input(input)?,
+                1.0 / ((1.0 + self.pixel_weight) * self.hog_blocks(input)? as f64),
+            ),
             _ => (input.pixels(), 1.0 / input.pixels() as f64),
         })
     }
