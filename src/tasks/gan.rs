@@ -255,10 +255,7 @@ pub fn standing(ema: &Generator, classes: usize, seed: u64, device: &Device) -> 
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(mix(&[seed, 37]));
     for _ in 0..STANDING_BATCHES {
         let y = Tensor::<1, Int>::from_data(TensorData::new(labels.clone(), [b]), device);
-        let normal: Vec<f32> = (0..b * g.latent())
-            .map(|_| standard_normal(&mut rng) as f32)
-            .collect();
-        let z = Tensor::<2>::from_data(TensorData::new(normal, [b, g.latent()]), device);
+        let z = host_normal(&mut rng, [b, g.latent()], device);
         drop(g.forward(z, y));
     }
     g.valid()
@@ -310,6 +307,19 @@ fn moving_average(ema: Generator, g: &Generator, beta: f64) -> Generator {
     })
 }
 
+/// Standard normal values of shape `dims` from the host generator `rng`, on `device`: the same
+/// noise on every backend.
+fn host_normal<const D: usize>(
+    rng: &mut rand_chacha::ChaCha8Rng,
+    dims: [usize; D],
+    device: &Device,
+) -> Tensor<D> {
+    let v: Vec<f32> = (0..dims.iter().product())
+        .map(|_| standard_normal(rng) as f32)
+        .collect();
+    Tensor::from_data(TensorData::new(v, dims), device)
+}
+
 /// Images of `labels` from a generator in evaluation mode, in batches of `batch`, as pixels in
 /// [−1, 1] `[b, c, h, w]` with their labels. The noise comes from a host generator seeded by
 /// `seed`, not from the device's: the same images on every backend and every call.
@@ -327,10 +337,7 @@ pub fn generate(
         .map(|chunk| {
             let b = chunk.len();
             let y = Tensor::<1, Int>::from_data(TensorData::new(chunk.to_vec(), [b]), device);
-            let normal: Vec<f32> = (0..b * g.latent())
-                .map(|_| standard_normal(&mut rng) as f32)
-                .collect();
-            let z = Tensor::<2>::from_data(TensorData::new(normal, [b, g.latent()]), device);
+            let z = host_normal(&mut rng, [b, g.latent()], device);
             (g.forward(z, y), chunk.to_vec())
         })
         .collect()
@@ -512,14 +519,15 @@ mod tests {
         c.0
     }
 
-    /// Standard normal values from a seeded host generator (the device's is shared by the tests
-    /// that run beside this one).
-    fn host_normal<const D: usize>(dims: [usize; D], seed: u64, device: &Device) -> Tensor<D> {
+    /// Standard normal values from a host generator seeded by `seed` (the device's is shared by
+    /// the tests that run beside this one).
+    fn seeded_normal<const D: usize>(dims: [usize; D], seed: u64, device: &Device) -> Tensor<D> {
         use rand::SeedableRng;
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let n = dims.iter().product();
-        let v: Vec<f32> = (0..n).map(|_| standard_normal(&mut rng) as f32).collect();
-        Tensor::from_data(TensorData::new(v, dims), device)
+        host_normal(
+            &mut rand_chacha::ChaCha8Rng::seed_from_u64(seed),
+            dims,
+            device,
+        )
     }
 
     fn task() -> GanTask {
@@ -573,7 +581,7 @@ mod tests {
     #[test]
     fn the_discriminator_step_moves_only_d_and_the_generator_step_only_g() {
         let mut t = task();
-        let x = host_normal([6, 1, 12, 12], 1, &t.device);
+        let x = seeded_normal([6, 1, 12, 12], 1, &t.device);
         let y =
             Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1, 2, 0, 1, 2], [6]), &t.device);
         let (g0, d0) = (weights(t.g()), weights(t.d()));
@@ -614,7 +622,7 @@ mod tests {
             let mut t = task();
             t.load(start.clone()).unwrap();
             t.cfg.mode_seeking = lambda;
-            let z = host_normal([6, 8], 2, &t.device);
+            let z = seeded_normal([6, 8], 2, &t.device);
             let y = Tensor::<1, Int>::from_data(
                 TensorData::new(vec![0i64, 1, 2, 0, 1, 2], [6]),
                 &t.device,
@@ -643,7 +651,7 @@ mod tests {
         // the trained weights (not batch norm's statistics) of a generator kept for inference
         let trained = |g: &Generator| weights(&g.clone().train());
         let before = weights(t.g());
-        let z = host_normal([6, 8], 4, &t.device);
+        let z = seeded_normal([6, 8], 4, &t.device);
         let y =
             Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1, 2, 0, 1, 2], [6]), &t.device);
         t.g_step(z, y, 1e-2);
