@@ -238,13 +238,14 @@ impl ConvBlock {
     }
 }
 
-/// Input channels up to which a convolution uses fovea's flex kernel (see `convolve`): the first
-/// layer of a grayscale or colour image. Measured on the reference CNN (README, "Performance"):
-/// +7–12 % training speed with the first layer alone, no more with every layer.
+/// Input channels up to which a convolution uses fovea's direct flex kernel (see `convolve`):
+/// the first layer of a grayscale or colour image. Wider layers are unfolded into one matrix
+/// product over the batch in training (README, "Performance").
 const OWN_CONV_MAX_CHANNELS: usize = 4;
 
-/// A convolution: on flex, for a "same" convolution of stride 1, fovea's kernel, whose weight
-/// gradient is an unfold and one batched matrix product (see `flex_kernels`); Burn's otherwise.
+/// A convolution: on flex, for a "same" convolution of stride 1, one of fovea's kernels (see
+/// `flex_kernels`): computed directly for few input channels, unfolded into one matrix product
+/// over the batch for more (training only); Burn's otherwise.
 fn convolve(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let [kh, kw] = conv.kernel_size;
     let same = conv.stride == [1, 1]
@@ -253,10 +254,21 @@ fn convolve(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
         && kh % 2 == 1
         && kw % 2 == 1
         && matches!(conv.padding, PaddingConfig2d::Same);
-    if !same || x.dims()[1] > OWN_CONV_MAX_CHANNELS {
+    if !same {
         return conv.forward(x);
     }
-    match flex_kernels::conv_same(x, conv.weight.val()) {
+    let wide = x.dims()[1] > OWN_CONV_MAX_CHANNELS;
+    if wide && !x.device().is_autodiff() {
+        // inference: Burn's tiled convolution does not hold a whole batch's unfolding (at batch
+        // 256 that is ~58 MiB for the reference's second layer) and measured faster here
+        return conv.forward(x);
+    }
+    let y = if wide {
+        flex_kernels::conv_unfolded(x, conv.weight.val())
+    } else {
+        flex_kernels::conv_same(x, conv.weight.val())
+    };
+    match y {
         Ok(y) => match &conv.bias {
             Some(bias) => {
                 let out = y.dims()[1];

@@ -1,7 +1,10 @@
 //! Kernels of fovea's own for the flex backend, through Burn's backend-extension API, each with
 //! its backward pass for autodiff: 2 × 2 max pooling (stride 2), batch normalization (training
-//! and inference), and a "same" convolution for few input channels, computed directly forward,
-//! whose weight gradient is an unfold and one batched matrix product. Other backends keep Burn's operations; the backend-parity tests compare them.
+//! and inference), a "same" convolution for few input channels, computed directly forward,
+//! whose weight gradient is an unfold and one batched matrix product, and a "same" convolution
+//! for many input channels as one matrix product over the whole batch (`conv_unfolded`: forward
+//! one product, backward two). Other backends keep Burn's operations; the backend-parity tests
+//! compare them.
 //!
 //! Why (README, "Performance"): on the reference CNN's first block (64 × 32 × 28 × 28 values)
 //! flex's max pooling, a generic 3-D pooling loop, takes ~6 ms forward, fourteen times a ReLU over
@@ -14,7 +17,8 @@
 //! each window, and in the backward pass the gradient goes to the first maximal pixel in reading
 //! order (top-left, top-right, bottom-left, bottom-right), as Burn's pooling sends it. Batch norm
 //! computes what Burn's `batch_norm_train` and its backward compute (per-channel mean and biased
-//! variance over batch and pixels, y = (x − mean)/√(var + ε)·γ + β), summing in f64.
+//! variance over batch and pixels, y = (x − mean)/√(var + ε)·γ + β); its sums run in eight f32
+//! lanes per image plane (vectorized), added up in f64.
 
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -39,6 +43,11 @@ pub trait FlexKernels: Backend {
     /// computed directly; backward, the weight gradient as an unfold and one batched matrix
     /// product (the input gradient, when needed, is Burn's).
     fn conv_same(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// A "same" convolution of stride 1 (odd kernel, no bias) for many input channels, as one
+    /// matrix product over the whole batch: the input unfolded to `[c·k², b·h·w]`, times the
+    /// weights `[o, c·k²]`. Backward: the weight gradient is one product with the saved
+    /// unfolding, the input gradient one product folded back (two matrix products in all).
+    fn conv_unfolded(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self>;
     /// `[b, c, h, w]` → `[2, c]`: each channel's mean and biased variance (not differentiated).
     fn batch_stats(x: FloatTensor<Self>) -> FloatTensor<Self>;
     /// Batch norm of `x` with `stats` from `batch_stats(x)`; differentiated with respect to `x`
@@ -79,6 +88,16 @@ pub fn batch_norm_eval(
         stats.into_dispatch(),
         epsilon,
     );
+    Ok(Tensor::from_dispatch(out))
+}
+
+/// A "same" convolution of stride 1 without bias on flex as one matrix product over the
+/// batch (see `FlexKernels::conv_unfolded`); `Err(x)` unchanged on any other backend.
+pub fn conv_unfolded(x: Tensor<4>, weight: Tensor<4>) -> Result<Tensor<4>, Tensor<4>> {
+    if !on_flex(&x) {
+        return Err(x);
+    }
+    let out = <Dispatch as FlexKernels>::conv_unfolded(x.into_dispatch(), weight.into_dispatch());
     Ok(Tensor::from_dispatch(out))
 }
 
@@ -141,6 +160,12 @@ impl FlexKernels for Flex {
 
     fn conv_same(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
         conv_forward(&x, &weight)
+    }
+
+    fn conv_unfolded(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
+        let dims = x.layout().shape().to_vec();
+        let columns = unfold(&x, &weight);
+        unfolded_product(columns, &weight, &dims)
     }
 
     fn batch_stats(x: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -235,6 +260,60 @@ impl<C: CheckpointStrategy> FlexKernels for Autodiff<Flex, C> {
         {
             OpsKind::Tracked(mut prep) => {
                 let state = (prep.checkpoint(&x), prep.checkpoint(&weight));
+                prep.finish(state, out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(out),
+        }
+    }
+
+    fn conv_unfolded(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct ConvUnfolded;
+
+        impl Backward<Flex, 2> for ConvUnfolded {
+            /// The input's dims, its unfolding `[c·k², b·h·w]` and the weight's node.
+            type State = (Vec<usize>, FlexTensor, NodeId);
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 2>,
+                grads: &mut Gradients,
+                checkpointer: &mut Checkpointer,
+            ) {
+                let (dims, columns, weight) = ops.state;
+                let weight: FlexTensor = checkpointer.retrieve_node_output(weight);
+                let grad = grads.consume::<Flex>(&ops.node);
+                let [b, o] = [dims[0], weight.layout().shape()[0]];
+                let plane = dims[2] * dims[3];
+                // dY as [o, b·h·w], the layout of the forward product
+                let grad = Flex::float_reshape(grad, [b, o, plane].into());
+                let grad = Flex::float_swap_dims(grad, 0, 1).to_contiguous();
+                let grad = Flex::float_reshape(grad, [o, b * plane].into());
+                let [px, pw] = ops.parents;
+                let wdims = weight.layout().shape().to_vec();
+                let taps = wdims[1] * wdims[2] * wdims[3];
+                let w2 = Flex::float_reshape(weight, [o, taps].into());
+                if let Some(node) = px {
+                    let dcols = Flex::float_matmul(Flex::float_transpose(w2), grad.clone());
+                    grads.register::<Flex>(node.id, fold(&dcols, &dims, &wdims));
+                }
+                if let Some(node) = pw {
+                    let dw = Flex::float_matmul(grad, Flex::float_transpose(columns));
+                    grads.register::<Flex>(node.id, Flex::float_reshape(dw, wdims.into()));
+                }
+            }
+        }
+
+        let dims = x.primitive().layout().shape().to_vec();
+        let columns = unfold(x.primitive(), weight.primitive());
+        let out = unfolded_product(columns.clone(), weight.primitive(), &dims);
+        match ConvUnfolded
+            .prepare::<C>([x.node(), weight.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let state = (dims, columns, prep.checkpoint(&weight));
                 prep.finish(state, out)
             }
             OpsKind::UnTracked(prep) => prep.finish(out),
@@ -473,10 +552,135 @@ fn conv_weight_grad(x: &FlexTensor, weight: &FlexTensor, grad: FlexTensor) -> Fl
     Flex::float_reshape(summed, [o, c, kh, kw].into())
 }
 
+/// The input `[b, c, h, w]` of a "same" convolution unfolded to `[c·k², b·h·w]`: row
+/// (channel, ky, kx), in the weights' order, holds for every image and pixel the input pixel
+/// that tap reads (zero outside the image).
+fn unfold(x: &FlexTensor, weight: &FlexTensor) -> FlexTensor {
+    let (dims, v) = values(x);
+    let [b, c, h, w] = [dims[0], dims[1], dims[2], dims[3]];
+    let wd = weight.layout().shape().to_vec();
+    let (kh, kw) = (wd[2], wd[3]);
+    let (ph, pw) = (kh / 2, kw / 2);
+    let plane = h * w;
+    let mut columns = vec![0f32; c * kh * kw * b * plane];
+    columns
+        .par_chunks_mut(b * plane)
+        .enumerate()
+        .for_each(|(row, out)| {
+            let (ch, ky, kx) = (row / (kh * kw), row / kw % kh, row % kw);
+            // output column x reads input column x + kx − pw, inside the image
+            let x0 = pw.saturating_sub(kx);
+            let x1 = (w + pw).saturating_sub(kx).min(w);
+            for (image, o) in out.chunks_exact_mut(plane).enumerate() {
+                let src = &v[(image * c + ch) * plane..(image * c + ch + 1) * plane];
+                for y in 0..h {
+                    let sy = y + ky;
+                    if sy < ph || sy - ph >= h || x0 >= x1 {
+                        continue; // stays zero
+                    }
+                    let from = (sy - ph) * w + x0 + kx - pw;
+                    o[y * w + x0..y * w + x1].copy_from_slice(&src[from..from + x1 - x0]);
+                }
+            }
+        });
+    FlexTensor::from_data(TensorData::new(columns, [c * kh * kw, b * plane]))
+}
+
+/// `weight [o, c, kh, kw]` × `columns [c·k², b·h·w]`, returned as `[b, o, h, w]`.
+fn unfolded_product(columns: FlexTensor, weight: &FlexTensor, dims: &[usize]) -> FlexTensor {
+    let wd = weight.layout().shape().to_vec();
+    let o = wd[0];
+    let w2 = Flex::float_reshape(weight.clone(), [o, wd[1] * wd[2] * wd[3]].into());
+    let y = Flex::float_matmul(w2, columns); // [o, b·h·w]
+    let y = Flex::float_reshape(y, [o, dims[0], dims[2] * dims[3]].into());
+    let y = Flex::float_swap_dims(y, 0, 1).to_contiguous(); // [b, o, h·w]
+    Flex::float_reshape(y, [dims[0], o, dims[2], dims[3]].into())
+}
+
+/// The inverse of `unfold` for gradients: `dcols [c·k², b·h·w]` summed back onto the input
+/// `[b, c, h, w]` (each input pixel receives the gradient of every tap that read it).
+fn fold(dcols: &FlexTensor, dims: &[usize], wdims: &[usize]) -> FlexTensor {
+    let (_, d) = values(dcols);
+    let [b, c, h, w] = [dims[0], dims[1], dims[2], dims[3]];
+    let (kh, kw) = (wdims[2], wdims[3]);
+    let (ph, pw) = (kh / 2, kw / 2);
+    let plane = h * w;
+    let mut dx = vec![0f32; b * c * plane];
+    dx.par_chunks_mut(plane).enumerate().for_each(|(i, out)| {
+        let (image, ch) = (i / c, i % c);
+        for ky in 0..kh {
+            for kx in 0..kw {
+                let row = (ch * kh + ky) * kw + kx;
+                let src = &d[row * b * plane + image * plane..][..plane];
+                let x0 = pw.saturating_sub(kx);
+                let x1 = (w + pw).saturating_sub(kx).min(w);
+                if x0 >= x1 {
+                    continue;
+                }
+                for y in 0..h {
+                    let sy = y + ky;
+                    if sy < ph || sy - ph >= h {
+                        continue;
+                    }
+                    let to = (sy - ph) * w + x0 + kx - pw;
+                    let target = &mut out[to..to + x1 - x0];
+                    for (t, &g) in target.iter_mut().zip(&src[y * w + x0..y * w + x1]) {
+                        *t += g;
+                    }
+                }
+            }
+        }
+    });
+    FlexTensor::from_data(TensorData::new(dx, [b, c, h, w]))
+}
+
 /// `[b, c, h, w]`: the values of channel `ch` are `b` runs of `h·w`, one per image.
 fn channel_runs(x: &[f32], c: usize, plane: usize, ch: usize) -> impl Iterator<Item = &[f32]> {
     x.chunks(c * plane)
         .map(move |image| &image[ch * plane..(ch + 1) * plane])
+}
+
+/// Lanes of the partial sums below: independent f32 accumulators the compiler keeps in one
+/// SIMD register, so a sum is not one long chain of dependent additions.
+const LANES: usize = 8;
+
+/// Σ f(a) over `xs`: `LANES` f32 partial sums (each of at most a run's length / `LANES`
+/// terms), added up in f64.
+#[inline]
+fn lane_sum(xs: &[f32], f: impl Fn(f32) -> f32) -> f64 {
+    let mut acc = [0f32; LANES];
+    let chunks = xs.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for (a, &v) in acc.iter_mut().zip(chunk) {
+            *a += f(v);
+        }
+    }
+    let tail: f64 = rest.iter().map(|&v| f(v) as f64).sum();
+    acc.iter().map(|&a| a as f64).sum::<f64>() + tail
+}
+
+/// (Σ d, Σ d·f(a)) over two equally long runs, as `lane_sum` does.
+#[inline]
+fn lane_sums2(xs: &[f32], ds: &[f32], f: impl Fn(f32) -> f32) -> (f64, f64) {
+    let (mut s1, mut s2) = ([0f32; LANES], [0f32; LANES]);
+    let (xc, dc) = (xs.chunks_exact(LANES), ds.chunks_exact(LANES));
+    let (xr, dr) = (xc.remainder(), dc.remainder());
+    for (x, d) in xc.zip(dc) {
+        for k in 0..LANES {
+            s1[k] += d[k];
+            s2[k] += d[k] * f(x[k]);
+        }
+    }
+    let mut t = (
+        s1.iter().map(|&a| a as f64).sum::<f64>(),
+        s2.iter().map(|&a| a as f64).sum::<f64>(),
+    );
+    for (&x, &d) in xr.iter().zip(dr) {
+        t.0 += d as f64;
+        t.1 += (d * f(x)) as f64;
+    }
+    t
 }
 
 /// Per channel: mean and biased variance, as `[2, c]`.
@@ -488,11 +692,12 @@ fn stats(x: &FlexTensor) -> FlexTensor {
         .into_par_iter()
         .map(|ch| {
             let sum: f64 = channel_runs(&v, c, plane, ch)
-                .map(|r| r.iter().map(|&a| a as f64).sum::<f64>())
+                .map(|r| lane_sum(r, |a| a))
                 .sum();
             let mean = sum / n;
+            let m = mean as f32;
             let sq: f64 = channel_runs(&v, c, plane, ch)
-                .map(|r| r.iter().map(|&a| (a as f64 - mean).powi(2)).sum::<f64>())
+                .map(|r| lane_sum(r, |a| (a - m) * (a - m)))
                 .sum();
             (mean as f32, (sq / n) as f32)
         })
@@ -561,12 +766,12 @@ fn norm_backward(
     let sums: Vec<(f64, f64)> = (0..c)
         .into_par_iter()
         .map(|ch| {
+            let (m, s) = (mean[ch], inv_std[ch]);
             let (mut db, mut dg) = (0f64, 0f64);
             for (xr, gr) in channel_runs(&v, c, plane, ch).zip(channel_runs(&dy, c, plane, ch)) {
-                for (&a, &d) in xr.iter().zip(gr) {
-                    db += d as f64;
-                    dg += d as f64 * ((a - mean[ch]) * inv_std[ch]) as f64;
-                }
+                let (b, g) = lane_sums2(xr, gr, |a| (a - m) * s);
+                db += b;
+                dg += g;
             }
             (dg, db)
         })
@@ -695,7 +900,13 @@ mod tests {
     #[test]
     fn the_convolution_and_its_gradients_equal_burns() {
         let device = Device::flex().autodiff();
-        for [c, o, k] in [[1, 4, 3], [3, 5, 5]] {
+        // both of fovea's convolutions: computed directly, and unfolded into one product
+        for (unfolded, [c, o, k]) in [
+            (false, [1, 4, 3]),
+            (false, [3, 5, 5]),
+            (true, [1, 4, 3]),
+            (true, [6, 5, 5]),
+        ] {
             let x = noise([2, c, 7, 6], 7, -1.0, 1.0, &device);
             let wt = noise([o, c, k, k], 8, -0.5, 0.5, &device);
             let mix = noise([2, o, 7, 6], 9, -1.0, 1.0, &device);
@@ -704,7 +915,9 @@ mod tests {
                     x.clone().detach().require_grad(),
                     wt.clone().detach().require_grad(),
                 );
-                let y = if ours {
+                let y = if ours && unfolded {
+                    conv_unfolded(x.clone(), wt.clone()).unwrap()
+                } else if ours {
                     conv_same(x.clone(), wt.clone()).unwrap()
                 } else {
                     let options = ConvOptions::new([1, 1], [k / 2, k / 2], [1, 1], 1);
@@ -720,7 +933,10 @@ mod tests {
             let (ours, theirs) = (run(true), run(false));
             for (what, (a, b)) in ["output", "dx", "dw"].iter().zip(ours.iter().zip(&theirs)) {
                 let d = worst(a, b);
-                assert!(d < 1e-4, "{what} ({c}→{o}, k {k}) differs by {d}");
+                assert!(
+                    d < 1e-4,
+                    "{what} ({c}→{o}, k {k}, unfolded {unfolded}) differs by {d}"
+                );
             }
         }
     }
