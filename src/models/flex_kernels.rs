@@ -483,18 +483,14 @@ fn conv_forward(x: &FlexTensor, weight: &FlexTensor) -> FlexTensor {
                 for ky in 0..kh {
                     for kx in 0..kw {
                         let tap = wt[((oc * c + ch) * kh + ky) * kw + kx];
-                        // output column x reads input column x + kx − pw, inside the image
-                        let x0 = pw.saturating_sub(kx);
-                        let x1 = (w + pw).saturating_sub(kx).min(w);
-                        if x0 >= x1 {
+                        let Some((x0, x1)) = tap_columns(kx, pw, w) else {
                             continue;
-                        }
+                        };
                         for y in 0..h {
-                            let sy = y + ky;
-                            if sy < ph || sy - ph >= h {
+                            let Some(sy) = tap_row(y, ky, ph, h) else {
                                 continue;
-                            }
-                            let row = &src[(sy - ph) * w..(sy - ph + 1) * w];
+                            };
+                            let row = &src[sy * w..(sy + 1) * w];
                             let input = &row[x0 + kx - pw..x1 + kx - pw];
                             let output = &mut plane[y * w + x0..y * w + x1];
                             for (o, &a) in output.iter_mut().zip(input) {
@@ -552,6 +548,21 @@ fn conv_weight_grad(x: &FlexTensor, weight: &FlexTensor, grad: FlexTensor) -> Fl
     Flex::float_reshape(summed, [o, c, kh, kw].into())
 }
 
+/// For tap column `kx` of a "same" convolution (half-width `pw`, image width `w`): the output
+/// columns `x0..x1` whose input column x + kx − pw lies inside the image, or `None`.
+fn tap_columns(kx: usize, pw: usize, w: usize) -> Option<(usize, usize)> {
+    let x0 = pw.saturating_sub(kx);
+    let x1 = (w + pw).saturating_sub(kx).min(w);
+    (x0 < x1).then_some((x0, x1))
+}
+
+/// For tap row `ky` (half-height `ph`, image height `h`): the input row that output row `y`
+/// reads, or `None` outside the image.
+fn tap_row(y: usize, ky: usize, ph: usize, h: usize) -> Option<usize> {
+    let sy = y + ky;
+    (sy >= ph && sy - ph < h).then(|| sy - ph)
+}
+
 /// The input `[b, c, h, w]` of a "same" convolution unfolded to `[c·k², b·h·w]`: row
 /// (channel, ky, kx), in the weights' order, holds for every image and pixel the input pixel
 /// that tap reads (zero outside the image).
@@ -568,17 +579,16 @@ fn unfold(x: &FlexTensor, weight: &FlexTensor) -> FlexTensor {
         .enumerate()
         .for_each(|(row, out)| {
             let (ch, ky, kx) = (row / (kh * kw), row / kw % kh, row % kw);
-            // output column x reads input column x + kx − pw, inside the image
-            let x0 = pw.saturating_sub(kx);
-            let x1 = (w + pw).saturating_sub(kx).min(w);
+            let Some((x0, x1)) = tap_columns(kx, pw, w) else {
+                return; // the row stays zero
+            };
             for (image, o) in out.chunks_exact_mut(plane).enumerate() {
                 let src = &v[(image * c + ch) * plane..(image * c + ch + 1) * plane];
                 for y in 0..h {
-                    let sy = y + ky;
-                    if sy < ph || sy - ph >= h || x0 >= x1 {
+                    let Some(sy) = tap_row(y, ky, ph, h) else {
                         continue; // stays zero
-                    }
-                    let from = (sy - ph) * w + x0 + kx - pw;
+                    };
+                    let from = sy * w + x0 + kx - pw;
                     o[y * w + x0..y * w + x1].copy_from_slice(&src[from..from + x1 - x0]);
                 }
             }
@@ -612,17 +622,14 @@ fn fold(dcols: &FlexTensor, dims: &[usize], wdims: &[usize]) -> FlexTensor {
             for kx in 0..kw {
                 let row = (ch * kh + ky) * kw + kx;
                 let src = &d[row * b * plane + image * plane..][..plane];
-                let x0 = pw.saturating_sub(kx);
-                let x1 = (w + pw).saturating_sub(kx).min(w);
-                if x0 >= x1 {
+                let Some((x0, x1)) = tap_columns(kx, pw, w) else {
                     continue;
-                }
+                };
                 for y in 0..h {
-                    let sy = y + ky;
-                    if sy < ph || sy - ph >= h {
+                    let Some(sy) = tap_row(y, ky, ph, h) else {
                         continue;
-                    }
-                    let to = (sy - ph) * w + x0 + kx - pw;
+                    };
+                    let to = sy * w + x0 + kx - pw;
                     let target = &mut out[to..to + x1 - x0];
                     for (t, &g) in target.iter_mut().zip(&src[y * w + x0..y * w + x1]) {
                         *t += g;
