@@ -27,6 +27,22 @@ fn random<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D> {
     Tensor::random(shape, Distribution::Uniform(-1.0, 1.0), device)
 }
 
+/// Median milliseconds of `runs` calls of `f`, after three untimed.
+fn median_ms(runs: usize, mut f: impl FnMut()) -> f64 {
+    for _ in 0..3 {
+        f();
+    }
+    median(
+        (0..runs)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .collect(),
+    )
+}
+
 /// Median forward and backward milliseconds of `f` on an input of `shape`.
 fn time<const D: usize, const E: usize>(
     name: &str,
@@ -58,13 +74,44 @@ fn time<const D: usize, const E: usize>(
     (f, b)
 }
 
+/// Batch norm, 2 × 2 max pooling and ReLU of a conv block with `c` channels of `hw × hw`:
+/// their forward and backward milliseconds, summed.
+fn block_tail(c: usize, hw: usize, device: &Device) -> (f64, f64) {
+    let b = 64;
+    let gamma = Tensor::<1>::ones([c], device).require_grad();
+    let beta = Tensor::<1>::zeros([c], device).require_grad();
+    let parts = [
+        time(
+            &format!("batch norm {c}×{hw}×{hw}"),
+            [b, c, hw, hw],
+            device,
+            |x| {
+                flex_kernels::batch_norm_train(x, gamma.clone(), beta.clone(), 1e-5)
+                    .unwrap()
+                    .0
+            },
+        ),
+        time(
+            &format!("max pool 2×2 {c}×{hw}×{hw}"),
+            [b, c, hw, hw],
+            device,
+            |x| flex_kernels::max_pool_2x2(x).unwrap(),
+        ),
+        time(
+            &format!("relu {c}×{}×{}", hw / 2, hw / 2),
+            [b, c, hw / 2, hw / 2],
+            device,
+            burn::tensor::activation::relu,
+        ),
+    ];
+    parts
+        .iter()
+        .fold((0.0, 0.0), |(f, b), (pf, pb)| (f + pf, b + pb))
+}
+
 fn main() {
-    // The allocator settings `fovea` itself runs with (src/main.rs).
-    // SAFETY: mallopt only changes allocator settings; no other thread exists yet.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 512 << 20);
-    }
+    // the allocator settings the `fovea` binary runs with
+    fovea::device::keep_freed_memory();
     let device = Device::flex().autodiff();
     let b = 64;
     println!(
@@ -77,42 +124,21 @@ fn main() {
         total.1 += b;
     };
     time("identity [64,32,28,28]", [b, 32, 28, 28], &device, |x| x);
-    let conv1 = Conv2dConfig::new([1, 32], [3, 3])
-        .with_padding(PaddingConfig2d::Same)
-        .with_bias(false)
-        .init(&device);
-    let w1 = conv1.weight.val();
+    let conv = |channels: [usize; 2]| {
+        Conv2dConfig::new(channels, [3, 3])
+            .with_padding(PaddingConfig2d::Same)
+            .with_bias(false)
+            .init(&device)
+    };
+    let w1 = conv([1, 32]).weight.val();
     add(time(
         "conv 1→32 (fovea kernel)",
         [b, 1, 28, 28],
         &device,
         |x| flex_kernels::conv_same(x, w1.clone()).unwrap(),
     ));
-    let gamma = Tensor::<1>::ones([32], &device).require_grad();
-    let beta = Tensor::<1>::zeros([32], &device).require_grad();
-    add(time(
-        "batch norm 32×28×28",
-        [b, 32, 28, 28],
-        &device,
-        |x| {
-            flex_kernels::batch_norm_train(x, gamma.clone(), beta.clone(), 1e-5)
-                .unwrap()
-                .0
-        },
-    ));
-    add(time(
-        "max pool 2×2 32×28×28",
-        [b, 32, 28, 28],
-        &device,
-        |x| flex_kernels::max_pool_2x2(x).unwrap(),
-    ));
-    add(time("relu 32×14×14", [b, 32, 14, 14], &device, |x| {
-        burn::tensor::activation::relu(x)
-    }));
-    let conv2 = Conv2dConfig::new([32, 64], [3, 3])
-        .with_padding(PaddingConfig2d::Same)
-        .with_bias(false)
-        .init(&device);
+    add(block_tail(32, 28, &device));
+    let conv2 = conv([32, 64]);
     add(time(
         "conv 32→64 (Burn's)",
         [b, 32, 14, 14],
@@ -126,42 +152,17 @@ fn main() {
         &device,
         |x| flex_kernels::conv_unfolded(x, w2.clone()).unwrap(),
     );
-    {
-        let d = Device::flex();
-        let (a, bm) = (random([64, 288], &d), random([288, 64 * 196], &d));
-        let mut v = Vec::new();
-        for _ in 0..20 {
-            let t = Instant::now();
-            let _ = a.clone().matmul(bm.clone()).slice_dim(0, 0..1).into_data();
-            v.push(t.elapsed().as_secs_f64() * 1e3);
-        }
-        let ms = median(v);
-        println!(
-            "  matmul 64×288 · 288×12544: {ms:.2} ms, {:.1} GFLOP/s",
-            2.0 * 64.0 * 288.0 * 12544.0 / ms / 1e6
-        );
-    }
-    let gamma = Tensor::<1>::ones([64], &device).require_grad();
-    let beta = Tensor::<1>::zeros([64], &device).require_grad();
-    add(time(
-        "batch norm 64×14×14",
-        [b, 64, 14, 14],
-        &device,
-        |x| {
-            flex_kernels::batch_norm_train(x, gamma.clone(), beta.clone(), 1e-5)
-                .unwrap()
-                .0
-        },
-    ));
-    add(time(
-        "max pool 2×2 64×14×14",
-        [b, 64, 14, 14],
-        &device,
-        |x| flex_kernels::max_pool_2x2(x).unwrap(),
-    ));
-    add(time("relu 64×7×7", [b, 64, 7, 7], &device, |x| {
-        burn::tensor::activation::relu(x)
-    }));
+    // the matrix product the unfolded convolution's forward pass is, alone
+    let flex = Device::flex();
+    let (a, m) = (random([64, 288], &flex), random([288, 64 * 196], &flex));
+    let ms = median_ms(20, || {
+        let _ = a.clone().matmul(m.clone()).slice_dim(0, 0..1).into_data();
+    });
+    println!(
+        "  matmul 64×288 · 288×12544: {ms:.2} ms, {:.1} GFLOP/s",
+        2.0 * 64.0 * 288.0 * 12544.0 / ms / 1e6
+    );
+    add(block_tail(64, 14, &device));
     let dropout = DropoutConfig::new(0.3).init();
     add(time("dropout 0.3 [64,3136]", [b, 3136], &device, |x| {
         dropout.forward(x)
@@ -197,22 +198,11 @@ fn main() {
         TensorData::new((0..b as i64).map(|i| i % 10).collect::<Vec<_>>(), [b]),
         &device,
     );
-    let mut steps = Vec::new();
-    for i in 0..RUNS + 3 {
-        let t = Instant::now();
-        let logits = model.forward(x.clone());
-        let loss = burn::nn::loss::CrossEntropyLossConfig::new()
-            .init(&device)
-            .forward(logits, labels.clone());
-        let grads = loss.backward();
-        let _ = grads;
-        if i >= 3 {
-            steps.push(t.elapsed().as_secs_f64() * 1e3);
-        }
-    }
-    println!(
-        "{:34} {:>26.2}",
-        "whole model, forward + backward",
-        median(steps)
-    );
+    let loss = burn::nn::loss::CrossEntropyLossConfig::new().init(&device);
+    let ms = median_ms(RUNS, || {
+        let _ = loss
+            .forward(model.forward(x.clone()), labels.clone())
+            .backward();
+    });
+    println!("{:34} {:>26.2}", "whole model, forward + backward", ms);
 }

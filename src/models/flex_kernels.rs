@@ -282,24 +282,18 @@ impl<C: CheckpointStrategy> FlexKernels for Autodiff<Flex, C> {
             ) {
                 let (dims, columns, weight) = ops.state;
                 let weight: FlexTensor = checkpointer.retrieve_node_output(weight);
-                let grad = grads.consume::<Flex>(&ops.node);
-                let [b, o] = [dims[0], weight.layout().shape()[0]];
-                let plane = dims[2] * dims[3];
-                // dY as [o, b·h·w], the layout of the forward product
-                let grad = Flex::float_reshape(grad, [b, o, plane].into());
-                let grad = Flex::float_swap_dims(grad, 0, 1).to_contiguous();
-                let grad = Flex::float_reshape(grad, [o, b * plane].into());
+                let grad = batch_to_channels(grads.consume::<Flex>(&ops.node), &dims);
                 let [px, pw] = ops.parents;
-                let wdims = weight.layout().shape().to_vec();
-                let taps = wdims[1] * wdims[2] * wdims[3];
-                let w2 = Flex::float_reshape(weight, [o, taps].into());
                 if let Some(node) = px {
-                    let dcols = Flex::float_matmul(Flex::float_transpose(w2), grad.clone());
+                    let wt = Flex::float_transpose(weight_matrix(&weight));
+                    let dcols = Flex::float_matmul(wt, grad.clone()); // [c·k², b·h·w]
+                    let wdims = weight.layout().shape().to_vec();
                     grads.register::<Flex>(node.id, fold(&dcols, &dims, &wdims));
                 }
                 if let Some(node) = pw {
                     let dw = Flex::float_matmul(grad, Flex::float_transpose(columns));
-                    grads.register::<Flex>(node.id, Flex::float_reshape(dw, wdims.into()));
+                    let dw = Flex::float_reshape(dw, weight.layout().shape().clone());
+                    grads.register::<Flex>(node.id, dw);
                 }
             }
         }
@@ -596,12 +590,25 @@ fn unfold(x: &FlexTensor, weight: &FlexTensor) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(columns, [c * kh * kw, b * plane]))
 }
 
+/// The weights `[o, c, kh, kw]` as the matrix `[o, c·k²]` of the unfolded product.
+fn weight_matrix(weight: &FlexTensor) -> FlexTensor {
+    let wd = weight.layout().shape();
+    Flex::float_reshape(weight.clone(), [wd[0], wd[1] * wd[2] * wd[3]].into())
+}
+
+/// A convolution's output or its gradient `[b, o, h, w]` (`dims` the input's) as the
+/// `[o, b·h·w]` the unfolded product works in.
+fn batch_to_channels(t: FlexTensor, dims: &[usize]) -> FlexTensor {
+    let (b, o, plane) = (dims[0], t.layout().shape()[1], dims[2] * dims[3]);
+    let t = Flex::float_reshape(t, [b, o, plane].into());
+    let t = Flex::float_swap_dims(t, 0, 1).to_contiguous();
+    Flex::float_reshape(t, [o, b * plane].into())
+}
+
 /// `weight [o, c, kh, kw]` × `columns [c·k², b·h·w]`, returned as `[b, o, h, w]`.
 fn unfolded_product(columns: FlexTensor, weight: &FlexTensor, dims: &[usize]) -> FlexTensor {
-    let wd = weight.layout().shape().to_vec();
-    let o = wd[0];
-    let w2 = Flex::float_reshape(weight.clone(), [o, wd[1] * wd[2] * wd[3]].into());
-    let y = Flex::float_matmul(w2, columns); // [o, b·h·w]
+    let o = weight.layout().shape()[0];
+    let y = Flex::float_matmul(weight_matrix(weight), columns); // [o, b·h·w]
     let y = Flex::float_reshape(y, [o, dims[0], dims[2] * dims[3]].into());
     let y = Flex::float_swap_dims(y, 0, 1).to_contiguous(); // [b, o, h·w]
     Flex::float_reshape(y, [dims[0], o, dims[2], dims[3]].into())
