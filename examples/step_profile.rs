@@ -164,15 +164,18 @@ fn main() {
     );
     add(block_tail(64, 14, &device));
     let dropout = DropoutConfig::new(0.3).init();
-    add(time("dropout 0.3 [64,3136]", [b, 3136], &device, |x| {
-        dropout.forward(x)
-    }));
+    add(time(
+        "dropout 0.3 [64,3136] (fovea)",
+        [b, 3136],
+        &device,
+        |x| flex_kernels::dropout(&dropout, x),
+    ));
     let fc1 = LinearConfig::new(3136, 128).init(&device);
     add(time("linear 3136→128", [b, 3136], &device, |x| {
         fc1.forward(x)
     }));
     add(time("relu + dropout [64,128]", [b, 128], &device, |x| {
-        dropout.forward(burn::tensor::activation::relu(x))
+        flex_kernels::dropout(&dropout, burn::tensor::activation::relu(x))
     }));
     let fc2 = LinearConfig::new(128, 10).init(&device);
     add(time("linear 128→10", [b, 128], &device, |x| {

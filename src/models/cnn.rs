@@ -232,7 +232,7 @@ impl ConvBlock {
         };
         let x = self.activation.forward(x);
         match &self.dropout {
-            Some(d) => d.forward(x),
+            Some(d) => flex_kernels::dropout(d, x),
             None => x,
         }
     }
@@ -351,9 +351,11 @@ impl Cnn {
         for layer in &self.hidden {
             x = self
                 .activation
-                .forward(layer.forward(self.dropout.forward(x))); // [b, hidden]
+                .forward(layer.forward(flex_kernels::dropout(&self.dropout, x))); // [b, hidden]
         }
-        let logits = self.output.forward(self.dropout.forward(x.clone())); // [b, classes]
+        let logits = self
+            .output
+            .forward(flex_kernels::dropout(&self.dropout, x.clone())); // [b, classes]
         (x, logits)
     }
 }

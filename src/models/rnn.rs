@@ -3,6 +3,7 @@
 //!
 //! `SeqEncoder` is the recurrent part shared with `cnn-rnn`.
 
+use super::flex_kernels;
 use anyhow::Result;
 use burn::nn::gru::{BiGru, BiGruConfig, Gru, GruConfig};
 use burn::nn::lstm::{BiLstm, BiLstmConfig, Lstm, LstmConfig};
@@ -247,7 +248,7 @@ impl SeqEncoder {
         let mut x = x;
         for (i, layer) in self.layers.iter().enumerate() {
             if i > 0 {
-                x = self.dropout.forward(x);
+                x = flex_kernels::dropout(&self.dropout, x);
             }
             x = layer.forward(x); // [b, t, h·dirs]
         }
@@ -299,7 +300,7 @@ impl Rnn {
             features.push(enc.forward(columns(images)));
         }
         let x = Tensor::cat(features, 1); // [b, encoders·hidden·dirs]
-        self.output.forward(self.dropout.forward(x)) // [b, classes]
+        self.output.forward(flex_kernels::dropout(&self.dropout, x)) // [b, classes]
     }
 }
 
