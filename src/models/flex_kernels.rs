@@ -426,26 +426,35 @@ impl<C: CheckpointStrategy> FlexKernels for Autodiff<Flex, C> {
     }
 }
 
-/// Runs `f` compiled for AVX2 and FMA where the CPU has them (detected once), else as built (the
-/// crate is built for baseline x86-64, SSE2: a loop of 32-bit multiplications, for one, runs
-/// ~12× faster with AVX2). Each kernel's per-task body goes through here: a closure inlined into
-/// the `target_feature` function is compiled with its features. Rust does not contract `a·b + c`
-/// into a fused multiply-add, so both paths give the same bits.
-#[inline(always)]
-fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx2,fma")]
-        fn avx2<R>(f: impl FnOnce() -> R) -> R {
-            f()
+/// `simd_fn! { fn name(args) -> R { body } }` defines `name` with its body compiled twice: for
+/// AVX2 + FMA, run where the CPU has them (detected once, then a cached flag), and as built, for
+/// baseline x86-64 (SSE2; a loop of 32-bit multiplications, for one, runs ~12× slower there).
+/// The body is an `#[inline(always)]` function inlined into a `#[target_feature]` one, so the
+/// features reach all of it (a closure handed to such a function may stay a call of its own and
+/// get none). Rust never contracts `a·b + c` into a fused multiply-add: both give the same bits.
+macro_rules! simd_fn {
+    ($(#[$meta:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$meta])*
+        #[allow(clippy::too_many_arguments)]
+        fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            fn body($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2($($arg: $ty),*) $(-> $ret)? {
+                    body($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
+                    // SAFETY: the CPU has the features `avx2` is compiled for (checked above)
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            body($($arg),*)
         }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: the CPU has the features `avx2` is compiled for (checked just above)
-            return unsafe { avx2(f) };
-        }
-    }
-    f()
+    };
 }
 
 /// The values of a flex f32 tensor in row-major order, and its dims.
@@ -468,7 +477,7 @@ fn values(t: &FlexTensor) -> (Vec<usize>, std::borrow::Cow<'_, [f32]>) {
 /// Index (0..4, reading order) of the first maximal value of the window at `i` of a plane of
 /// width `w`, and that value. NaN wins, as in Burn's pooling (`v > max` fails for NaN, so a NaN
 /// seen first stays).
-#[inline]
+#[inline(always)]
 fn window_max(p: &[f32], i: usize, w: usize) -> (usize, f32) {
     let cand = [p[i], p[i + 1], p[i + w], p[i + w + 1]];
     let mut best = (0, cand[0]);
@@ -488,17 +497,20 @@ fn pool_forward(x: &FlexTensor) -> FlexTensor {
     if oh * ow > 0 {
         out.par_chunks_mut(oh * ow)
             .zip(src.par_chunks(h * w))
-            .for_each(|(o, p)| {
-                with_avx2(|| {
-                    for y in 0..oh {
-                        for x in 0..ow {
-                            o[y * ow + x] = window_max(p, 2 * y * w + 2 * x, w).1;
-                        }
-                    }
-                })
-            });
+            .for_each(|(o, p)| pool_plane(p, o, w));
     }
     FlexTensor::from_data(TensorData::new(out, [b, c, oh, ow]))
+}
+
+simd_fn! {
+    /// One plane `p` of width `w` max-pooled into `o` (h/2 × w/2, at least one window).
+    fn pool_plane(p: &[f32], o: &mut [f32], w: usize) {
+        for (y, row) in o.chunks_exact_mut(w / 2).enumerate() {
+            for (x, v) in row.iter_mut().enumerate() {
+                *v = window_max(p, 2 * y * w + 2 * x, w).1;
+            }
+        }
+    }
 }
 
 fn pool_backward(x: &FlexTensor, grad: &FlexTensor) -> FlexTensor {
@@ -511,24 +523,28 @@ fn pool_backward(x: &FlexTensor, grad: &FlexTensor) -> FlexTensor {
         out.par_chunks_mut(h * w)
             .zip(src.par_chunks(h * w))
             .zip(g.par_chunks(oh * ow))
-            .for_each(|((o, p), gp)| {
-                with_avx2(|| {
-                    for y in 0..oh {
-                        for x in 0..ow {
-                            let i = 2 * y * w + 2 * x;
-                            let at = match window_max(p, i, w).0 {
-                                0 => i,
-                                1 => i + 1,
-                                2 => i + w,
-                                _ => i + w + 1,
-                            };
-                            o[at] = gp[y * ow + x];
-                        }
-                    }
-                })
-            });
+            .for_each(|((o, p), gp)| pool_plane_backward(p, gp, o, w));
     }
     FlexTensor::from_data(TensorData::new(out, [b, c, h, w]))
+}
+
+simd_fn! {
+    /// The gradient `gp` of one pooled plane routed back onto `o` (zeroed, the plane `p`'s
+    /// shape, width `w`): each value to its window's first maximum.
+    fn pool_plane_backward(p: &[f32], gp: &[f32], o: &mut [f32], w: usize) {
+        for (y, row) in gp.chunks_exact(w / 2).enumerate() {
+            for (x, &g) in row.iter().enumerate() {
+                let i = 2 * y * w + 2 * x;
+                let at = match window_max(p, i, w).0 {
+                    0 => i,
+                    1 => i + 1,
+                    2 => i + w,
+                    _ => i + w + 1,
+                };
+                o[at] = g;
+            }
+        }
+    }
 }
 
 /// A "same" convolution of stride 1, directly: each output plane accumulates, for every input
@@ -540,38 +556,51 @@ fn conv_forward(x: &FlexTensor, weight: &FlexTensor) -> FlexTensor {
     let (wd, wt) = values(weight);
     let [b, c, h, w] = [dims[0], dims[1], dims[2], dims[3]];
     let (o, kh, kw) = (wd[0], wd[2], wd[3]);
-    let (ph, pw) = (kh / 2, kw / 2);
     let mut out = vec![0f32; b * o * h * w];
     out.par_chunks_mut(h * w)
         .enumerate()
         .for_each(|(i, plane)| {
-            with_avx2(|| {
-                let (image, oc) = (i / o, i % o);
-                for ch in 0..c {
-                    let src = &v[(image * c + ch) * h * w..(image * c + ch + 1) * h * w];
-                    for ky in 0..kh {
-                        for kx in 0..kw {
-                            let tap = wt[((oc * c + ch) * kh + ky) * kw + kx];
-                            let Some((x0, x1)) = tap_columns(kx, pw, w) else {
-                                continue;
-                            };
-                            for y in 0..h {
-                                let Some(sy) = tap_row(y, ky, ph, h) else {
-                                    continue;
-                                };
-                                let row = &src[sy * w..(sy + 1) * w];
-                                let input = &row[x0 + kx - pw..x1 + kx - pw];
-                                let output = &mut plane[y * w + x0..y * w + x1];
-                                for (o, &a) in output.iter_mut().zip(input) {
-                                    *o += tap * a;
-                                }
-                            }
+            let (image, oc) = (i / o, i % o);
+            let src = &v[image * c * h * w..(image + 1) * c * h * w];
+            conv_plane(
+                src,
+                &wt[oc * c * kh * kw..(oc + 1) * c * kh * kw],
+                plane,
+                [c, h, w, kh, kw],
+            );
+        });
+    FlexTensor::from_data(TensorData::new(out, [b, o, h, w]))
+}
+
+simd_fn! {
+    /// One output plane `[h, w]` of `conv_forward`: the image `[c, h, w]` convolved with one
+    /// output channel's taps `[c, kh, kw]`.
+    fn conv_plane(image: &[f32], taps: &[f32], plane: &mut [f32], dims: [usize; 5]) {
+        let [c, h, w, kh, kw] = dims;
+        let (ph, pw) = (kh / 2, kw / 2);
+        for ch in 0..c {
+            let src = &image[ch * h * w..(ch + 1) * h * w];
+            for ky in 0..kh {
+                for kx in 0..kw {
+                    let tap = taps[(ch * kh + ky) * kw + kx];
+                    let Some((x0, x1)) = tap_columns(kx, pw, w) else {
+                        continue;
+                    };
+                    for y in 0..h {
+                        let Some(sy) = tap_row(y, ky, ph, h) else {
+                            continue;
+                        };
+                        let row = &src[sy * w..(sy + 1) * w];
+                        let input = &row[x0 + kx - pw..x1 + kx - pw];
+                        let output = &mut plane[y * w + x0..y * w + x1];
+                        for (o, &a) in output.iter_mut().zip(input) {
+                            *o += tap * a;
                         }
                     }
                 }
-            })
-        });
-    FlexTensor::from_data(TensorData::new(out, [b, o, h, w]))
+            }
+        }
+    }
 }
 
 /// dW of a "same" convolution of stride 1: the input unfolded to `[b, h·w, c·k²]` (each
@@ -589,35 +618,44 @@ fn conv_weight_grad(x: &FlexTensor, weight: &FlexTensor, grad: FlexTensor) -> Fl
         .par_chunks_mut(h * w * width)
         .zip(v.par_chunks(c * h * w))
         .for_each(|(cols, image)| {
-            with_avx2(|| {
-                for y in 0..h {
-                    for x in 0..w {
-                        let row = &mut cols[(y * w + x) * width..(y * w + x + 1) * width];
-                        for ch in 0..c {
-                            let plane = &image[ch * h * w..(ch + 1) * h * w];
-                            for ky in 0..kh {
-                                let yy = y + ky;
-                                if yy < ph || yy - ph >= h {
+            for y in 0..h {
+                for x in 0..w {
+                    let row = &mut cols[(y * w + x) * width..(y * w + x + 1) * width];
+                    for ch in 0..c {
+                        let plane = &image[ch * h * w..(ch + 1) * h * w];
+                        for ky in 0..kh {
+                            let yy = y + ky;
+                            if yy < ph || yy - ph >= h {
+                                continue;
+                            }
+                            for kx in 0..kw {
+                                let xx = x + kx;
+                                if xx < pw || xx - pw >= w {
                                     continue;
                                 }
-                                for kx in 0..kw {
-                                    let xx = x + kx;
-                                    if xx < pw || xx - pw >= w {
-                                        continue;
-                                    }
-                                    row[(ch * kh + ky) * kw + kx] = plane[(yy - ph) * w + xx - pw];
-                                }
+                                row[(ch * kh + ky) * kw + kx] = plane[(yy - ph) * w + xx - pw];
                             }
                         }
                     }
                 }
-            })
+            }
         });
     let columns = FlexTensor::from_data(TensorData::new(columns, [b, h * w, width]));
     let grad = Flex::float_reshape(grad, [b, o, h * w].into());
     let per_image = Flex::float_matmul(grad, columns); // [b, o, c·k²]
     let summed = Flex::float_sum_dim(per_image, 0); // [1, o, c·k²]
     Flex::float_reshape(summed, [o, c, kh, kw].into())
+}
+
+/// The element-wise sum of per-task partial results, in task order.
+fn sum_in_order(partials: Vec<Vec<f32>>, n: usize) -> Vec<f32> {
+    let mut total = vec![0f32; n];
+    for part in &partials {
+        for (t, p) in total.iter_mut().zip(part) {
+            *t += p;
+        }
+    }
+    total
 }
 
 /// For tap column `kx` of a "same" convolution (half-width `pw`, image width `w`): the output
@@ -637,7 +675,7 @@ fn tap_row(y: usize, ky: usize, ph: usize, h: usize) -> Option<usize> {
 
 /// A 32-bit integer hash (the "lowbias32" mixer: xor-shifts and two multiplications, which
 /// vectorize).
-#[inline]
+#[inline(always)]
 fn mix32(mut x: u32) -> u32 {
     x ^= x >> 16;
     x = x.wrapping_mul(0x7feb_352d);
@@ -649,7 +687,7 @@ fn mix32(mut x: u32) -> u32 {
 /// Whether dropout keeps value `i` (probability `threshold`/2³²): the index hashed with the
 /// seed's low half, hashed again with its high half, against the threshold (all 32-bit, so the
 /// loop vectorizes).
-#[inline]
+#[inline(always)]
 fn kept(seed: u64, i: usize, threshold: u32) -> bool {
     let once = mix32((i as u32) ^ seed as u32);
     mix32(once ^ (seed >> 32) as u32) < threshold
@@ -658,29 +696,28 @@ fn kept(seed: u64, i: usize, threshold: u32) -> bool {
 /// `x` with dropout's mask (see `kept`) applied: each kept value times 1/`keep`, the others 0.
 /// Forward on the input, backward on the gradient.
 fn dropout_mask(x: &FlexTensor, keep: f64, seed: u64) -> FlexTensor {
+    const CHUNK: usize = 1 << 14;
     let (dims, v) = values(x);
     // `keep` < 1 (dropout's probability is > 0), so the threshold fits 32 bits
     let threshold = (keep * 4294967296.0).round().min(u32::MAX as f64) as u32;
     let scale = (1.0 / keep) as f32;
-    const CHUNK: usize = 1 << 14;
     let mut out = vec![0f32; v.len()];
     out.par_chunks_mut(CHUNK)
         .zip(v.par_chunks(CHUNK))
         .enumerate()
-        .for_each(|(c, (out, v))| {
-            with_avx2(|| {
-                for (j, (o, &a)) in out.iter_mut().zip(v).enumerate() {
-                    // (a · mask) · scale, as Burn's dropout: a dropped ∞ or NaN gives NaN
-                    let mask = if kept(seed, c * CHUNK + j, threshold) {
-                        1.0
-                    } else {
-                        0.0
-                    };
-                    *o = a * mask * scale;
-                }
-            })
-        });
+        .for_each(|(c, (out, v))| dropout_run(v, out, c * CHUNK, seed, threshold, scale));
     FlexTensor::from_data(TensorData::new(out, dims))
+}
+
+simd_fn! {
+    /// `dropout_mask` of the run `v` that starts at index `first`, into `out`.
+    fn dropout_run(v: &[f32], out: &mut [f32], first: usize, seed: u64, threshold: u32, scale: f32) {
+        for (j, (o, &a)) in out.iter_mut().zip(v).enumerate() {
+            // (a · mask) · scale, as Burn's dropout: a dropped ∞ or NaN gives NaN
+            let mask = if kept(seed, first + j, threshold) { 1.0 } else { 0.0 };
+            *o = a * mask * scale;
+        }
+    }
 }
 
 /// Images per task of the per-image convolution: fixed, not the thread count, so that the weight
@@ -766,32 +803,34 @@ fn unfold_image(s: &Same, image: &[f32], cols: &mut [f32]) {
     }
 }
 
-/// The inverse of `unfold_image` for gradients: `dcols [c·k², h·w]` summed back onto one image's
-/// input gradient `dx [c, h, w]` (each input pixel receives the gradient of every tap that read
-/// it); `dx` is overwritten.
-fn fold_image(s: &Same, dcols: &[f32], dx: &mut [f32]) {
-    let (plane, w) = (s.plane(), s.w);
-    let (ph, pw) = (s.kh / 2, s.kw / 2);
-    dx.fill(0.0);
-    for (row, d) in dcols.chunks_exact(plane).enumerate() {
-        let (ch, ky, kx) = s.tap(row);
-        let Some((x0, x1)) = tap_columns(kx, pw, w) else {
-            continue;
-        };
-        let out = &mut dx[ch * plane..(ch + 1) * plane];
-        for y in 0..s.h {
-            let Some(sy) = tap_row(y, ky, ph, s.h) else {
+simd_fn! {
+    /// The inverse of `unfold_image` for gradients: `dcols [c·k², h·w]` summed back onto one image's
+    /// input gradient `dx [c, h, w]` (each input pixel receives the gradient of every tap that read
+    /// it); `dx` is overwritten.
+    fn fold_image(s: &Same, dcols: &[f32], dx: &mut [f32]) {
+        let (plane, w) = (s.plane(), s.w);
+        let (ph, pw) = (s.kh / 2, s.kw / 2);
+        dx.fill(0.0);
+        for (row, d) in dcols.chunks_exact(plane).enumerate() {
+            let (ch, ky, kx) = s.tap(row);
+            let Some((x0, x1)) = tap_columns(kx, pw, w) else {
                 continue;
             };
-            let to = sy * w + x0 + kx - pw;
-            for (t, &g) in out[to..to + x1 - x0]
-                .iter_mut()
-                .zip(&d[y * w + x0..y * w + x1])
-            {
-                *t += g;
+            let out = &mut dx[ch * plane..(ch + 1) * plane];
+            for y in 0..s.h {
+                let Some(sy) = tap_row(y, ky, ph, s.h) else {
+                    continue;
+                };
+                let to = sy * w + x0 + kx - pw;
+                for (t, &g) in out[to..to + x1 - x0]
+                    .iter_mut()
+                    .zip(&d[y * w + x0..y * w + x1])
+                {
+                    *t += g;
+                }
             }
         }
-    }
+}
 }
 
 /// `dst [m, n] = a · b`, or `dst += a · b` when `accumulate`; all row-major f32. `a` is stored
@@ -850,16 +889,14 @@ fn conv_unfolded_forward(x: &FlexTensor, weight: &FlexTensor) -> FlexTensor {
     out.par_chunks_mut(IMAGES_PER_TASK * s.o * plane)
         .zip(v.par_chunks(IMAGES_PER_TASK * s.c * plane))
         .for_each(|(ys, xs)| {
-            with_avx2(|| {
-                let mut cols = vec![0f32; taps * plane];
-                for (y, image) in ys
-                    .chunks_exact_mut(s.o * plane)
-                    .zip(xs.chunks_exact(s.c * plane))
-                {
-                    unfold_image(&s, image, &mut cols);
-                    product(y, false, &wt, false, &cols, false, [s.o, plane, taps]);
-                }
-            })
+            let mut cols = vec![0f32; taps * plane];
+            for (y, image) in ys
+                .chunks_exact_mut(s.o * plane)
+                .zip(xs.chunks_exact(s.c * plane))
+            {
+                unfold_image(&s, image, &mut cols);
+                product(y, false, &wt, false, &cols, false, [s.o, plane, taps]);
+            }
         });
     FlexTensor::from_data(TensorData::new(out, [s.b, s.o, s.h, s.w]))
 }
@@ -891,30 +928,23 @@ fn conv_unfolded_backward(
         .into_par_iter()
         .enumerate()
         .map(|(t, mut dxs)| {
-            with_avx2(|| {
-                let mut cols = vec![0f32; taps * plane];
-                let mut dcols = vec![0f32; if want_dx { taps * plane } else { 0 }];
-                let mut dw = vec![0f32; s.o * taps];
-                for (j, i) in s.task_images(t).enumerate() {
-                    let image = &v[i * s.c * plane..(i + 1) * s.c * plane];
-                    let gi = &g[i * s.o * plane..(i + 1) * s.o * plane];
-                    unfold_image(&s, image, &mut cols);
-                    product(&mut dw, j > 0, gi, false, &cols, true, [s.o, taps, plane]);
-                    if let Some(dxs) = dxs.as_deref_mut() {
-                        product(&mut dcols, false, &wt, true, gi, false, [taps, plane, s.o]);
-                        fold_image(&s, &dcols, &mut dxs[j * s.c * plane..(j + 1) * s.c * plane]);
-                    }
+            let mut cols = vec![0f32; taps * plane];
+            let mut dcols = vec![0f32; if want_dx { taps * plane } else { 0 }];
+            let mut dw = vec![0f32; s.o * taps];
+            for (j, i) in s.task_images(t).enumerate() {
+                let image = &v[i * s.c * plane..(i + 1) * s.c * plane];
+                let gi = &g[i * s.o * plane..(i + 1) * s.o * plane];
+                unfold_image(&s, image, &mut cols);
+                product(&mut dw, j > 0, gi, false, &cols, true, [s.o, taps, plane]);
+                if let Some(dxs) = dxs.as_deref_mut() {
+                    product(&mut dcols, false, &wt, true, gi, false, [taps, plane, s.o]);
+                    fold_image(&s, &dcols, &mut dxs[j * s.c * plane..(j + 1) * s.c * plane]);
                 }
-                dw
-            })
+            }
+            dw
         })
         .collect();
-    let mut dw = vec![0f32; s.o * taps];
-    for part in &partials {
-        for (d, p) in dw.iter_mut().zip(part) {
-            *d += p;
-        }
-    }
+    let dw = sum_in_order(partials, s.o * taps);
     let dx = want_dx.then(|| FlexTensor::from_data(TensorData::new(dx, [s.b, s.c, s.h, s.w])));
     let dw = FlexTensor::from_data(TensorData::new(dw, [s.o, s.c, s.kh, s.kw]));
     (dx, dw)
@@ -932,7 +962,7 @@ const LANES: usize = 8;
 
 /// Σ f(a) over `xs`: `LANES` f32 partial sums (each of at most a run's length / `LANES`
 /// terms), added up in f64.
-#[inline]
+#[inline(always)]
 fn lane_sum(xs: &[f32], f: impl Fn(f32) -> f32) -> f64 {
     let mut acc = [0f32; LANES];
     let chunks = xs.chunks_exact(LANES);
@@ -947,7 +977,7 @@ fn lane_sum(xs: &[f32], f: impl Fn(f32) -> f32) -> f64 {
 }
 
 /// (Σ d, Σ d·f(a)) over two equally long runs, as `lane_sum` does.
-#[inline]
+#[inline(always)]
 fn lane_sums2(xs: &[f32], ds: &[f32], f: impl Fn(f32) -> f32) -> (f64, f64) {
     let (mut s1, mut s2) = ([0f32; LANES], [0f32; LANES]);
     let (xc, dc) = (xs.chunks_exact(LANES), ds.chunks_exact(LANES));
@@ -973,26 +1003,31 @@ fn lane_sums2(xs: &[f32], ds: &[f32], f: impl Fn(f32) -> f32) -> (f64, f64) {
 fn stats(x: &FlexTensor) -> FlexTensor {
     let (dims, v) = values(x);
     let (c, plane) = (dims[1], dims[2..].iter().product::<usize>());
-    let n = (v.len() / c.max(1)) as f64;
     let per: Vec<(f32, f32)> = (0..c)
         .into_par_iter()
-        .map(|ch| {
-            with_avx2(|| {
-                let sum: f64 = channel_runs(&v, c, plane, ch)
-                    .map(|r| lane_sum(r, |a| a))
-                    .sum();
-                let mean = sum / n;
-                let m = mean as f32;
-                let sq: f64 = channel_runs(&v, c, plane, ch)
-                    .map(|r| lane_sum(r, |a| (a - m) * (a - m)))
-                    .sum();
-                (mean as f32, (sq / n) as f32)
-            })
-        })
+        .map(|ch| channel_stats(&v, c, plane, ch))
         .collect();
     let mut out: Vec<f32> = per.iter().map(|p| p.0).collect();
     out.extend(per.iter().map(|p| p.1));
     FlexTensor::from_data(TensorData::new(out, [2, c]))
+}
+
+simd_fn! {
+    /// Channel `ch`'s mean and biased variance over `v` (`[b, c, plane]`).
+    fn channel_stats(v: &[f32], c: usize, plane: usize, ch: usize) -> (f32, f32) {
+        let n = (v.len() / c) as f64;
+        let mut sum = 0f64;
+        for run in channel_runs(v, c, plane, ch) {
+            sum += lane_sum(run, |a| a);
+        }
+        let mean = sum / n;
+        let m = mean as f32;
+        let mut sq = 0f64;
+        for run in channel_runs(v, c, plane, ch) {
+            sq += lane_sum(run, |a| (a - m) * (a - m));
+        }
+        (m, (sq / n) as f32)
+    }
 }
 
 /// Per channel: the mean, 1/√(var + ε), and γ.
@@ -1027,16 +1062,20 @@ fn norm_forward(
         .zip(v.par_chunks(plane))
         .enumerate()
         .for_each(|(i, (o, xs))| {
-            with_avx2(|| {
-                let ch = i % c;
-                let scale = inv_std[ch] * g[ch];
-                let shift = b[ch] - mean[ch] * scale;
-                for (o, &a) in o.iter_mut().zip(xs) {
-                    *o = a * scale + shift;
-                }
-            })
+            let ch = i % c;
+            let scale = inv_std[ch] * g[ch];
+            affine(xs, o, scale, b[ch] - mean[ch] * scale);
         });
     FlexTensor::from_data(TensorData::new(out, dims))
+}
+
+simd_fn! {
+    /// `o = a·scale + shift` for each `a` of `xs`.
+    fn affine(xs: &[f32], o: &mut [f32], scale: f32, shift: f32) {
+        for (o, &a) in o.iter_mut().zip(xs) {
+            *o = a * scale + shift;
+        }
+    }
 }
 
 /// Gradients of batch norm with respect to x, γ and β:
@@ -1055,35 +1094,17 @@ fn norm_backward(
     let n = (v.len() / c.max(1)) as f64;
     let sums: Vec<(f64, f64)> = (0..c)
         .into_par_iter()
-        .map(|ch| {
-            with_avx2(|| {
-                let (m, s) = (mean[ch], inv_std[ch]);
-                let (mut db, mut dg) = (0f64, 0f64);
-                for (xr, gr) in channel_runs(&v, c, plane, ch).zip(channel_runs(&dy, c, plane, ch))
-                {
-                    let (b, g) = lane_sums2(xr, gr, |a| (a - m) * s);
-                    db += b;
-                    dg += g;
-                }
-                (dg, db)
-            })
-        })
+        .map(|ch| channel_grad_sums(&v, &dy, c, plane, ch, mean[ch], inv_std[ch]))
         .collect();
     let mut dx = vec![0f32; v.len()];
     dx.par_chunks_mut(plane)
         .zip(v.par_chunks(plane).zip(dy.par_chunks(plane)))
         .enumerate()
         .for_each(|(i, (o, (xs, ds)))| {
-            with_avx2(|| {
-                let ch = i % c;
-                let (dg, db) = sums[ch];
-                let (mean_db, mean_dg) = ((db / n) as f32, (dg / n) as f32);
-                let scale = g[ch] * inv_std[ch];
-                for ((o, &a), &d) in o.iter_mut().zip(xs).zip(ds) {
-                    let xhat = (a - mean[ch]) * inv_std[ch];
-                    *o = scale * (d - mean_db - xhat * mean_dg);
-                }
-            })
+            let ch = i % c;
+            let (dg, db) = sums[ch];
+            let means = [mean[ch], (db / n) as f32, (dg / n) as f32];
+            norm_dx(xs, ds, o, means, inv_std[ch], g[ch] * inv_std[ch]);
         });
     let dgamma = sums.iter().map(|s| s.0 as f32).collect::<Vec<_>>();
     let dbeta = sums.iter().map(|s| s.1 as f32).collect::<Vec<_>>();
@@ -1092,6 +1113,39 @@ fn norm_backward(
         FlexTensor::from_data(TensorData::new(dgamma, [c])),
         FlexTensor::from_data(TensorData::new(dbeta, [c])),
     )
+}
+
+simd_fn! {
+    /// Channel `ch`'s (Σ dy·x̂, Σ dy) over `v` and `dy` (`[b, c, plane]`), x̂ = (x − mean)·`inv_std`.
+    fn channel_grad_sums(
+        v: &[f32],
+        dy: &[f32],
+        c: usize,
+        plane: usize,
+        ch: usize,
+        mean: f32,
+        inv_std: f32,
+    ) -> (f64, f64) {
+        let (mut db, mut dg) = (0f64, 0f64);
+        for (xr, gr) in channel_runs(v, c, plane, ch).zip(channel_runs(dy, c, plane, ch)) {
+            let (b, g) = lane_sums2(xr, gr, |a| (a - mean) * inv_std);
+            db += b;
+            dg += g;
+        }
+        (dg, db)
+    }
+}
+
+simd_fn! {
+    /// One plane of batch norm's dx: `scale · (dy − mean(dy) − x̂·mean(dy·x̂))`, with `means` the
+    /// channel's (mean of x, mean of dy, mean of dy·x̂) and x̂ = (x − mean)·`inv_std`.
+    fn norm_dx(xs: &[f32], ds: &[f32], o: &mut [f32], means: [f32; 3], inv_std: f32, scale: f32) {
+        let [mean, mean_db, mean_dg] = means;
+        for ((o, &a), &d) in o.iter_mut().zip(xs).zip(ds) {
+            let xhat = (a - mean) * inv_std;
+            *o = scale * (d - mean_db - xhat * mean_dg);
+        }
+    }
 }
 
 #[cfg(test)]
