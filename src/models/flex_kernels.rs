@@ -1,10 +1,11 @@
 //! Kernels of fovea's own for the flex backend, through Burn's backend-extension API, each with
 //! its backward pass for autodiff: 2 × 2 max pooling (stride 2), batch normalization (training
 //! and inference), a "same" convolution for few input channels, computed directly forward,
-//! whose weight gradient is an unfold and one batched matrix product, and a "same" convolution
-//! for many input channels as one matrix product over the whole batch (`conv_unfolded`: forward
-//! one product, backward two). Other backends keep Burn's operations; the backend-parity tests
-//! compare them.
+//! whose weight gradient is an unfold and one batched matrix product, a "same" convolution for
+//! many input channels image by image as unfold + matrix product (`conv_unfolded`: forward one
+//! product per image, backward two), and dropout whose mask is a hash of a seed and the index.
+//! Other backends keep Burn's operations; the backend-parity tests compare them. Each kernel's
+//! inner loop is a `simd_fn!`, compiled for AVX2 + FMA as well and run so where the CPU has them.
 //!
 //! Why (README, "Performance"): on the reference CNN's first block (64 × 32 × 28 × 28 values)
 //! flex's max pooling, a generic 3-D pooling loop, takes ~6 ms forward, fourteen times a ReLU over
@@ -43,10 +44,10 @@ pub trait FlexKernels: Backend {
     /// computed directly; backward, the weight gradient as an unfold and one batched matrix
     /// product (the input gradient, when needed, is Burn's).
     fn conv_same(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self>;
-    /// A "same" convolution of stride 1 (odd kernel, no bias) for many input channels, as one
-    /// matrix product over the whole batch: the input unfolded to `[c·k², b·h·w]`, times the
-    /// weights `[o, c·k²]`. Backward: the weight gradient is one product with the saved
-    /// unfolding, the input gradient one product folded back (two matrix products in all).
+    /// A "same" convolution of stride 1 (odd kernel, no bias) for many input channels, image by
+    /// image: each image unfolded to `[c·k², h·w]` (a scratch that stays in cache), times the
+    /// weights `[o, c·k²]`. Backward, per image: the weight gradient one product with the
+    /// unfolding (computed again, not kept), the input gradient one product folded back.
     fn conv_unfolded(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self>;
     /// Dropout that keeps each value with probability `keep` (scaled by 1/`keep`), the mask a
     /// hash of `seed` and the value's index (so the backward pass computes it again instead of
@@ -95,8 +96,8 @@ pub fn batch_norm_eval(
     Ok(Tensor::from_dispatch(out))
 }
 
-/// A "same" convolution of stride 1 without bias on flex as one matrix product over the
-/// batch (see `FlexKernels::conv_unfolded`); `Err(x)` unchanged on any other backend.
+/// A "same" convolution of stride 1 without bias on flex as unfold + matrix product, image by
+/// image (see `FlexKernels::conv_unfolded`); `Err(x)` unchanged on any other backend.
 pub fn conv_unfolded(x: Tensor<4>, weight: Tensor<4>) -> Result<Tensor<4>, Tensor<4>> {
     if !on_flex(&x) {
         return Err(x);
