@@ -244,8 +244,8 @@ impl ConvBlock {
 const OWN_CONV_MAX_CHANNELS: usize = 4;
 
 /// A convolution: on flex, for a "same" convolution of stride 1, one of fovea's kernels (see
-/// `flex_kernels`): computed directly for few input channels, unfolded into one matrix product
-/// over the batch for more (training only); Burn's otherwise.
+/// `flex_kernels`): computed directly for few input channels, unfolded image by image into
+/// matrix products for more (training only); Burn's otherwise.
 fn convolve(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let [kh, kw] = conv.kernel_size;
     let same = conv.stride == [1, 1]

@@ -246,93 +246,11 @@ impl<C: CheckpointStrategy> FlexKernels for Autodiff<Flex, C> {
     }
 
     fn conv_same(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
-        #[derive(Debug)]
-        struct ConvSame;
-
-        impl Backward<Flex, 2> for ConvSame {
-            /// The input's and the weight's nodes.
-            type State = (NodeId, NodeId);
-
-            fn backward(
-                self,
-                ops: Ops<Self::State, 2>,
-                grads: &mut Gradients,
-                checkpointer: &mut Checkpointer,
-            ) {
-                let input: FlexTensor = checkpointer.retrieve_node_output(ops.state.0);
-                let weight: FlexTensor = checkpointer.retrieve_node_output(ops.state.1);
-                let grad = grads.consume::<Flex>(&ops.node);
-                let [px, pw] = ops.parents;
-                if let Some(node) = px {
-                    let options = same_options(&weight);
-                    let dx = Flex::conv2d_x_backward(
-                        input.clone(),
-                        weight.clone(),
-                        grad.clone(),
-                        options,
-                    );
-                    grads.register::<Flex>(node.id, dx);
-                }
-                if let Some(node) = pw {
-                    grads.register::<Flex>(node.id, conv_weight_grad(&input, &weight, grad));
-                }
-            }
-        }
-
-        let out = conv_forward(x.primitive(), weight.primitive());
-        match ConvSame
-            .prepare::<C>([x.node(), weight.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(mut prep) => {
-                let state = (prep.checkpoint(&x), prep.checkpoint(&weight));
-                prep.finish(state, out)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(out),
-        }
+        tracked_same_conv::<C>(x, weight, conv_forward, conv_same_backward)
     }
 
     fn conv_unfolded(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
-        #[derive(Debug)]
-        struct ConvUnfolded;
-
-        impl Backward<Flex, 2> for ConvUnfolded {
-            /// The input's and the weight's nodes.
-            type State = (NodeId, NodeId);
-
-            fn backward(
-                self,
-                ops: Ops<Self::State, 2>,
-                grads: &mut Gradients,
-                checkpointer: &mut Checkpointer,
-            ) {
-                let input: FlexTensor = checkpointer.retrieve_node_output(ops.state.0);
-                let weight: FlexTensor = checkpointer.retrieve_node_output(ops.state.1);
-                let grad = grads.consume::<Flex>(&ops.node);
-                let [px, pw] = ops.parents;
-                let (dx, dw) = conv_unfolded_backward(&input, &weight, &grad, px.is_some());
-                if let (Some(node), Some(dx)) = (px, dx) {
-                    grads.register::<Flex>(node.id, dx);
-                }
-                if let Some(node) = pw {
-                    grads.register::<Flex>(node.id, dw);
-                }
-            }
-        }
-
-        let out = conv_unfolded_forward(x.primitive(), weight.primitive());
-        match ConvUnfolded
-            .prepare::<C>([x.node(), weight.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(mut prep) => {
-                let state = (prep.checkpoint(&x), prep.checkpoint(&weight));
-                prep.finish(state, out)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(out),
-        }
+        tracked_same_conv::<C>(x, weight, conv_unfolded_forward, conv_unfolded_backward)
     }
 
     fn dropout(x: FloatTensor<Self>, keep: f64, seed: u64) -> FloatTensor<Self> {
@@ -425,6 +343,74 @@ impl<C: CheckpointStrategy> FlexKernels for Autodiff<Flex, C> {
             OpsKind::UnTracked(prep) => prep.finish(out),
         }
     }
+}
+
+/// The gradients of a "same" convolution from its input, weights and output gradient: dx when
+/// `want[0]`, dW when `want[1]`.
+type SameConvBackward =
+    fn(&FlexTensor, &FlexTensor, &FlexTensor, [bool; 2]) -> [Option<FlexTensor>; 2];
+
+/// A "same" convolution on autodiff flex: `forward(x, weight)` now, `backward` when the gradients
+/// are computed (both of fovea's convolutions go through here).
+fn tracked_same_conv<C: CheckpointStrategy>(
+    x: FloatTensor<Autodiff<Flex, C>>,
+    weight: FloatTensor<Autodiff<Flex, C>>,
+    forward: fn(&FlexTensor, &FlexTensor) -> FlexTensor,
+    backward: SameConvBackward,
+) -> FloatTensor<Autodiff<Flex, C>> {
+    #[derive(Debug)]
+    struct SameConv(SameConvBackward);
+
+    impl Backward<Flex, 2> for SameConv {
+        /// The input's and the weight's nodes.
+        type State = (NodeId, NodeId);
+
+        fn backward(
+            self,
+            ops: Ops<Self::State, 2>,
+            grads: &mut Gradients,
+            checkpointer: &mut Checkpointer,
+        ) {
+            let input: FlexTensor = checkpointer.retrieve_node_output(ops.state.0);
+            let weight: FlexTensor = checkpointer.retrieve_node_output(ops.state.1);
+            let grad = grads.consume::<Flex>(&ops.node);
+            let want = ops.parents.each_ref().map(Option::is_some);
+            let computed = (self.0)(&input, &weight, &grad, want);
+            for (parent, g) in ops.parents.into_iter().zip(computed) {
+                if let (Some(node), Some(g)) = (parent, g) {
+                    grads.register::<Flex>(node.id, g);
+                }
+            }
+        }
+    }
+
+    let out = forward(x.primitive(), weight.primitive());
+    match SameConv(backward)
+        .prepare::<C>([x.node(), weight.node()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(mut prep) => {
+            let state = (prep.checkpoint(&x), prep.checkpoint(&weight));
+            prep.finish(state, out)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(out),
+    }
+}
+
+/// `conv_forward`'s gradients: dx as Burn's (transposed convolution), dW as `conv_weight_grad`.
+fn conv_same_backward(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    grad: &FlexTensor,
+    [want_dx, want_dw]: [bool; 2],
+) -> [Option<FlexTensor>; 2] {
+    let dx = want_dx.then(|| {
+        let options = same_options(weight);
+        Flex::conv2d_x_backward(x.clone(), weight.clone(), grad.clone(), options)
+    });
+    let dw = want_dw.then(|| conv_weight_grad(x, weight, grad.clone()));
+    [dx, dw]
 }
 
 /// `simd_fn! { fn name(args) -> R { body } }` defines `name` with its body compiled twice: for
@@ -904,14 +890,15 @@ fn conv_unfolded_forward(x: &FlexTensor, weight: &FlexTensor) -> FlexTensor {
 
 /// The backward pass of `conv_unfolded_forward` from the output gradient `grad [b, o, h, w]`:
 /// the input gradient when `want_dx` (per image `Wᵀ · dY`, folded back), and the weight gradient
+/// (when `want_dw`; computed either way)
 /// (per image `dY · columnsᵀ`, the unfolding computed again rather than kept from the forward
 /// pass; summed per task, then over tasks in order).
 fn conv_unfolded_backward(
     x: &FlexTensor,
     weight: &FlexTensor,
     grad: &FlexTensor,
-    want_dx: bool,
-) -> (Option<FlexTensor>, FlexTensor) {
+    [want_dx, want_dw]: [bool; 2],
+) -> [Option<FlexTensor>; 2] {
     let (dims, v) = values(x);
     let (wd, wt) = values(weight);
     let (_, g) = values(grad);
@@ -947,8 +934,8 @@ fn conv_unfolded_backward(
         .collect();
     let dw = sum_in_order(partials, s.o * taps);
     let dx = want_dx.then(|| FlexTensor::from_data(TensorData::new(dx, [s.b, s.c, s.h, s.w])));
-    let dw = FlexTensor::from_data(TensorData::new(dw, [s.o, s.c, s.kh, s.kw]));
-    (dx, dw)
+    let dw = want_dw.then(|| FlexTensor::from_data(TensorData::new(dw, [s.o, s.c, s.kh, s.kw])));
+    [dx, dw]
 }
 
 /// `[b, c, h, w]`: the values of channel `ch` are `b` runs of `h·w`, one per image.
