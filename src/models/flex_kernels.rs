@@ -1,9 +1,9 @@
 //! Kernels of fovea's own for the flex backend, through Burn's backend-extension API, each with
 //! its backward pass for autodiff: 2 × 2 max pooling (stride 2), batch normalization (training
-//! and inference), a "same" convolution for few input channels, computed directly forward,
-//! whose weight gradient is an unfold and one batched matrix product, a "same" convolution for
-//! many input channels image by image as unfold + matrix product (`conv_unfolded`: forward one
-//! product per image, backward two), and dropout whose mask is a hash of a seed and the index.
+//! and inference), a "same" convolution for few input channels, computed directly forward (its
+//! weight gradient the wide one's), a "same" convolution for many input channels image by image
+//! as unfold + matrix product (`conv_unfolded`: forward one product per image, backward two),
+//! and dropout whose mask is a hash of a seed and the index.
 //! Other backends keep Burn's operations; the backend-parity tests compare them. Each kernel's
 //! inner loop is a `simd_fn!`, compiled for AVX2 + FMA as well and run so where the CPU has them.
 //!
@@ -26,7 +26,7 @@ use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
-use burn::backend::ops::{FloatTensorOps, ModuleOps};
+use burn::backend::ops::ModuleOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, AutodiffBackend, Backend, Dispatch, Flex, backend_extension};
 use burn::prelude::*;
@@ -41,8 +41,8 @@ pub trait FlexKernels: Backend {
     /// `[b, c, h, w]` → `[b, c, h/2, w/2]`: the maximum of each 2 × 2 window.
     fn max_pool_2x2(x: FloatTensor<Self>) -> FloatTensor<Self>;
     /// A "same" convolution of stride 1 (odd kernel, no bias) for few input channels: forward
-    /// computed directly; backward, the weight gradient as an unfold and one batched matrix
-    /// product (the input gradient, when needed, is Burn's).
+    /// computed directly; backward, the weight gradient as `conv_unfolded`'s (per image, an
+    /// unfold and one matrix product; the input gradient, when needed, is Burn's).
     fn conv_same(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self>;
     /// A "same" convolution of stride 1 (odd kernel, no bias) for many input channels, image by
     /// image: each image unfolded to `[c·k², h·w]` (a scratch that stays in cache), times the
@@ -398,7 +398,8 @@ fn tracked_same_conv<C: CheckpointStrategy>(
     }
 }
 
-/// `conv_forward`'s gradients: dx as Burn's (transposed convolution), dW as `conv_weight_grad`.
+/// `conv_forward`'s gradients: dx as Burn's (transposed convolution), dW as the unfolded
+/// convolution's (per image, the unfolding times the output gradient: one matrix product).
 fn conv_same_backward(
     x: &FlexTensor,
     weight: &FlexTensor,
@@ -409,7 +410,7 @@ fn conv_same_backward(
         let options = same_options(weight);
         Flex::conv2d_x_backward(x.clone(), weight.clone(), grad.clone(), options)
     });
-    let dw = want_dw.then(|| conv_weight_grad(x, weight, grad.clone()));
+    let [_, dw] = conv_unfolded_backward(x, weight, grad, [false, want_dw]);
     [dx, dw]
 }
 
@@ -588,50 +589,6 @@ simd_fn! {
             }
         }
     }
-}
-
-/// dW of a "same" convolution of stride 1: the input unfolded to `[b, h·w, c·k²]` (each
-/// pixel's k × k neighbourhood, zero outside the image, in the weights' (channel, row, column)
-/// order), then `dY [b, o, h·w] × columns`, summed over the batch.
-fn conv_weight_grad(x: &FlexTensor, weight: &FlexTensor, grad: FlexTensor) -> FlexTensor {
-    let (dims, v) = values(x);
-    let [b, c, h, w] = [dims[0], dims[1], dims[2], dims[3]];
-    let wd = weight.layout().shape().to_vec();
-    let (o, kh, kw) = (wd[0], wd[2], wd[3]);
-    let (ph, pw) = (kh / 2, kw / 2);
-    let width = c * kh * kw;
-    let mut columns = vec![0f32; b * h * w * width];
-    columns
-        .par_chunks_mut(h * w * width)
-        .zip(v.par_chunks(c * h * w))
-        .for_each(|(cols, image)| {
-            for y in 0..h {
-                for x in 0..w {
-                    let row = &mut cols[(y * w + x) * width..(y * w + x + 1) * width];
-                    for ch in 0..c {
-                        let plane = &image[ch * h * w..(ch + 1) * h * w];
-                        for ky in 0..kh {
-                            let yy = y + ky;
-                            if yy < ph || yy - ph >= h {
-                                continue;
-                            }
-                            for kx in 0..kw {
-                                let xx = x + kx;
-                                if xx < pw || xx - pw >= w {
-                                    continue;
-                                }
-                                row[(ch * kh + ky) * kw + kx] = plane[(yy - ph) * w + xx - pw];
-                            }
-                        }
-                    }
-                }
-            }
-        });
-    let columns = FlexTensor::from_data(TensorData::new(columns, [b, h * w, width]));
-    let grad = Flex::float_reshape(grad, [b, o, h * w].into());
-    let per_image = Flex::float_matmul(grad, columns); // [b, o, c·k²]
-    let summed = Flex::float_sum_dim(per_image, 0); // [1, o, c·k²]
-    Flex::float_reshape(summed, [o, c, kh, kw].into())
 }
 
 /// The element-wise sum of per-task partial results, in task order.
