@@ -542,49 +542,36 @@ simd_fn! {
 fn conv_forward(x: &FlexTensor, weight: &FlexTensor) -> FlexTensor {
     let (dims, v) = values(x);
     let (wd, wt) = values(weight);
-    let [b, c, h, w] = [dims[0], dims[1], dims[2], dims[3]];
-    let (o, kh, kw) = (wd[0], wd[2], wd[3]);
-    let mut out = vec![0f32; b * o * h * w];
-    out.par_chunks_mut(h * w)
-        .enumerate()
-        .for_each(|(i, plane)| {
-            let (image, oc) = (i / o, i % o);
-            let src = &v[image * c * h * w..(image + 1) * c * h * w];
-            conv_plane(
-                src,
-                &wt[oc * c * kh * kw..(oc + 1) * c * kh * kw],
-                plane,
-                [c, h, w, kh, kw],
-            );
-        });
-    FlexTensor::from_data(TensorData::new(out, [b, o, h, w]))
+    let s = Same::new(&dims, &wd);
+    let (plane, taps) = (s.plane(), s.taps());
+    let mut out = vec![0f32; s.b * s.o * plane];
+    out.par_chunks_mut(plane).enumerate().for_each(|(i, out)| {
+        let (image, oc) = (i / s.o, i % s.o);
+        let image = &v[image * s.c * plane..(image + 1) * s.c * plane];
+        conv_plane(&s, image, &wt[oc * taps..(oc + 1) * taps], out);
+    });
+    FlexTensor::from_data(TensorData::new(out, [s.b, s.o, s.h, s.w]))
 }
 
 simd_fn! {
     /// One output plane `[h, w]` of `conv_forward`: the image `[c, h, w]` convolved with one
     /// output channel's taps `[c, kh, kw]`.
-    fn conv_plane(image: &[f32], taps: &[f32], plane: &mut [f32], dims: [usize; 5]) {
-        let [c, h, w, kh, kw] = dims;
-        let (ph, pw) = (kh / 2, kw / 2);
-        for ch in 0..c {
-            let src = &image[ch * h * w..(ch + 1) * h * w];
-            for ky in 0..kh {
-                for kx in 0..kw {
-                    let tap = taps[(ch * kh + ky) * kw + kx];
-                    let Some((x0, x1)) = tap_columns(kx, pw, w) else {
-                        continue;
-                    };
-                    for y in 0..h {
-                        let Some(sy) = tap_row(y, ky, ph, h) else {
-                            continue;
-                        };
-                        let row = &src[sy * w..(sy + 1) * w];
-                        let input = &row[x0 + kx - pw..x1 + kx - pw];
-                        let output = &mut plane[y * w + x0..y * w + x1];
-                        for (o, &a) in output.iter_mut().zip(input) {
-                            *o += tap * a;
-                        }
-                    }
+    fn conv_plane(s: &Same, image: &[f32], taps: &[f32], out: &mut [f32]) {
+        let (plane, w) = (s.plane(), s.w);
+        let (ph, pw) = (s.kh / 2, s.kw / 2);
+        for (row, &tap) in taps.iter().enumerate() {
+            let (ch, ky, kx) = s.tap(row);
+            let src = &image[ch * plane..(ch + 1) * plane];
+            let Some((x0, x1)) = tap_columns(kx, pw, w) else {
+                continue;
+            };
+            for y in 0..s.h {
+                let Some(sy) = tap_row(y, ky, ph, s.h) else {
+                    continue;
+                };
+                let input = &src[sy * w + x0 + kx - pw..sy * w + x1 + kx - pw];
+                for (o, &a) in out[y * w + x0..y * w + x1].iter_mut().zip(input) {
+                    *o += tap * a;
                 }
             }
         }
