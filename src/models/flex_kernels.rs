@@ -180,7 +180,7 @@ pub fn max_pool_2x2(x: Tensor<4>) -> Result<Tensor<4>, Tensor<4>> {
 
 impl FlexKernels for Flex {
     fn max_pool_2x2(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        pool_forward(&x)
+        pool_forward(&x).0
     }
 
     fn conv_same(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -216,31 +216,32 @@ impl<C: CheckpointStrategy> FlexKernels for Autodiff<Flex, C> {
         struct MaxPool2x2;
 
         impl Backward<Flex, 1> for MaxPool2x2 {
-            type State = NodeId;
+            /// The input's dims and each window's winner (1 byte per output value, where keeping
+            /// the input would take 16 per output).
+            type State = ([usize; 4], Vec<u8>);
 
             fn backward(
                 self,
                 ops: Ops<Self::State, 1>,
                 grads: &mut Gradients,
-                checkpointer: &mut Checkpointer,
+                _checkpointer: &mut Checkpointer,
             ) {
-                let input: FlexTensor = checkpointer.retrieve_node_output(ops.state);
+                let (dims, which) = ops.state;
                 unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
-                    pool_backward(&input, &grad)
+                    pool_backward(dims, &which, &grad)
                 });
             }
         }
 
-        let out = pool_forward(x.primitive());
+        let (out, which) = pool_forward(x.primitive());
+        let shape = x.primitive().layout().shape().to_vec();
+        let dims = [shape[0], shape[1], shape[2], shape[3]];
         match MaxPool2x2
             .prepare::<C>([x.node()])
             .compute_bound()
             .stateful()
         {
-            OpsKind::Tracked(mut prep) => {
-                let state = prep.checkpoint(&x);
-                prep.finish(state, out)
-            }
+            OpsKind::Tracked(prep) => prep.finish((dims, which), out),
             OpsKind::UnTracked(prep) => prep.finish(out),
         }
     }
@@ -477,102 +478,165 @@ fn window_max(p: &[f32], i: usize, w: usize) -> (usize, f32) {
     best
 }
 
-fn pool_forward(x: &FlexTensor) -> FlexTensor {
+/// `x` max-pooled, and for every output which value of its window (0..4, `window_max`) won.
+fn pool_forward(x: &FlexTensor) -> (FlexTensor, Vec<u8>) {
     let (dims, src) = values(x);
     let [b, c, h, w] = [dims[0], dims[1], dims[2], dims[3]];
     let (oh, ow) = (h / 2, w / 2);
     let mut out = vec![0f32; b * c * oh * ow];
+    let mut which = vec![0u8; out.len()];
     if oh * ow > 0 {
         out.par_chunks_mut(oh * ow)
+            .zip(which.par_chunks_mut(oh * ow))
             .zip(src.par_chunks(h * w))
-            .for_each(|(o, p)| pool_plane(p, o, w));
+            .for_each(|((o, k), p)| pool_plane(p, o, k, w));
     }
-    FlexTensor::from_data(TensorData::new(out, [b, c, oh, ow]))
+    let out = FlexTensor::from_data(TensorData::new(out, [b, c, oh, ow]));
+    (out, which)
 }
 
 simd_fn! {
-    /// One plane `p` of width `w` max-pooled into `o` (h/2 × w/2, at least one window).
-    fn pool_plane(p: &[f32], o: &mut [f32], w: usize) {
-        for (y, row) in o.chunks_exact_mut(w / 2).enumerate() {
-            for (x, v) in row.iter_mut().enumerate() {
-                *v = window_max(p, 2 * y * w + 2 * x, w).1;
+    /// One plane `p` of width `w` max-pooled into `o` (h/2 × w/2, at least one window), each
+    /// window's winner into `which`.
+    fn pool_plane(p: &[f32], o: &mut [f32], which: &mut [u8], w: usize) {
+        let rows = o.chunks_exact_mut(w / 2).zip(which.chunks_exact_mut(w / 2));
+        for (y, (row, which)) in rows.enumerate() {
+            for (x, (v, k)) in row.iter_mut().zip(which).enumerate() {
+                let (i, m) = window_max(p, 2 * y * w + 2 * x, w);
+                (*v, *k) = (m, i as u8);
             }
         }
     }
 }
 
-fn pool_backward(x: &FlexTensor, grad: &FlexTensor) -> FlexTensor {
-    let (dims, src) = values(x);
+/// The pooling's input gradient `[b, c, h, w]` (`dims`) from the output gradient and the
+/// forward pass's winners.
+fn pool_backward(dims: [usize; 4], which: &[u8], grad: &FlexTensor) -> FlexTensor {
     let (_, g) = values(grad);
-    let [b, c, h, w] = [dims[0], dims[1], dims[2], dims[3]];
+    let [b, c, h, w] = dims;
     let (oh, ow) = (h / 2, w / 2);
     let mut out = vec![0f32; b * c * h * w];
     if oh * ow > 0 {
         out.par_chunks_mut(h * w)
-            .zip(src.par_chunks(h * w))
+            .zip(which.par_chunks(oh * ow))
             .zip(g.par_chunks(oh * ow))
-            .for_each(|((o, p), gp)| pool_plane_backward(p, gp, o, w));
+            .for_each(|((o, k), gp)| pool_plane_backward(k, gp, o, w));
     }
-    FlexTensor::from_data(TensorData::new(out, [b, c, h, w]))
+    FlexTensor::from_data(TensorData::new(out, dims))
 }
 
 simd_fn! {
-    /// The gradient `gp` of one pooled plane routed back onto `o` (zeroed, the plane `p`'s
-    /// shape, width `w`): each value to its window's first maximum.
-    fn pool_plane_backward(p: &[f32], gp: &[f32], o: &mut [f32], w: usize) {
-        for (y, row) in gp.chunks_exact(w / 2).enumerate() {
-            for (x, &g) in row.iter().enumerate() {
-                let i = 2 * y * w + 2 * x;
-                let at = match window_max(p, i, w).0 {
-                    0 => i,
-                    1 => i + 1,
-                    2 => i + w,
-                    _ => i + w + 1,
-                };
-                o[at] = g;
+    /// The gradient `gp` of one pooled plane routed back onto `o` (the input plane's shape, width
+    /// `w`): each value to its window's winner (`which`), zero everywhere else. Every value of `o`
+    /// is written, without a branch on the winner.
+    fn pool_plane_backward(which: &[u8], gp: &[f32], o: &mut [f32], w: usize) {
+        let ow = w / 2;
+        let pairs = o.chunks_exact_mut(2 * w);
+        for ((pair, gr), kr) in pairs.zip(gp.chunks_exact(ow)).zip(which.chunks_exact(ow)) {
+            let (top, bottom) = pair.split_at_mut(w);
+            let windows = top.chunks_exact_mut(2).zip(bottom.chunks_exact_mut(2));
+            for ((t, b), (&g, &k)) in windows.zip(gr.iter().zip(kr)) {
+                let at = |i: u8| if k == i { g } else { 0.0 };
+                (t[0], t[1], b[0], b[1]) = (at(0), at(1), at(2), at(3));
+            }
+            // an odd width's last column takes no gradient
+            top[2 * ow..].fill(0.0);
+            bottom[2 * ow..].fill(0.0);
+        }
+        // nor an odd height's last row
+        let done = o.len() / (2 * w) * 2 * w;
+        o[done..].fill(0.0);
+    }
+}
+
+/// A "same" convolution of stride 1, directly, image by image: the image is copied once into a
+/// zero-bordered scratch (`Padded`), where every kernel tap reads one contiguous run; each output
+/// plane is then, tap after tap in weight order, that run times the tap's weight added onto an
+/// accumulator (one long vectorized loop per tap). Meant for few input channels, where an
+/// unfold + matrix product has too short an inner dimension (9 for one channel) to be efficient.
+fn conv_forward(x: &FlexTensor, weight: &FlexTensor) -> FlexTensor {
+    let (dims, v) = values(x);
+    let (wd, wt) = values(weight);
+    let s = Same::new(&dims, &wd);
+    let (plane, taps, pad) = (s.plane(), s.taps(), Padded::new(&s));
+    let offsets: Vec<usize> = (0..taps).map(|t| pad.offset(s.tap(t))).collect();
+    let mut out = vec![0f32; s.b * s.o * plane];
+    out.par_chunks_mut(s.o * plane)
+        .zip(v.par_chunks(s.c * plane))
+        .for_each_init(
+            || (vec![0f32; s.c * pad.len()], vec![0f32; pad.run()]),
+            |(padded, acc), (out, image)| {
+                pad.fill(&s, image, padded);
+                for (oc, out) in out.chunks_exact_mut(plane).enumerate() {
+                    conv_taps(padded, &wt[oc * taps..(oc + 1) * taps], &offsets, acc);
+                    for (o, a) in out.chunks_exact_mut(s.w).zip(acc.chunks(pad.wide)) {
+                        o.copy_from_slice(&a[..s.w]);
+                    }
+                }
+            },
+        );
+    FlexTensor::from_data(TensorData::new(out, [s.b, s.o, s.h, s.w]))
+}
+
+/// One image `[c, h, w]` of a "same" convolution with its zero border: each channel a plane of
+/// `h + kh − 1` rows of `wide = w + kw − 1` values, the image at row kh/2, column kw/2. Output
+/// pixel (y, x) of tap (ch, ky, kx) reads value `offset(tap) + y·wide + x`, so for one tap the
+/// whole output plane, laid out `wide` apart (the `kw − 1` values after each row are not output
+/// and dropped), reads one run of `run()` values.
+struct Padded {
+    wide: usize,
+    rows: usize,
+    run: usize,
+}
+
+impl Padded {
+    fn new(s: &Same) -> Self {
+        let wide = s.w + s.kw - 1;
+        Padded {
+            wide,
+            rows: s.h + s.kh - 1,
+            run: s.h.saturating_sub(1) * wide + s.w,
+        }
+    }
+
+    /// Values of one padded channel.
+    fn len(&self) -> usize {
+        self.rows * self.wide
+    }
+
+    /// Values one tap reads for a whole output plane.
+    fn run(&self) -> usize {
+        self.run
+    }
+
+    fn offset(&self, (ch, ky, kx): (usize, usize, usize)) -> usize {
+        ch * self.len() + ky * self.wide + kx
+    }
+
+    /// `image [c, h, w]` copied into `padded`, its border zero.
+    fn fill(&self, s: &Same, image: &[f32], padded: &mut [f32]) {
+        padded.fill(0.0);
+        let (top, left) = (s.kh / 2, s.kw / 2);
+        for (src, dst) in image
+            .chunks_exact(s.plane())
+            .zip(padded.chunks_exact_mut(self.len()))
+        {
+            for (y, row) in src.chunks_exact(s.w).enumerate() {
+                let at = (top + y) * self.wide + left;
+                dst[at..at + s.w].copy_from_slice(row);
             }
         }
     }
 }
 
-/// A "same" convolution of stride 1, directly: each output plane accumulates, for every input
-/// channel and kernel tap, the shifted input row times the tap's weight (contiguous rows, which
-/// the compiler vectorizes). Meant for few input channels, where an unfold + matrix product has
-/// too short an inner dimension (9 for one channel) to be efficient.
-fn conv_forward(x: &FlexTensor, weight: &FlexTensor) -> FlexTensor {
-    let (dims, v) = values(x);
-    let (wd, wt) = values(weight);
-    let s = Same::new(&dims, &wd);
-    let (plane, taps) = (s.plane(), s.taps());
-    let mut out = vec![0f32; s.b * s.o * plane];
-    out.par_chunks_mut(plane).enumerate().for_each(|(i, out)| {
-        let (image, oc) = (i / s.o, i % s.o);
-        let image = &v[image * s.c * plane..(image + 1) * s.c * plane];
-        conv_plane(&s, image, &wt[oc * taps..(oc + 1) * taps], out);
-    });
-    FlexTensor::from_data(TensorData::new(out, [s.b, s.o, s.h, s.w]))
-}
-
 simd_fn! {
-    /// One output plane `[h, w]` of `conv_forward`: the image `[c, h, w]` convolved with one
-    /// output channel's taps `[c, kh, kw]`.
-    fn conv_plane(s: &Same, image: &[f32], taps: &[f32], out: &mut [f32]) {
-        let (plane, w) = (s.plane(), s.w);
-        let (ph, pw) = (s.kh / 2, s.kw / 2);
-        for (row, &tap) in taps.iter().enumerate() {
-            let (ch, ky, kx) = s.tap(row);
-            let src = &image[ch * plane..(ch + 1) * plane];
-            let Some((x0, x1)) = tap_columns(kx, pw, w) else {
-                continue;
-            };
-            for y in 0..s.h {
-                let Some(sy) = tap_row(y, ky, ph, s.h) else {
-                    continue;
-                };
-                let input = &src[sy * w + x0 + kx - pw..sy * w + x1 + kx - pw];
-                for (o, &a) in out[y * w + x0..y * w + x1].iter_mut().zip(input) {
-                    *o += tap * a;
-                }
+    /// `acc = Σ taps[t] · padded[offsets[t]..][..acc.len()]`, tap after tap from zero.
+    fn conv_taps(padded: &[f32], taps: &[f32], offsets: &[usize], acc: &mut [f32]) {
+        let n = acc.len();
+        acc.fill(0.0);
+        for (&tap, &at) in taps.iter().zip(offsets) {
+            for (a, &p) in acc.iter_mut().zip(&padded[at..at + n]) {
+                *a += tap * p;
             }
         }
     }
