@@ -33,6 +33,7 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 use burn::tensor::ops::ConvOptions;
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 type FlexTensor = FloatTensor<Flex>;
 
@@ -463,6 +464,21 @@ fn values(t: &FlexTensor) -> (Vec<usize>, std::borrow::Cow<'_, [f32]>) {
     }
 }
 
+/// Room for a kernel's output of `n` values, handed to `fill` unwritten: `vec![0.0; n]` would
+/// first zero it, a pass over megabytes (the first block's tensors are 6.4 MB) as long as many
+/// of the kernels' own.
+///
+/// # Safety
+/// `fill` must write every one of the `n` values.
+unsafe fn written<T: Copy>(n: usize, fill: impl FnOnce(&mut [MaybeUninit<T>])) -> Vec<T> {
+    let mut v = Vec::with_capacity(n);
+    fill(&mut v.spare_capacity_mut()[..n]);
+    // SAFETY: the capacity is at least `n`, and `fill` wrote the first `n` values (the caller's
+    // promise)
+    unsafe { v.set_len(n) };
+    v
+}
+
 /// Index (0..4, reading order) of the first maximal value of the window at `i` of a plane of
 /// width `w`, and that value. NaN wins, as in Burn's pooling (`v > max` fails for NaN, so a NaN
 /// seen first stays).
@@ -483,13 +499,23 @@ fn pool_forward(x: &FlexTensor) -> (FlexTensor, Vec<u8>) {
     let (dims, src) = values(x);
     let [b, c, h, w] = [dims[0], dims[1], dims[2], dims[3]];
     let (oh, ow) = (h / 2, w / 2);
-    let mut out = vec![0f32; b * c * oh * ow];
-    let mut which = vec![0u8; out.len()];
-    if oh * ow > 0 {
-        out.par_chunks_mut(oh * ow)
-            .zip(which.par_chunks_mut(oh * ow))
-            .zip(src.par_chunks(h * w))
-            .for_each(|((o, k), p)| pool_plane(p, o, k, w));
+    let n = b * c * oh * ow;
+    let (mut out, mut which) = (Vec::new(), Vec::new());
+    if n > 0 {
+        // SAFETY: `pool_plane` writes every value of its plane, and the planes cover the `n`
+        // values of both
+        (out, which) = unsafe {
+            let mut which_planes = None;
+            let out = written(n, |out| {
+                which_planes = Some(written(n, |which| {
+                    out.par_chunks_mut(oh * ow)
+                        .zip(which.par_chunks_mut(oh * ow))
+                        .zip(src.par_chunks(h * w))
+                        .for_each(|((o, k), p)| pool_plane(p, o, k, w));
+                }));
+            });
+            (out, which_planes.expect("filled with the output"))
+        };
     }
     let out = FlexTensor::from_data(TensorData::new(out, [b, c, oh, ow]));
     (out, which)
@@ -498,12 +524,13 @@ fn pool_forward(x: &FlexTensor) -> (FlexTensor, Vec<u8>) {
 simd_fn! {
     /// One plane `p` of width `w` max-pooled into `o` (h/2 × w/2, at least one window), each
     /// window's winner into `which`.
-    fn pool_plane(p: &[f32], o: &mut [f32], which: &mut [u8], w: usize) {
+    fn pool_plane(p: &[f32], o: &mut [MaybeUninit<f32>], which: &mut [MaybeUninit<u8>], w: usize) {
         let rows = o.chunks_exact_mut(w / 2).zip(which.chunks_exact_mut(w / 2));
         for (y, (row, which)) in rows.enumerate() {
             for (x, (v, k)) in row.iter_mut().zip(which).enumerate() {
                 let (i, m) = window_max(p, 2 * y * w + 2 * x, w);
-                (*v, *k) = (m, i as u8);
+                v.write(m);
+                k.write(i as u8);
             }
         }
     }
@@ -515,13 +542,19 @@ fn pool_backward(dims: [usize; 4], which: &[u8], grad: &FlexTensor) -> FlexTenso
     let (_, g) = values(grad);
     let [b, c, h, w] = dims;
     let (oh, ow) = (h / 2, w / 2);
-    let mut out = vec![0f32; b * c * h * w];
-    if oh * ow > 0 {
-        out.par_chunks_mut(h * w)
-            .zip(which.par_chunks(oh * ow))
-            .zip(g.par_chunks(oh * ow))
-            .for_each(|((o, k), gp)| pool_plane_backward(k, gp, o, w));
-    }
+    let out = if oh * ow > 0 {
+        // SAFETY: `pool_plane_backward` writes every value of its plane; the planes cover all
+        unsafe {
+            written(b * c * h * w, |out| {
+                out.par_chunks_mut(h * w)
+                    .zip(which.par_chunks(oh * ow))
+                    .zip(g.par_chunks(oh * ow))
+                    .for_each(|((o, k), gp)| pool_plane_backward(k, gp, o, w));
+            })
+        }
+    } else {
+        vec![0f32; b * c * h * w]
+    };
     FlexTensor::from_data(TensorData::new(out, dims))
 }
 
@@ -529,23 +562,23 @@ simd_fn! {
     /// The gradient `gp` of one pooled plane routed back onto `o` (the input plane's shape, width
     /// `w`): each value to its window's winner (`which`), zero everywhere else. Every value of `o`
     /// is written, without a branch on the winner.
-    fn pool_plane_backward(which: &[u8], gp: &[f32], o: &mut [f32], w: usize) {
+    fn pool_plane_backward(which: &[u8], gp: &[f32], o: &mut [MaybeUninit<f32>], w: usize) {
         let ow = w / 2;
         let pairs = o.chunks_exact_mut(2 * w);
         for ((pair, gr), kr) in pairs.zip(gp.chunks_exact(ow)).zip(which.chunks_exact(ow)) {
             let (top, bottom) = pair.split_at_mut(w);
             let windows = top.chunks_exact_mut(2).zip(bottom.chunks_exact_mut(2));
             for ((t, b), (&g, &k)) in windows.zip(gr.iter().zip(kr)) {
-                let at = |i: u8| if k == i { g } else { 0.0 };
+                let at = |i: u8| MaybeUninit::new(if k == i { g } else { 0.0 });
                 (t[0], t[1], b[0], b[1]) = (at(0), at(1), at(2), at(3));
             }
             // an odd width's last column takes no gradient
-            top[2 * ow..].fill(0.0);
-            bottom[2 * ow..].fill(0.0);
+            top[2 * ow..].fill(MaybeUninit::new(0.0));
+            bottom[2 * ow..].fill(MaybeUninit::new(0.0));
         }
         // nor an odd height's last row
         let done = o.len() / (2 * w) * 2 * w;
-        o[done..].fill(0.0);
+        o[done..].fill(MaybeUninit::new(0.0));
     }
 }
 
@@ -560,21 +593,25 @@ fn conv_forward(x: &FlexTensor, weight: &FlexTensor) -> FlexTensor {
     let s = Same::new(&dims, &wd);
     let (plane, taps, pad) = (s.plane(), s.taps(), Padded::new(&s));
     let offsets: Vec<usize> = (0..taps).map(|t| pad.offset(s.tap(t))).collect();
-    let mut out = vec![0f32; s.b * s.o * plane];
-    out.par_chunks_mut(s.o * plane)
-        .zip(v.par_chunks(s.c * plane))
-        .for_each_init(
-            || (vec![0f32; s.c * pad.len()], vec![0f32; pad.run()]),
-            |(padded, acc), (out, image)| {
-                pad.fill(&s, image, padded);
-                for (oc, out) in out.chunks_exact_mut(plane).enumerate() {
-                    conv_taps(padded, &wt[oc * taps..(oc + 1) * taps], &offsets, acc);
-                    for (o, a) in out.chunks_exact_mut(s.w).zip(acc.chunks(pad.wide)) {
-                        o.copy_from_slice(&a[..s.w]);
-                    }
-                }
-            },
-        );
+    // SAFETY: each image's `o` planes of `h` rows of `w` values are all copied from `acc`
+    let out = unsafe {
+        written(s.b * s.o * plane, |out| {
+            out.par_chunks_mut(s.o * plane)
+                .zip(v.par_chunks(s.c * plane))
+                .for_each_init(
+                    || (vec![0f32; s.c * pad.len()], vec![0f32; pad.run()]),
+                    |(padded, acc), (out, image)| {
+                        pad.fill(&s, image, padded);
+                        for (oc, out) in out.chunks_exact_mut(plane).enumerate() {
+                            conv_taps(padded, &wt[oc * taps..(oc + 1) * taps], &offsets, acc);
+                            for (o, a) in out.chunks_exact_mut(s.w).zip(acc.chunks(pad.wide)) {
+                                o.write_copy_of_slice(&a[..s.w]);
+                            }
+                        }
+                    },
+                );
+        })
+    };
     FlexTensor::from_data(TensorData::new(out, [s.b, s.o, s.h, s.w]))
 }
 
@@ -1053,23 +1090,27 @@ fn norm_forward(
     let (_, b) = values(beta);
     let (mean, inv_std, g) = channel_terms(gamma, stats, epsilon);
     let (c, plane) = (dims[1], dims[2..].iter().product::<usize>());
-    let mut out = vec![0f32; v.len()];
-    out.par_chunks_mut(plane)
-        .zip(v.par_chunks(plane))
-        .enumerate()
-        .for_each(|(i, (o, xs))| {
-            let ch = i % c;
-            let scale = inv_std[ch] * g[ch];
-            affine(xs, o, scale, b[ch] - mean[ch] * scale);
-        });
+    // SAFETY: `affine` writes all of each plane, and the planes cover `v.len()`
+    let out = unsafe {
+        written(v.len(), |out| {
+            out.par_chunks_mut(plane)
+                .zip(v.par_chunks(plane))
+                .enumerate()
+                .for_each(|(i, (o, xs))| {
+                    let ch = i % c;
+                    let scale = inv_std[ch] * g[ch];
+                    affine(xs, o, scale, b[ch] - mean[ch] * scale);
+                });
+        })
+    };
     FlexTensor::from_data(TensorData::new(out, dims))
 }
 
 simd_fn! {
-    /// `o = a·scale + shift` for each `a` of `xs`.
-    fn affine(xs: &[f32], o: &mut [f32], scale: f32, shift: f32) {
+    /// `o = a·scale + shift` for each `a` of `xs` (as long as `o`).
+    fn affine(xs: &[f32], o: &mut [MaybeUninit<f32>], scale: f32, shift: f32) {
         for (o, &a) in o.iter_mut().zip(xs) {
-            *o = a * scale + shift;
+            o.write(a * scale + shift);
         }
     }
 }
@@ -1092,16 +1133,20 @@ fn norm_backward(
         .into_par_iter()
         .map(|ch| channel_grad_sums(&v, &dy, c, plane, ch, mean[ch], inv_std[ch]))
         .collect();
-    let mut dx = vec![0f32; v.len()];
-    dx.par_chunks_mut(plane)
-        .zip(v.par_chunks(plane).zip(dy.par_chunks(plane)))
-        .enumerate()
-        .for_each(|(i, (o, (xs, ds)))| {
-            let ch = i % c;
-            let (dg, db) = sums[ch];
-            let means = [mean[ch], (db / n) as f32, (dg / n) as f32];
-            norm_dx(xs, ds, o, means, inv_std[ch], g[ch] * inv_std[ch]);
-        });
+    // SAFETY: `norm_dx` writes all of each plane, and the planes cover `v.len()`
+    let dx = unsafe {
+        written(v.len(), |dx| {
+            dx.par_chunks_mut(plane)
+                .zip(v.par_chunks(plane).zip(dy.par_chunks(plane)))
+                .enumerate()
+                .for_each(|(i, (o, (xs, ds)))| {
+                    let ch = i % c;
+                    let (dg, db) = sums[ch];
+                    let means = [mean[ch], (db / n) as f32, (dg / n) as f32];
+                    norm_dx(xs, ds, o, means, inv_std[ch], g[ch] * inv_std[ch]);
+                });
+        })
+    };
     let dgamma = sums.iter().map(|s| s.0 as f32).collect::<Vec<_>>();
     let dbeta = sums.iter().map(|s| s.1 as f32).collect::<Vec<_>>();
     (
@@ -1135,11 +1180,18 @@ simd_fn! {
 simd_fn! {
     /// One plane of batch norm's dx: `scale · (dy − mean(dy) − x̂·mean(dy·x̂))`, with `means` the
     /// channel's (mean of x, mean of dy, mean of dy·x̂) and x̂ = (x − mean)·`inv_std`.
-    fn norm_dx(xs: &[f32], ds: &[f32], o: &mut [f32], means: [f32; 3], inv_std: f32, scale: f32) {
+    fn norm_dx(
+        xs: &[f32],
+        ds: &[f32],
+        o: &mut [MaybeUninit<f32>],
+        means: [f32; 3],
+        inv_std: f32,
+        scale: f32,
+    ) {
         let [mean, mean_db, mean_dg] = means;
         for ((o, &a), &d) in o.iter_mut().zip(xs).zip(ds) {
             let xhat = (a - mean) * inv_std;
-            *o = scale * (d - mean_db - xhat * mean_dg);
+            o.write(scale * (d - mean_db - xhat * mean_dg));
         }
     }
 }
