@@ -479,17 +479,14 @@ unsafe fn written<T: Copy>(n: usize, fill: impl FnOnce(&mut [MaybeUninit<T>])) -
     v
 }
 
-/// Index (0..4, reading order) of the first maximal value of the window at `i` of a plane of
-/// width `w`, and that value. NaN wins, as in Burn's pooling (`v > max` fails for NaN, so a NaN
-/// seen first stays).
+/// Index (0..4, reading order) of the first maximal value of a window (its `top` and `bottom`
+/// pairs), and that value. NaN wins, as in Burn's pooling (`v > max` fails for NaN, so a NaN seen
+/// first stays). Selects, no branches: the loop over windows vectorizes.
 #[inline(always)]
-fn window_max(p: &[f32], i: usize, w: usize) -> (usize, f32) {
-    let cand = [p[i], p[i + 1], p[i + w], p[i + w + 1]];
-    let mut best = (0, cand[0]);
-    for (k, &v) in cand.iter().enumerate().skip(1) {
-        if v > best.1 {
-            best = (k, v);
-        }
+fn window_max(top: &[f32], bottom: &[f32]) -> (u8, f32) {
+    let mut best = (0u8, top[0]);
+    for (k, v) in [(1, top[1]), (2, bottom[0]), (3, bottom[1])] {
+        best = if v > best.1 { (k, v) } else { best };
     }
     best
 }
@@ -526,11 +523,13 @@ simd_fn! {
     /// window's winner into `which`.
     fn pool_plane(p: &[f32], o: &mut [MaybeUninit<f32>], which: &mut [MaybeUninit<u8>], w: usize) {
         let rows = o.chunks_exact_mut(w / 2).zip(which.chunks_exact_mut(w / 2));
-        for (y, (row, which)) in rows.enumerate() {
-            for (x, (v, k)) in row.iter_mut().zip(which).enumerate() {
-                let (i, m) = window_max(p, 2 * y * w + 2 * x, w);
+        for ((row, which), pair) in rows.zip(p.chunks_exact(2 * w)) {
+            let (top, bottom) = pair.split_at(w);
+            let windows = top.chunks_exact(2).zip(bottom.chunks_exact(2));
+            for ((v, k), (t, b)) in row.iter_mut().zip(which).zip(windows) {
+                let (i, m) = window_max(t, b);
                 v.write(m);
-                k.write(i as u8);
+                k.write(i);
             }
         }
     }
