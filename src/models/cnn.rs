@@ -240,12 +240,12 @@ impl ConvBlock {
 
 /// Input channels up to which a convolution uses fovea's direct flex kernel (see `convolve`):
 /// the first layer of a grayscale or colour image. Wider layers are unfolded image by image into
-/// matrix products in training (README, "Performance").
+/// matrix products (README, "Performance").
 const OWN_CONV_MAX_CHANNELS: usize = 4;
 
 /// A convolution: on flex, for a "same" convolution of stride 1, one of fovea's kernels (see
 /// `flex_kernels`): computed directly for few input channels, unfolded image by image into
-/// matrix products for more (training only); Burn's otherwise.
+/// matrix products for more (in training and inference alike); Burn's otherwise.
 fn convolve(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let [kh, kw] = conv.kernel_size;
     let same = conv.stride == [1, 1]
@@ -257,13 +257,7 @@ fn convolve(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     if !same {
         return conv.forward(x);
     }
-    let wide = x.dims()[1] > OWN_CONV_MAX_CHANNELS;
-    if wide && !x.device().is_autodiff() {
-        // inference: Burn's tiled convolution measured faster than unfolding the whole batch
-        // (stop 19); the image-by-image unfolding of today's kernel is not measured at inference
-        return conv.forward(x);
-    }
-    let y = if wide {
+    let y = if x.dims()[1] > OWN_CONV_MAX_CHANNELS {
         flex_kernels::conv_unfolded(x, conv.weight.val())
     } else {
         flex_kernels::conv_same(x, conv.weight.val())
