@@ -213,38 +213,14 @@ impl FlexKernels for Flex {
 
 impl<C: CheckpointStrategy> FlexKernels for Autodiff<Flex, C> {
     fn max_pool_2x2(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        #[derive(Debug)]
-        struct MaxPool2x2;
-
-        impl Backward<Flex, 1> for MaxPool2x2 {
-            /// The input's dims and each window's winner (1 byte per output value, where keeping
-            /// the input would take 16 per output).
-            type State = ([usize; 4], Vec<u8>);
-
-            fn backward(
-                self,
-                ops: Ops<Self::State, 1>,
-                grads: &mut Gradients,
-                _checkpointer: &mut Checkpointer,
-            ) {
-                let (dims, which) = ops.state;
-                unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
-                    pool_backward(dims, &which, &grad)
-                });
-            }
-        }
-
         let (out, which) = pool_forward(x.primitive());
         let shape = x.primitive().layout().shape().to_vec();
         let dims = [shape[0], shape[1], shape[2], shape[3]];
-        match MaxPool2x2
-            .prepare::<C>([x.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish((dims, which), out),
-            OpsKind::UnTracked(prep) => prep.finish(out),
-        }
+        // kept: the input's dims and each window's winner (1 byte per output value, where
+        // keeping the input would take 16 per output)
+        tracked_unary::<C, _>(&x, out, (dims, which), |(dims, which), grad| {
+            pool_backward(*dims, which, grad)
+        })
     }
 
     fn conv_same(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -256,31 +232,11 @@ impl<C: CheckpointStrategy> FlexKernels for Autodiff<Flex, C> {
     }
 
     fn dropout(x: FloatTensor<Self>, keep: f64, seed: u64) -> FloatTensor<Self> {
-        #[derive(Debug)]
-        struct Dropout;
-
-        impl Backward<Flex, 1> for Dropout {
-            /// `keep` and the seed: the backward pass draws the same mask again.
-            type State = (f64, u64);
-
-            fn backward(
-                self,
-                ops: Ops<Self::State, 1>,
-                grads: &mut Gradients,
-                _checkpointer: &mut Checkpointer,
-            ) {
-                let (keep, seed) = ops.state;
-                unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
-                    dropout_mask(&grad, keep, seed)
-                });
-            }
-        }
-
         let out = dropout_mask(x.primitive(), keep, seed);
-        match Dropout.prepare::<C>([x.node()]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => prep.finish((keep, seed), out),
-            OpsKind::UnTracked(prep) => prep.finish(out),
-        }
+        // kept: `keep` and the seed, so the backward pass draws the same mask again
+        tracked_unary::<C, _>(&x, out, (keep, seed), |&(keep, seed), grad| {
+            dropout_mask(grad, keep, seed)
+        })
     }
 
     fn batch_stats(x: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -344,6 +300,42 @@ impl<C: CheckpointStrategy> FlexKernels for Autodiff<Flex, C> {
             }
             OpsKind::UnTracked(prep) => prep.finish(out),
         }
+    }
+}
+
+/// A one-input kernel on autodiff flex: its output `out`, already computed, and, when the
+/// gradients are computed, the input's gradient as `backward(state, output gradient)` (pooling
+/// and dropout go through here).
+fn tracked_unary<C: CheckpointStrategy, S: Clone + Send + std::fmt::Debug + 'static>(
+    x: &FloatTensor<Autodiff<Flex, C>>,
+    out: FlexTensor,
+    state: S,
+    backward: fn(&S, &FlexTensor) -> FlexTensor,
+) -> FloatTensor<Autodiff<Flex, C>> {
+    #[derive(Debug)]
+    struct Unary<S>(fn(&S, &FlexTensor) -> FlexTensor);
+
+    impl<S: Clone + Send + std::fmt::Debug + 'static> Backward<Flex, 1> for Unary<S> {
+        type State = S;
+
+        fn backward(
+            self,
+            ops: Ops<Self::State, 1>,
+            grads: &mut Gradients,
+            _checkpointer: &mut Checkpointer,
+        ) {
+            let state = ops.state;
+            unary::<Flex, _>(ops.parents, ops.node, grads, |grad| (self.0)(&state, &grad));
+        }
+    }
+
+    match Unary(backward)
+        .prepare::<C>([x.node()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish(state, out),
+        OpsKind::UnTracked(prep) => prep.finish(out),
     }
 }
 
@@ -934,9 +926,8 @@ fn conv_unfolded_forward(x: &FlexTensor, weight: &FlexTensor) -> FlexTensor {
 
 /// The backward pass of `conv_unfolded_forward` from the output gradient `grad [b, o, h, w]`:
 /// the input gradient when `want_dx` (per image `Wᵀ · dY`, folded back), and the weight gradient
-/// (when `want_dw`; computed either way)
-/// (per image `dY · columnsᵀ`, the unfolding computed again rather than kept from the forward
-/// pass; summed per task, then over tasks in order).
+/// when `want_dw` (per image `dY · columnsᵀ`, the unfolding computed again rather than kept from
+/// the forward pass; summed per task, then over tasks in order).
 fn conv_unfolded_backward(
     x: &FlexTensor,
     weight: &FlexTensor,
@@ -960,14 +951,16 @@ fn conv_unfolded_backward(
         .into_par_iter()
         .enumerate()
         .map(|(t, mut dxs)| {
-            let mut cols = vec![0f32; taps * plane];
+            let mut cols = vec![0f32; if want_dw { taps * plane } else { 0 }];
             let mut dcols = vec![0f32; if want_dx { taps * plane } else { 0 }];
             let mut dw = vec![0f32; s.o * taps];
             for (j, i) in s.task_images(t).enumerate() {
                 let image = &v[i * s.c * plane..(i + 1) * s.c * plane];
                 let gi = &g[i * s.o * plane..(i + 1) * s.o * plane];
-                unfold_image(&s, image, &mut cols);
-                product(&mut dw, j > 0, gi, false, &cols, true, [s.o, taps, plane]);
+                if want_dw {
+                    unfold_image(&s, image, &mut cols);
+                    product(&mut dw, j > 0, gi, false, &cols, true, [s.o, taps, plane]);
+                }
                 if let Some(dxs) = dxs.as_deref_mut() {
                     product(&mut dcols, false, &wt, true, gi, false, [taps, plane, s.o]);
                     fold_image(&s, &dcols, &mut dxs[j * s.c * plane..(j + 1) * s.c * plane]);
