@@ -74,28 +74,36 @@ fn time<const D: usize, const E: usize>(
     (f, b)
 }
 
-/// Batch norm, 2 × 2 max pooling and ReLU of a conv block with `c` channels of `hw × hw`:
-/// their forward and backward milliseconds, summed.
+/// Batch norm, 2 × 2 max pooling and ReLU of a conv block with `c` channels of `hw × hw`: their
+/// forward and backward milliseconds, summed, with batch norm and pooling as the model runs them
+/// (one pass); the two apart are timed too, for comparison.
 fn block_tail(c: usize, hw: usize, device: &Device) -> (f64, f64) {
     let b = 64;
     let gamma = Tensor::<1>::ones([c], device).require_grad();
     let beta = Tensor::<1>::zeros([c], device).require_grad();
+    let norm = |x: Tensor<4>, pool: bool| {
+        flex_kernels::batch_norm_train(x, gamma.clone(), beta.clone(), 1e-5, pool)
+            .unwrap()
+            .0
+    };
+    time(
+        &format!("  batch norm {c}×{hw}×{hw} (apart)"),
+        [b, c, hw, hw],
+        device,
+        |x| norm(x, false),
+    );
+    time(
+        &format!("  max pool 2×2 {c}×{hw}×{hw} (apart)"),
+        [b, c, hw, hw],
+        device,
+        |x| flex_kernels::max_pool_2x2(x).unwrap(),
+    );
     let parts = [
         time(
-            &format!("batch norm {c}×{hw}×{hw}"),
+            &format!("batch norm + pool {c}×{hw}×{hw}"),
             [b, c, hw, hw],
             device,
-            |x| {
-                flex_kernels::batch_norm_train(x, gamma.clone(), beta.clone(), 1e-5)
-                    .unwrap()
-                    .0
-            },
-        ),
-        time(
-            &format!("max pool 2×2 {c}×{hw}×{hw}"),
-            [b, c, hw, hw],
-            device,
-            |x| flex_kernels::max_pool_2x2(x).unwrap(),
+            |x| norm(x, true),
         ),
         time(
             &format!("relu {c}×{}×{}", hw / 2, hw / 2),

@@ -220,15 +220,17 @@ pub struct ConvBlock {
 impl ConvBlock {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let x = convolve(&self.conv, x); // [b, out, h, w]
-        let x = match &self.norm {
-            Some(n) => normalize(n, x),
-            None => x,
+        // batch norm may pool 2 × 2 in the same pass (on flex), saying so
+        let pool_2x2 = self.pool.as_ref().is_some_and(is_2x2);
+        let (x, pooled) = match &self.norm {
+            Some(n) => normalize(n, x, pool_2x2),
+            None => (x, false),
         };
         // Max-pooling then ReLU equals ReLU then max-pooling (both are monotonic, and the
         // gradient reaches the same pixel), with ReLU on a quarter of the values.
         let x = match &self.pool {
-            Some(p) => pool(p, x), // [b, out, h/pool, w/pool]
-            None => x,
+            Some(p) if !pooled => pool(p, x), // [b, out, h/pool, w/pool]
+            _ => x,
         };
         let x = self.activation.forward(x);
         match &self.dropout {
@@ -275,18 +277,25 @@ fn convolve(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
 }
 
 /// Batch norm on flex: fovea's own kernels (see `flex_kernels`), in training with the running
-/// statistics updated as Burn's `BatchNorm` updates them; Burn's layer otherwise.
-fn normalize(n: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+/// statistics updated as Burn's `BatchNorm` updates them, followed by 2 × 2 max pooling in the
+/// same pass when `pool_2x2`; Burn's layer otherwise. Also says whether it pooled.
+fn normalize(n: &BatchNorm, x: Tensor<4>, pool_2x2: bool) -> (Tensor<4>, bool) {
+    let params = || [n.gamma.val(), n.beta.val()];
     if !x.device().is_autodiff() {
         // inference: the running statistics
+        let [gamma, beta] = params();
         let (mean, var) = (n.running_mean.value(), n.running_var.value());
-        return flex_kernels::batch_norm_eval(x, n.gamma.val(), n.beta.val(), mean, var, n.epsilon)
-            .unwrap_or_else(|x| n.forward(x));
+        let args = [gamma, beta, mean, var];
+        return match flex_kernels::batch_norm_eval(x, args, n.epsilon, pool_2x2) {
+            Ok(y) => (y, pool_2x2),
+            Err(x) => (n.forward(x), false),
+        };
     }
     if !n.training.is_enabled() {
-        return n.forward(x);
+        return (n.forward(x), false);
     }
-    match flex_kernels::batch_norm_train(x, n.gamma.val(), n.beta.val(), n.epsilon) {
+    let [gamma, beta] = params();
+    match flex_kernels::batch_norm_train(x, gamma, beta, n.epsilon, pool_2x2) {
         Ok((out, mean, var)) => {
             let device = out.device();
             let blend = |running: Tensor<1>, batch: Tensor<1>| {
@@ -299,21 +308,25 @@ fn normalize(n: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
             n.running_mean
                 .update(blend(n.running_mean.value_sync(), mean));
             n.running_var.update(blend(n.running_var.value_sync(), var));
-            out
+            (out, pool_2x2)
         }
-        Err(x) => n.forward(x),
+        Err(x) => (n.forward(x), false),
     }
+}
+
+/// Whether `p` pools 2 × 2 windows of stride 2 without padding (fovea's kernels on flex).
+fn is_2x2(p: &MaxPool2d) -> bool {
+    p.kernel_size == [2, 2]
+        && p.stride == [2, 2]
+        && p.dilation == [1, 1]
+        && !p.ceil_mode
+        && matches!(p.padding, PaddingConfig2d::Valid)
 }
 
 /// Max pooling: fovea's own kernel for 2 × 2 windows of stride 2 on flex (same result, see
 /// `flex_kernels`), Burn's pooling otherwise.
 fn pool(p: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
-    let two = p.kernel_size == [2, 2]
-        && p.stride == [2, 2]
-        && p.dilation == [1, 1]
-        && !p.ceil_mode
-        && matches!(p.padding, PaddingConfig2d::Valid);
-    if !two {
+    if !is_2x2(p) {
         return p.forward(x);
     }
     flex_kernels::max_pool_2x2(x).unwrap_or_else(|x| p.forward(x))

@@ -65,6 +65,16 @@ pub trait FlexKernels: Backend {
         stats: FloatTensor<Self>,
         epsilon: f64,
     ) -> FloatTensor<Self>;
+    /// `batch_norm_apply` and then `max_pool_2x2` in one pass: the normalized tensor is never
+    /// written (nor read back by the pooling); differentiated as the two are, with the sums of
+    /// the backward pass over the windows' winners only (the other values get no gradient).
+    fn batch_norm_pool(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        stats: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self>;
 }
 
 /// Whether `x` is an f32 tensor on flex (with or without autodiff).
@@ -73,27 +83,29 @@ fn on_flex<const D: usize>(x: &Tensor<D>) -> bool {
 }
 
 /// Batch norm with given statistics (inference: the running mean and variance) on flex, without
-/// autodiff; `Err(x)` unchanged otherwise.
+/// autodiff, then 2 × 2 max pooling in the same pass when `pool`; `Err(x)` unchanged otherwise.
 pub fn batch_norm_eval(
     x: Tensor<4>,
-    gamma: Tensor<1>,
-    beta: Tensor<1>,
-    mean: Tensor<1>,
-    var: Tensor<1>,
+    [gamma, beta, mean, var]: [Tensor<1>; 4],
     epsilon: f64,
+    pool: bool,
 ) -> Result<Tensor<4>, Tensor<4>> {
     if !on_flex(&x) || x.device().is_autodiff() {
         return Err(x);
     }
     let c = mean.dims()[0];
     let stats = Tensor::cat(vec![mean, var], 0).reshape([2, c]);
-    let out = <Dispatch as FlexKernels>::batch_norm_apply(
+    let args = (
         x.into_dispatch(),
         gamma.into_dispatch(),
         beta.into_dispatch(),
         stats.into_dispatch(),
-        epsilon,
     );
+    let out = if pool {
+        <Dispatch as FlexKernels>::batch_norm_pool(args.0, args.1, args.2, args.3, epsilon)
+    } else {
+        <Dispatch as FlexKernels>::batch_norm_apply(args.0, args.1, args.2, args.3, epsilon)
+    };
     Ok(Tensor::from_dispatch(out))
 }
 
@@ -142,13 +154,15 @@ pub fn dropout<const D: usize>(layer: &burn::nn::Dropout, x: Tensor<D>) -> Tenso
     Tensor::from_dispatch(out)
 }
 
-/// Batch norm in training mode on flex: the output, and the batch's mean and biased variance
-/// (detached, for the running statistics); `Err(x)` unchanged on any other backend.
+/// Batch norm in training mode on flex, then 2 × 2 max pooling in the same pass when `pool`: the
+/// output, and the batch's mean and biased variance (detached, for the running statistics);
+/// `Err(x)` unchanged on any other backend.
 pub fn batch_norm_train(
     x: Tensor<4>,
     gamma: Tensor<1>,
     beta: Tensor<1>,
     epsilon: f64,
+    pool: bool,
 ) -> Result<(Tensor<4>, Tensor<1>, Tensor<1>), Tensor<4>> {
     if !on_flex(&x) {
         return Err(x);
@@ -157,13 +171,17 @@ pub fn batch_norm_train(
     let stats = Tensor::<2>::from_dispatch(<Dispatch as FlexKernels>::batch_stats(
         x.clone().into_dispatch(),
     ));
-    let out = <Dispatch as FlexKernels>::batch_norm_apply(
+    let args = (
         x.into_dispatch(),
         gamma.into_dispatch(),
         beta.into_dispatch(),
         stats.clone().into_dispatch(),
-        epsilon,
     );
+    let out = if pool {
+        <Dispatch as FlexKernels>::batch_norm_pool(args.0, args.1, args.2, args.3, epsilon)
+    } else {
+        <Dispatch as FlexKernels>::batch_norm_apply(args.0, args.1, args.2, args.3, epsilon)
+    };
     let mean = stats.clone().slice([0..1, 0..c]).reshape([c]);
     let var = stats.slice([1..2, 0..c]).reshape([c]);
     Ok((Tensor::from_dispatch(out), mean, var))
@@ -181,7 +199,7 @@ pub fn max_pool_2x2(x: Tensor<4>) -> Result<Tensor<4>, Tensor<4>> {
 
 impl FlexKernels for Flex {
     fn max_pool_2x2(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        pool_forward(&x).0
+        pool_forward(&x, None).0
     }
 
     fn conv_same(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -209,11 +227,21 @@ impl FlexKernels for Flex {
     ) -> FloatTensor<Self> {
         norm_forward(&x, &gamma, &beta, &stats, epsilon)
     }
+
+    fn batch_norm_pool(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        stats: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
+        norm_pool_forward(&x, &gamma, &beta, &stats, epsilon).0
+    }
 }
 
 impl<C: CheckpointStrategy> FlexKernels for Autodiff<Flex, C> {
     fn max_pool_2x2(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        let (out, which) = pool_forward(x.primitive());
+        let (out, which, _) = pool_forward(x.primitive(), None);
         let shape = x.primitive().layout().shape().to_vec();
         let dims = [shape[0], shape[1], shape[2], shape[3]];
         // kept: the input's dims and each window's winner (1 byte per output value, where
@@ -250,56 +278,91 @@ impl<C: CheckpointStrategy> FlexKernels for Autodiff<Flex, C> {
         stats: FloatTensor<Self>,
         epsilon: f64,
     ) -> FloatTensor<Self> {
-        #[derive(Debug)]
-        struct BatchNorm;
+        tracked_norm::<C>([x, gamma, beta, stats], epsilon, false)
+    }
 
-        impl Backward<Flex, 3> for BatchNorm {
-            /// The input's node, γ, the statistics and ε.
-            type State = (NodeId, FlexTensor, FlexTensor, f64);
+    fn batch_norm_pool(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        stats: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
+        tracked_norm::<C>([x, gamma, beta, stats], epsilon, true)
+    }
+}
 
-            fn backward(
-                self,
-                ops: Ops<Self::State, 3>,
-                grads: &mut Gradients,
-                checkpointer: &mut Checkpointer,
-            ) {
-                let (input, gamma, stats, epsilon) = ops.state;
-                let input: FlexTensor = checkpointer.retrieve_node_output(input);
-                let grad = grads.consume::<Flex>(&ops.node);
-                let (dx, dgamma, dbeta) = norm_backward(&input, &gamma, &stats, epsilon, &grad);
-                let [px, pg, pb] = ops.parents;
-                for (parent, g) in [(px, dx), (pg, dgamma), (pb, dbeta)] {
-                    if let Some(node) = parent {
-                        grads.register::<Flex>(node.id, g);
-                    }
+/// Batch norm of `x` with `stats` (`[x, γ, β, stats]`) on autodiff flex, followed by 2 × 2 max
+/// pooling when `pool`; differentiated with respect to x, γ and β.
+fn tracked_norm<C: CheckpointStrategy>(
+    [x, gamma, beta, stats]: [FloatTensor<Autodiff<Flex, C>>; 4],
+    epsilon: f64,
+    pool: bool,
+) -> FloatTensor<Autodiff<Flex, C>> {
+    #[derive(Debug)]
+    struct BatchNorm;
+
+    impl Backward<Flex, 3> for BatchNorm {
+        /// The input's node, γ, the statistics, ε, and when pooled, each window's winner and
+        /// its x (1 + 4 bytes per output, a quarter of the input's size).
+        type State = (
+            NodeId,
+            FlexTensor,
+            FlexTensor,
+            f64,
+            Option<(Vec<u8>, Vec<f32>)>,
+        );
+
+        fn backward(
+            self,
+            ops: Ops<Self::State, 3>,
+            grads: &mut Gradients,
+            checkpointer: &mut Checkpointer,
+        ) {
+            let (input, gamma, stats, epsilon, which) = ops.state;
+            let input: FlexTensor = checkpointer.retrieve_node_output(input);
+            let grad = grads.consume::<Flex>(&ops.node);
+            let (dx, dgamma, dbeta) = match &which {
+                Some((which, kept)) => {
+                    norm_pool_backward(&input, &gamma, &stats, epsilon, (which, kept), &grad)
+                }
+                None => norm_backward(&input, &gamma, &stats, epsilon, &grad),
+            };
+            let [px, pg, pb] = ops.parents;
+            for (parent, g) in [(px, dx), (pg, dgamma), (pb, dbeta)] {
+                if let Some(node) = parent {
+                    grads.register::<Flex>(node.id, g);
                 }
             }
         }
+    }
 
-        let out = norm_forward(
-            x.primitive(),
-            gamma.primitive(),
-            beta.primitive(),
-            stats.primitive(),
-            epsilon,
-        );
-        match BatchNorm
-            .prepare::<C>([x.node(), gamma.node(), beta.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(mut prep) => {
-                let input = prep.checkpoint(&x);
-                let state = (
-                    input,
-                    gamma.primitive().clone(),
-                    stats.primitive().clone(),
-                    epsilon,
-                );
-                prep.finish(state, out)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(out),
+    let args = (x.primitive(), gamma.primitive(), beta.primitive());
+    let (out, which) = if pool {
+        let (out, which, kept) =
+            norm_pool_forward(args.0, args.1, args.2, stats.primitive(), epsilon);
+        (out, Some((which, kept)))
+    } else {
+        let out = norm_forward(args.0, args.1, args.2, stats.primitive(), epsilon);
+        (out, None)
+    };
+    match BatchNorm
+        .prepare::<C>([x.node(), gamma.node(), beta.node()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(mut prep) => {
+            let input = prep.checkpoint(&x);
+            let state = (
+                input,
+                gamma.primitive().clone(),
+                stats.primitive().clone(),
+                epsilon,
+                which,
+            );
+            prep.finish(state, out)
         }
+        OpsKind::UnTracked(prep) => prep.finish(out),
     }
 }
 
@@ -471,43 +534,68 @@ unsafe fn written<T: Copy>(n: usize, fill: impl FnOnce(&mut [MaybeUninit<T>])) -
     v
 }
 
-/// Index (0..4, reading order) of the first maximal value of a window (its `top` and `bottom`
-/// pairs), and that value. NaN wins, as in Burn's pooling (`v > max` fails for NaN, so a NaN seen
-/// first stays). Selects, no branches: the loop over windows vectorizes.
+/// Index (0..4, reading order) of the first maximal value `ys` of a window, that value, and the
+/// same index's value of `xs` (the value before a mapping). NaN wins, as in Burn's pooling
+/// (`v > max` fails for NaN, so a NaN seen first stays). Selects, no branches: the loop over
+/// windows vectorizes.
 #[inline(always)]
-fn window_max(top: &[f32], bottom: &[f32]) -> (u8, f32) {
-    let mut best = (0u8, top[0]);
-    for (k, v) in [(1, top[1]), (2, bottom[0]), (3, bottom[1])] {
-        best = if v > best.1 { (k, v) } else { best };
+fn window_max(ys: [f32; 4], xs: [f32; 4]) -> (u8, f32, f32) {
+    let mut best = (0u8, ys[0], xs[0]);
+    for k in 1..4 {
+        best = if ys[k] > best.1 {
+            (k as u8, ys[k], xs[k])
+        } else {
+            best
+        };
     }
     best
 }
 
 /// `x` max-pooled, and for every output which value of its window (0..4, `window_max`) won.
-fn pool_forward(x: &FlexTensor) -> (FlexTensor, Vec<u8>) {
+/// With `affine`, the values of plane `i` (image `i / c`, channel `i % c`) are first mapped to
+/// a·scale + shift, `(scale, shift) = affine(i)` (batch norm's output, pooled without being
+/// kept), and the third result holds each window's winner before the mapping (empty otherwise).
+fn pool_forward(
+    x: &FlexTensor,
+    affine: Option<&(dyn Fn(usize) -> (f32, f32) + Sync)>,
+) -> (FlexTensor, Vec<u8>, Vec<f32>) {
     let (dims, src) = values(x);
     let [b, c, h, w] = [dims[0], dims[1], dims[2], dims[3]];
     let (oh, ow) = (h / 2, w / 2);
     let n = b * c * oh * ow;
-    let (mut out, mut which) = (Vec::new(), Vec::new());
+    let (mut out, mut which, mut kept) = (Vec::new(), Vec::new(), Vec::new());
     if n > 0 {
-        // SAFETY: `pool_plane` writes every value of its plane, and the planes cover the `n`
-        // values of both
-        (out, which) = unsafe {
-            let mut which_planes = None;
+        // SAFETY: `pool_plane` and `norm_pool_plane` write every value of their plane (and
+        // `norm_pool_plane` of its `kept` plane), and the planes cover the `n` values of each
+        let kept_len = if affine.is_some() { n } else { 0 };
+        (out, which, kept) = unsafe {
+            let (mut which_planes, mut kept_planes) = (None, None);
             let out = written(n, |out| {
                 which_planes = Some(written(n, |which| {
-                    out.par_chunks_mut(oh * ow)
-                        .zip(which.par_chunks_mut(oh * ow))
-                        .zip(src.par_chunks(h * w))
-                        .for_each(|((o, k), p)| pool_plane(p, o, k, w));
+                    kept_planes = Some(written(kept_len, |kept| {
+                        let planes = out
+                            .par_chunks_mut(oh * ow)
+                            .zip(which.par_chunks_mut(oh * ow))
+                            .zip(src.par_chunks(h * w))
+                            .enumerate();
+                        match affine {
+                            Some(f) => planes.zip(kept.par_chunks_mut(oh * ow)).for_each(
+                                |((i, ((o, k), p)), x)| {
+                                    let (scale, shift) = f(i);
+                                    norm_pool_plane(p, o, k, x, w, scale, shift)
+                                },
+                            ),
+                            None => planes.for_each(|(_, ((o, k), p))| pool_plane(p, o, k, w)),
+                        }
+                    }));
                 }));
             });
-            (out, which_planes.expect("filled with the output"))
+            let which = which_planes.expect("filled with the output");
+            (out, which, kept_planes.expect("filled with the output"))
         };
     }
     let out = FlexTensor::from_data(TensorData::new(out, [b, c, oh, ow]));
-    (out, which)
+    (out, which, kept)
 }
 
 simd_fn! {
@@ -519,9 +607,82 @@ simd_fn! {
             let (top, bottom) = pair.split_at(w);
             let windows = top.chunks_exact(2).zip(bottom.chunks_exact(2));
             for ((v, k), (t, b)) in row.iter_mut().zip(which).zip(windows) {
-                let (i, m) = window_max(t, b);
+                let xs = [t[0], t[1], b[0], b[1]];
+                let (i, m, _) = window_max(xs, xs);
                 v.write(m);
                 k.write(i);
+            }
+        }
+    }
+}
+
+/// Windows per step of the fused kernels' inner loops: a row's windows go through in groups of
+/// this many, each one vectorized pass (a loop over a short row's windows, 14 or 7 here, would
+/// leave most of them to a scalar tail).
+const WINDOWS: usize = 8;
+
+/// The first windows of each group covering a row of `ow` windows: groups of `WINDOWS`, the last
+/// one moved back to end at the row's end (overlapping the one before it, whose windows it
+/// computes again alike); one group from 0 when the row is shorter.
+fn window_groups(ow: usize) -> impl Iterator<Item = usize> {
+    let last = ow.saturating_sub(WINDOWS);
+    (0..ow).step_by(WINDOWS).map(move |first| first.min(last))
+}
+
+/// The values of windows `first..first + WINDOWS` of the row pair `top`, `bottom` (two top and
+/// two bottom values each): borrowed where the row has them all, copied and zero-padded past
+/// the row's end otherwise.
+#[inline(always)]
+fn window_group<'a>(
+    rows: [&'a [f32]; 2],
+    first: usize,
+    pad: &'a mut [[f32; 2 * WINDOWS]; 2],
+) -> [&'a [f32; 2 * WINDOWS]; 2] {
+    let span = 2 * first..2 * (first + WINDOWS);
+    match (rows[0].get(span.clone()), rows[1].get(span)) {
+        (Some(t), Some(b)) => [
+            t.try_into().expect("a group's length"),
+            b.try_into().expect("a group's length"),
+        ],
+        _ => {
+            for (p, r) in pad.iter_mut().zip(rows) {
+                let n = r.len().min(2 * (first + WINDOWS)) - 2 * first;
+                p[..n].copy_from_slice(&r[2 * first..2 * first + n]);
+            }
+            let [t, b] = pad;
+            [t, b]
+        }
+    }
+}
+
+simd_fn! {
+    /// `pool_plane` of the plane batch-normalized (`a·scale + shift`, as `affine` computes it),
+    /// each winner's value before normalizing into `kept`.
+    fn norm_pool_plane(
+        p: &[f32],
+        o: &mut [MaybeUninit<f32>],
+        which: &mut [MaybeUninit<u8>],
+        kept: &mut [MaybeUninit<f32>],
+        w: usize,
+        scale: f32,
+        shift: f32,
+    ) {
+        let ow = w / 2;
+        let rows = o.chunks_exact_mut(ow).zip(which.chunks_exact_mut(ow));
+        for (((row, which), kept), pair) in rows.zip(kept.chunks_exact_mut(ow)).zip(p.chunks_exact(2 * w)) {
+            let (top, bottom) = pair.split_at(w);
+            for first in window_groups(ow) {
+                let n = WINDOWS.min(ow - first);
+                let mut pad = [[0f32; 2 * WINDOWS]; 2];
+                let [t, b] = window_group([top, bottom], first, &mut pad);
+                let (mut ys, mut ks, mut xs) = ([0f32; WINDOWS], [0u8; WINDOWS], [0f32; WINDOWS]);
+                for q in 0..WINDOWS {
+                    let x = [t[2 * q], t[2 * q + 1], b[2 * q], b[2 * q + 1]];
+                    (ks[q], ys[q], xs[q]) = window_max(x.map(|a| a * scale + shift), x);
+                }
+                row[first..first + n].write_copy_of_slice(&ys[..n]);
+                which[first..first + n].write_copy_of_slice(&ks[..n]);
+                kept[first..first + n].write_copy_of_slice(&xs[..n]);
             }
         }
     }
@@ -1121,10 +1282,7 @@ fn norm_backward(
     let (mean, inv_std, g) = channel_terms(gamma, stats, epsilon);
     let (c, plane) = (dims[1], dims[2..].iter().product::<usize>());
     let n = (v.len() / c.max(1)) as f64;
-    let sums: Vec<(f64, f64)> = (0..c)
-        .into_par_iter()
-        .map(|ch| channel_grad_sums(&v, &dy, c, plane, ch, mean[ch], inv_std[ch]))
-        .collect();
+    let sums = grad_sums(&v, &dy, c, plane, &mean, &inv_std);
     // SAFETY: `norm_dx` writes all of each plane, and the planes cover `v.len()`
     let dx = unsafe {
         written(v.len(), |dx| {
@@ -1146,6 +1304,21 @@ fn norm_backward(
         FlexTensor::from_data(TensorData::new(dgamma, [c])),
         FlexTensor::from_data(TensorData::new(dbeta, [c])),
     )
+}
+
+/// Per channel of `v` and `dy` (`[b, c, plane]`): (Σ dy·x̂, Σ dy), x̂ = (x − mean)·inv_std.
+fn grad_sums(
+    v: &[f32],
+    dy: &[f32],
+    c: usize,
+    plane: usize,
+    mean: &[f32],
+    inv_std: &[f32],
+) -> Vec<(f64, f64)> {
+    (0..c)
+        .into_par_iter()
+        .map(|ch| channel_grad_sums(v, dy, c, plane, ch, mean[ch], inv_std[ch]))
+        .collect()
 }
 
 simd_fn! {
@@ -1184,6 +1357,128 @@ simd_fn! {
         for ((o, &a), &d) in o.iter_mut().zip(xs).zip(ds) {
             let xhat = (a - mean) * inv_std;
             o.write(scale * (d - mean_db - xhat * mean_dg));
+        }
+    }
+}
+
+/// Batch norm of `x` (`norm_forward`'s values) max-pooled 2 × 2 in the same pass
+/// (`pool_forward`): the pooled output, each window's winner and the winner's x.
+fn norm_pool_forward(
+    x: &FlexTensor,
+    gamma: &FlexTensor,
+    beta: &FlexTensor,
+    stats: &FlexTensor,
+    epsilon: f64,
+) -> (FlexTensor, Vec<u8>, Vec<f32>) {
+    let (_, b) = values(beta);
+    let (mean, inv_std, g) = channel_terms(gamma, stats, epsilon);
+    let c = g.len();
+    let affine = |i: usize| {
+        let ch = i % c;
+        let scale = inv_std[ch] * g[ch];
+        (scale, b[ch] - mean[ch] * scale)
+    };
+    pool_forward(x, Some(&affine))
+}
+
+/// Gradients of `norm_pool_forward` with respect to x, γ and β from the pooled output's
+/// gradient. The normalized value's gradient dy is the pooled gradient at each window's winner
+/// and zero elsewhere, so Σ dy and Σ dy·x̂ run over the winners alone, and dx (`norm_backward`'s
+/// formula) is written in one pass over x.
+fn norm_pool_backward(
+    x: &FlexTensor,
+    gamma: &FlexTensor,
+    stats: &FlexTensor,
+    epsilon: f64,
+    (which, kept): (&[u8], &[f32]),
+    grad: &FlexTensor,
+) -> (FlexTensor, FlexTensor, FlexTensor) {
+    let (dims, v) = values(x);
+    let (_, gp) = values(grad);
+    let (mean, inv_std, g) = channel_terms(gamma, stats, epsilon);
+    let [b, c, h, w] = [dims[0], dims[1], dims[2], dims[3]];
+    let (plane, pooled) = (h * w, (h / 2) * (w / 2));
+    let n = (b * plane) as f64;
+    let (sums, dx) = if pooled == 0 || v.is_empty() {
+        // no window: no gradient reaches x (dy is zero everywhere)
+        (vec![(0.0, 0.0); c], vec![0f32; v.len()])
+    } else {
+        // the winners' x (`kept`, `[b, c, pooled]`) and their gradients
+        let sums = grad_sums(kept, &gp, c, pooled, &mean, &inv_std);
+        // SAFETY: `norm_pool_dx` writes all of each plane, and the planes cover `v.len()`
+        let dx = unsafe {
+            written(v.len(), |dx| {
+                dx.par_chunks_mut(plane)
+                    .zip(v.par_chunks(plane))
+                    .zip(gp.par_chunks(pooled).zip(which.par_chunks(pooled)))
+                    .enumerate()
+                    .for_each(|(i, ((o, xs), (gs, ks)))| {
+                        let ch = i % c;
+                        let (dg, db) = sums[ch];
+                        let means = [mean[ch], (db / n) as f32, (dg / n) as f32];
+                        norm_pool_dx(xs, gs, ks, o, w, means, inv_std[ch], g[ch] * inv_std[ch]);
+                    });
+            })
+        };
+        (sums, dx)
+    };
+    let dgamma = sums.iter().map(|s| s.0 as f32).collect::<Vec<_>>();
+    let dbeta = sums.iter().map(|s| s.1 as f32).collect::<Vec<_>>();
+    (
+        FlexTensor::from_data(TensorData::new(dx, dims)),
+        FlexTensor::from_data(TensorData::new(dgamma, [c])),
+        FlexTensor::from_data(TensorData::new(dbeta, [c])),
+    )
+}
+
+simd_fn! {
+    /// One plane of `norm_pool_backward`'s dx: `norm_dx`'s `scale · (dy − mean(dy) − x̂·mean(dy·x̂))`
+    /// with dy the pooled gradient `gs` at each window's winner (`which`) and zero elsewhere
+    /// (including an odd size's last row and column, which no window covers).
+    fn norm_pool_dx(
+        xs: &[f32],
+        gs: &[f32],
+        which: &[u8],
+        o: &mut [MaybeUninit<f32>],
+        w: usize,
+        means: [f32; 3],
+        inv_std: f32,
+        scale: f32,
+    ) {
+        let [mean, mean_db, mean_dg] = means;
+        let f = |a: f32, d: f32| {
+            let xhat = (a - mean) * inv_std;
+            scale * (d - mean_db - xhat * mean_dg)
+        };
+        let ow = w / 2;
+        let rows = o.chunks_exact_mut(2 * w).zip(xs.chunks_exact(2 * w));
+        for ((pair, xpair), (gr, kr)) in rows.zip(gs.chunks_exact(ow).zip(which.chunks_exact(ow))) {
+            let (top, bottom) = pair.split_at_mut(w);
+            let (xt, xb) = xpair.split_at(w);
+            for first in window_groups(ow) {
+                let n = WINDOWS.min(ow - first);
+                let mut pad = [[0f32; 2 * WINDOWS]; 2];
+                let [t, b] = window_group([xt, xb], first, &mut pad);
+                let (mut g, mut k) = ([0f32; WINDOWS], [0u8; WINDOWS]);
+                g[..n].copy_from_slice(&gr[first..first + n]);
+                k[..n].copy_from_slice(&kr[first..first + n]);
+                let (mut dt, mut db) = ([0f32; 2 * WINDOWS], [0f32; 2 * WINDOWS]);
+                for q in 0..WINDOWS {
+                    let d = |i: u8| if k[q] == i { g[q] } else { 0.0 };
+                    (dt[2 * q], dt[2 * q + 1]) = (f(t[2 * q], d(0)), f(t[2 * q + 1], d(1)));
+                    (db[2 * q], db[2 * q + 1]) = (f(b[2 * q], d(2)), f(b[2 * q + 1], d(3)));
+                }
+                top[2 * first..2 * (first + n)].write_copy_of_slice(&dt[..2 * n]);
+                bottom[2 * first..2 * (first + n)].write_copy_of_slice(&db[..2 * n]);
+            }
+            let odd = top[2 * ow..].iter_mut().zip(&xt[2 * ow..]);
+            for (o, &a) in odd.chain(bottom[2 * ow..].iter_mut().zip(&xb[2 * ow..])) {
+                o.write(f(a, 0.0));
+            }
+        }
+        let done = o.len() / (2 * w) * 2 * w;
+        for (o, &a) in o[done..].iter_mut().zip(&xs[done..]) {
+            o.write(f(a, 0.0));
         }
     }
 }
@@ -1260,7 +1555,7 @@ mod tests {
                 beta.clone().detach().require_grad(),
             );
             let (y, mean, var) = if ours {
-                batch_norm_train(x.clone(), g.clone(), bt.clone(), 1e-5).unwrap()
+                batch_norm_train(x.clone(), g.clone(), bt.clone(), 1e-5, false).unwrap()
             } else {
                 let r =
                     burn::tensor::module::batch_norm_train(x.clone(), g.clone(), bt.clone(), 1e-5);
@@ -1389,8 +1684,9 @@ mod tests {
         let device = Device::flex();
         let x = noise([3, 4, 5, 5], 10, -2.0, 4.0, &device);
         let p = |seed: u64, m: f32| noise([4], seed, m, m + 1.0, &device);
-        let (g, b, mean, var) = (p(11, 0.5), p(12, -0.5), p(13, 0.0), p(14, 0.5));
-        let ours = batch_norm_eval(
+        // γ of both signs: a negative one turns each window's maximum into its minimum
+        let (g, b, mean, var) = (p(11, -0.5), p(12, -0.5), p(13, 0.0), p(14, 0.5));
+        let theirs = burn::tensor::module::batch_norm(
             x.clone(),
             g.clone(),
             b.clone(),
@@ -1398,9 +1694,55 @@ mod tests {
             var.clone(),
             1e-5,
         );
-        let theirs = burn::tensor::module::batch_norm(x, g, b, mean, var, 1e-5);
-        let d = worst(&host(ours.unwrap()), &host(theirs));
-        assert!(d < 1e-5, "differs by {d}");
+        let theirs_pooled = MaxPool2dConfig::new([2, 2]).init().forward(theirs.clone());
+        for (pool, theirs) in [(false, theirs), (true, theirs_pooled)] {
+            let args = [g.clone(), b.clone(), mean.clone(), var.clone()];
+            let ours = batch_norm_eval(x.clone(), args, 1e-5, pool).unwrap();
+            assert_eq!(ours.dims(), theirs.dims());
+            let d = worst(&host(ours), &host(theirs));
+            assert!(d < 1e-5, "pooled {pool}: differs by {d}");
+        }
+    }
+
+    #[test]
+    fn batch_norm_pooled_in_one_pass_equals_the_two_apart() {
+        let device = Device::flex().autodiff();
+        // odd sizes (a last row and column no window covers), rows of fewer and of more windows
+        // than a group (`WINDOWS`), and γ of both signs
+        for [b, c, h, w] in [[4, 3, 6, 8], [3, 2, 7, 5], [2, 3, 5, 23], [2, 2, 4, 32]] {
+            let x = noise([b, c, h, w], 15, -3.0, 4.0, &device);
+            let gamma = noise([c], 16, -1.5, 1.5, &device);
+            let beta = noise([c], 17, -0.5, 0.5, &device);
+            let weights = noise([b, c, h / 2, w / 2], 18, -1.0, 1.0, &device);
+            let run = |fused: bool| {
+                let (x, g, bt) = (
+                    x.clone().detach().require_grad(),
+                    gamma.clone().detach().require_grad(),
+                    beta.clone().detach().require_grad(),
+                );
+                let (y, mean, var) =
+                    batch_norm_train(x.clone(), g.clone(), bt.clone(), 1e-5, fused).unwrap();
+                let y = if fused { y } else { max_pool_2x2(y).unwrap() };
+                let grads = (y.clone() * weights.clone()).sum().backward();
+                [
+                    host(y),
+                    host(mean),
+                    host(var),
+                    host(x.grad(&grads).unwrap()),
+                    host(g.grad(&grads).unwrap()),
+                    host(bt.grad(&grads).unwrap()),
+                ]
+            };
+            let (fused, apart) = (run(true), run(false));
+            assert_eq!(fused[0], apart[0], "the pooled output");
+            for (what, (a, b)) in ["mean", "variance", "dx", "dgamma", "dbeta"]
+                .iter()
+                .zip(fused[1..].iter().zip(&apart[1..]))
+            {
+                let d = worst(a, b);
+                assert!(d < 1e-5, "{what} differs by {d}");
+            }
+        }
     }
 
     #[test]
