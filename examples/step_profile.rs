@@ -179,15 +179,18 @@ fn main() {
         |x| flex_kernels::dropout(&dropout, x),
     ));
     let fc1 = LinearConfig::new(3136, 128).init(&device);
-    add(time("linear 3136→128", [b, 3136], &device, |x| {
+    time("  linear 3136→128 (Burn's)", [b, 3136], &device, |x| {
         fc1.forward(x)
+    });
+    add(time("linear 3136→128 (fovea)", [b, 3136], &device, |x| {
+        flex_kernels::linear(&fc1, x)
     }));
     add(time("relu + dropout [64,128]", [b, 128], &device, |x| {
         flex_kernels::dropout(&dropout, burn::tensor::activation::relu(x))
     }));
     let fc2 = LinearConfig::new(128, 10).init(&device);
-    add(time("linear 128→10", [b, 128], &device, |x| {
-        fc2.forward(x)
+    add(time("linear 128→10 (fovea)", [b, 128], &device, |x| {
+        flex_kernels::linear(&fc2, x)
     }));
     println!(
         "{:34} {:8.2} {:8.2} {:8.2}",

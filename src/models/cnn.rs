@@ -356,13 +356,11 @@ impl Cnn {
     pub fn penultimate(&self, images: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
         let mut x = self.features(images);
         for layer in &self.hidden {
-            x = self
-                .activation
-                .forward(layer.forward(flex_kernels::dropout(&self.dropout, x))); // [b, hidden]
+            let x_in = flex_kernels::dropout(&self.dropout, x);
+            x = self.activation.forward(flex_kernels::linear(layer, x_in)); // [b, hidden]
         }
-        let logits = self
-            .output
-            .forward(flex_kernels::dropout(&self.dropout, x.clone())); // [b, classes]
+        let x_in = flex_kernels::dropout(&self.dropout, x.clone());
+        let logits = flex_kernels::linear(&self.output, x_in); // [b, classes]
         (x, logits)
     }
 }
