@@ -3,7 +3,8 @@
 //! and inference), a "same" convolution for few input channels, computed directly forward (its
 //! weight gradient the wide one's), a "same" convolution for many input channels image by image
 //! as unfold + matrix product (`conv_unfolded`: forward one product per image, backward two),
-//! and dropout whose mask is a hash of a seed and the index.
+//! dropout whose mask is a hash of a seed and the index, batch norm and 2 × 2 pooling as one
+//! pass (`batch_norm_pool`), and fully connected layers as fovea's products (`dense`).
 //! Other backends keep Burn's operations; the backend-parity tests compare them. Each kernel's
 //! inner loop is a `simd_fn!`, compiled for AVX2 + FMA as well and run so where the CPU has them.
 //!
