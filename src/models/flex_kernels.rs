@@ -4,7 +4,7 @@
 //! weight gradient the wide one's), a "same" convolution for many input channels image by image
 //! as unfold + matrix product (`conv_unfolded`: forward one product per image, backward two),
 //! dropout whose mask is a hash of a seed and the index, batch norm and 2 × 2 pooling as one
-//! pass (`batch_norm_pool`), and fully connected layers as fovea's products (`dense`).
+//! pass (`batch_norm_apply` with `pool`), and fully connected layers as fovea's products (`dense`).
 //! Other backends keep Burn's operations; the backend-parity tests compare them. Each kernel's
 //! inner loop is a `simd_fn!`, compiled for AVX2 + FMA as well and run so where the CPU has them.
 //!
@@ -58,13 +58,17 @@ pub trait FlexKernels: Backend {
     /// `[b, c, h, w]` → `[2, c]`: each channel's mean and biased variance (not differentiated).
     fn batch_stats(x: FloatTensor<Self>) -> FloatTensor<Self>;
     /// Batch norm of `x` with `stats` from `batch_stats(x)`; differentiated with respect to `x`
-    /// (through the statistics too), `gamma` and `beta`.
+    /// (through the statistics too), `gamma` and `beta`. With `pool`, followed by `max_pool_2x2`
+    /// in the same pass: the normalized tensor is never written (nor read back by the pooling),
+    /// and the backward pass's sums run over the windows' winners only (the other values get no
+    /// gradient).
     fn batch_norm_apply(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
         stats: FloatTensor<Self>,
         epsilon: f64,
+        pool: bool,
     ) -> FloatTensor<Self>;
     /// A fully connected layer: `x [b, i] · weight [i, o] + bias [o]`, as fovea's matrix
     /// products (rows in fixed groups, side by side); backward, the input and weight gradients
@@ -73,16 +77,6 @@ pub trait FlexKernels: Backend {
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
-    ) -> FloatTensor<Self>;
-    /// `batch_norm_apply` and then `max_pool_2x2` in one pass: the normalized tensor is never
-    /// written (nor read back by the pooling); differentiated as the two are, with the sums of
-    /// the backward pass over the windows' winners only (the other values get no gradient).
-    fn batch_norm_pool(
-        x: FloatTensor<Self>,
-        gamma: FloatTensor<Self>,
-        beta: FloatTensor<Self>,
-        stats: FloatTensor<Self>,
-        epsilon: f64,
     ) -> FloatTensor<Self>;
 }
 
@@ -104,17 +98,14 @@ pub fn batch_norm_eval(
     }
     let c = mean.dims()[0];
     let stats = Tensor::cat(vec![mean, var], 0).reshape([2, c]);
-    let args = (
+    let out = <Dispatch as FlexKernels>::batch_norm_apply(
         x.into_dispatch(),
         gamma.into_dispatch(),
         beta.into_dispatch(),
         stats.into_dispatch(),
+        epsilon,
+        pool,
     );
-    let out = if pool {
-        <Dispatch as FlexKernels>::batch_norm_pool(args.0, args.1, args.2, args.3, epsilon)
-    } else {
-        <Dispatch as FlexKernels>::batch_norm_apply(args.0, args.1, args.2, args.3, epsilon)
-    };
     Ok(Tensor::from_dispatch(out))
 }
 
@@ -180,17 +171,14 @@ pub fn batch_norm_train(
     let stats = Tensor::<2>::from_dispatch(<Dispatch as FlexKernels>::batch_stats(
         x.clone().into_dispatch(),
     ));
-    let args = (
+    let out = <Dispatch as FlexKernels>::batch_norm_apply(
         x.into_dispatch(),
         gamma.into_dispatch(),
         beta.into_dispatch(),
         stats.clone().into_dispatch(),
+        epsilon,
+        pool,
     );
-    let out = if pool {
-        <Dispatch as FlexKernels>::batch_norm_pool(args.0, args.1, args.2, args.3, epsilon)
-    } else {
-        <Dispatch as FlexKernels>::batch_norm_apply(args.0, args.1, args.2, args.3, epsilon)
-    };
     let mean = stats.clone().slice([0..1, 0..c]).reshape([c]);
     let var = stats.slice([1..2, 0..c]).reshape([c]);
     Ok((Tensor::from_dispatch(out), mean, var))
@@ -251,18 +239,13 @@ impl FlexKernels for Flex {
         beta: FloatTensor<Self>,
         stats: FloatTensor<Self>,
         epsilon: f64,
+        pool: bool,
     ) -> FloatTensor<Self> {
-        norm_forward(&x, &gamma, &beta, &stats, epsilon)
-    }
-
-    fn batch_norm_pool(
-        x: FloatTensor<Self>,
-        gamma: FloatTensor<Self>,
-        beta: FloatTensor<Self>,
-        stats: FloatTensor<Self>,
-        epsilon: f64,
-    ) -> FloatTensor<Self> {
-        norm_pool_forward(&x, &gamma, &beta, &stats, epsilon).0
+        if pool {
+            norm_pool_forward(&x, &gamma, &beta, &stats, epsilon).0
+        } else {
+            norm_forward(&x, &gamma, &beta, &stats, epsilon)
+        }
     }
 
     fn dense(
@@ -312,18 +295,9 @@ impl<C: CheckpointStrategy> FlexKernels for Autodiff<Flex, C> {
         beta: FloatTensor<Self>,
         stats: FloatTensor<Self>,
         epsilon: f64,
+        pool: bool,
     ) -> FloatTensor<Self> {
-        tracked_norm::<C>([x, gamma, beta, stats], epsilon, false)
-    }
-
-    fn batch_norm_pool(
-        x: FloatTensor<Self>,
-        gamma: FloatTensor<Self>,
-        beta: FloatTensor<Self>,
-        stats: FloatTensor<Self>,
-        epsilon: f64,
-    ) -> FloatTensor<Self> {
-        tracked_norm::<C>([x, gamma, beta, stats], epsilon, true)
+        tracked_norm::<C>([x, gamma, beta, stats], epsilon, pool)
     }
 
     fn dense(
