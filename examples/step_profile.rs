@@ -219,4 +219,19 @@ fn main() {
             .backward();
     });
     println!("{:34} {:>26.2}", "whole model, forward + backward", ms);
+
+    // The same plus the optimizer step the training loop takes (config/cnn.toml's Adam).
+    let mut optim = burn::optim::AdamConfig::new().init();
+    let mut model = Some(model);
+    let ms = median_ms(RUNS, || {
+        let m = model.take().unwrap();
+        let grads = loss
+            .forward(m.forward(x.clone()), labels.clone())
+            .backward();
+        let grads = burn::optim::GradientsParams::from_grads(grads, &m);
+        let m = optim.step(1e-3, m, grads);
+        let _ = m.forward(x.clone().slice_dim(0, 0..1)).into_data(); // wait for it
+        model = Some(m);
+    });
+    println!("{:34} {:>26.2}", "  + Adam step", ms);
 }
