@@ -1480,34 +1480,30 @@ simd_fn! {
         // vertical: e[(b·4 + i)·n + t] = (A (row a = 0, 1))ᵢ for column parity b
         let (p, e) = scratch.split_at_mut(4 * n);
         for b in 0..2 {
-            let (top, bottom) = (&p[b * n..][..n], &p[(2 + b) * n..][..n]);
-            let (e0, rest) = e[b * 4 * n..].split_at_mut(n);
-            let (e1, rest) = rest.split_at_mut(n);
-            let (e2, e3) = rest.split_at_mut(n);
-            let (e0, e1, e2, e3) = (&mut e0[..n], &mut e1[..n], &mut e2[..n], &mut e3[..n]);
-            for t in 0..n {
-                let (top, bottom) = (top[t], bottom[t]);
-                e0[t] = top;
-                e1[t] = top + bottom;
-                e2[t] = top - bottom;
-                e3[t] = -bottom;
-            }
+            apply_a(&p[b * n..][..n], &p[(2 + b) * n..][..n], &mut e[b * 4 * n..], n);
         }
         // horizontal: d[4i + j] from e[i] of column parities 0 and 1
         for i in 0..4 {
-            let (left, right) = (&e[i * n..][..n], &e[(4 + i) * n..][..n]);
-            let (d0, rest) = d[4 * i * stride..].split_at_mut(stride);
-            let (d1, rest) = rest.split_at_mut(stride);
-            let (d2, d3) = rest.split_at_mut(stride);
-            let (d0, d1, d2, d3) = (&mut d0[..n], &mut d1[..n], &mut d2[..n], &mut d3[..n]);
-            for t in 0..n {
-                let (l, r) = (left[t], right[t]);
-                d0[t] = l;
-                d1[t] = l + r;
-                d2[t] = l - r;
-                d3[t] = -r;
-            }
+            apply_a(&e[i * n..][..n], &e[(4 + i) * n..][..n], &mut d[4 * i * stride..], stride);
         }
+    }
+}
+
+/// Winograd's A (4 × 2, rows (1, 0), (1, 1), (1, −1), (0, −1)) applied to each pair
+/// (p[t], q[t]): row k's result at `out[k·spacing + t]`.
+#[inline(always)]
+fn apply_a(p: &[f32], q: &[f32], out: &mut [f32], spacing: usize) {
+    let n = p.len();
+    let (o0, rest) = out.split_at_mut(spacing);
+    let (o1, rest) = rest.split_at_mut(spacing);
+    let (o2, o3) = rest.split_at_mut(spacing);
+    let (o0, o1, o2, o3) = (&mut o0[..n], &mut o1[..n], &mut o2[..n], &mut o3[..n]);
+    for (t, &q) in q[..n].iter().enumerate() {
+        let p = p[t];
+        o0[t] = p;
+        o1[t] = p + q;
+        o2[t] = p - q;
+        o3[t] = -q;
     }
 }
 
