@@ -1245,8 +1245,8 @@ fn unfolded_backward(
 // d₁g₀ + d₂g₁ + d₃g₂. Transform point ξ = 4i + j: i the vertical transform index, j the
 // horizontal one.
 
-/// Images per Winograd task: fixed, so the products' shapes (and results) do not depend on the
-/// thread count.
+/// Images per task of the Winograd convolution (its products' width: their tiles): fixed, so
+/// the products' shapes (and results) do not depend on the thread count.
 const WINOGRAD_IMAGES: usize = 2;
 
 thread_local! {
@@ -1507,11 +1507,42 @@ fn apply_a(p: &[f32], q: &[f32], out: &mut [f32], spacing: usize) {
     }
 }
 
+/// A plane transform into the transform domain: `winograd_input` or `winograd_grad`.
+type PlaneTransform = fn(Tiles, &[f32], &mut [f32], &mut [f32], usize);
+
+/// Every plane of consecutive `images` (each `planes` planes of the tiles' plane size) carried
+/// into the transform domain by `transform`: point ξ of plane p of image i at
+/// `out[ξ·planes·all + p·all + i·n + t]` (n tiles a plane, `all` the images' tiles), so that
+/// each point is a `[planes, all]` matrix.
+fn planes_into(
+    transform: PlaneTransform,
+    tiles: Tiles,
+    images: &[f32],
+    planes: usize,
+    scratch: &mut [f32],
+    out: &mut [f32],
+) {
+    let (plane, n) = (tiles.h * tiles.w, tiles.count());
+    let all = images.len() / (planes * plane) * n;
+    for (i, image) in images.chunks_exact(planes * plane).enumerate() {
+        for (p, values) in image.chunks_exact(plane).enumerate() {
+            transform(
+                tiles,
+                values,
+                scratch,
+                &mut out[p * all + i * n..],
+                planes * all,
+            );
+        }
+    }
+}
+
 /// The weight gradient of a "same" 3 × 3 convolution by F(2×2, 3×3), the forward pass
 /// transposed: per tile, the input's transform (as forward) and the output gradient's
 /// (`winograd_grad`); their 16 products over tiles, `[o, tiles] · [tiles, c]`, summed into
-/// `dU [16, o, c]`; then `dW = Gᵀ dU G` → `[o, c, 3, 3]`. Per task of `IMAGES_PER_TASK` images,
-/// `WINOGRAD_IMAGES` at a time; the tasks' sums added in order (the same on any thread count).
+/// `dU [16, o, c]`; then `dW = Gᵀ dU G` → `[o, c, 3, 3]`. One product per point and task of
+/// `IMAGES_PER_TASK` images (all their tiles); the tasks' sums added in order (the same on any
+/// thread count).
 fn winograd_weight_grad(x: &[f32], g: &[f32], s: &Same) -> Vec<f32> {
     let (c, o, plane) = (s.c, s.o, s.plane());
     let tiles = Tiles::new(s.h, s.w);
@@ -1521,32 +1552,23 @@ fn winograd_weight_grad(x: &[f32], g: &[f32], s: &Same) -> Vec<f32> {
         .map(|task| {
             let mut du = vec![0f32; 16 * o * c];
             WINOGRAD_SCRATCH.with_borrow_mut(|buf| {
-                let most = IMAGES_PER_TASK * n;
-                let buf = at_least(buf, 16 * (c + o) * most + 12 * tiles.parity_len());
-                let (v, rest) = buf.split_at_mut(16 * c * most);
-                let (d, scratch) = rest.split_at_mut(16 * o * most);
-                let images: Vec<usize> = s.task_images(task).collect();
-                for (k, chunk) in images.chunks(IMAGES_PER_TASK).enumerate() {
-                    let all = chunk.len() * n;
-                    for (i, &image) in chunk.iter().enumerate() {
-                        let xs = &x[image * c * plane..(image + 1) * c * plane];
-                        for (ch, p) in xs.chunks_exact(plane).enumerate() {
-                            let at = ch * all + i * n;
-                            winograd_input(tiles, p, scratch, &mut v[at..], c * all);
-                        }
-                        let gs = &g[image * o * plane..(image + 1) * o * plane];
-                        for (oc, p) in gs.chunks_exact(plane).enumerate() {
-                            let at = oc * all + i * n;
-                            winograd_grad(tiles, p, scratch, &mut d[at..], o * all);
-                        }
-                    }
-                    for ((dux, dx), vx) in du
-                        .chunks_exact_mut(o * c)
-                        .zip(d.chunks_exact(o * all))
-                        .zip(v.chunks_exact(c * all))
-                    {
-                        product(dux, k > 0, dx, false, vx, true, [o, c, all]);
-                    }
+                let images = s.task_images(task);
+                let all = images.len() * n; // the task's tiles
+                let buf = at_least(buf, 16 * (c + o) * all + 12 * tiles.parity_len());
+                let (v, rest) = buf.split_at_mut(16 * c * all);
+                let (d, scratch) = rest.split_at_mut(16 * o * all);
+                let (xs, gs) = (
+                    &x[images.start * c * plane..images.end * c * plane],
+                    &g[images.start * o * plane..images.end * o * plane],
+                );
+                planes_into(winograd_input, tiles, xs, c, scratch, v);
+                planes_into(winograd_grad, tiles, gs, o, scratch, d);
+                for ((dux, dx), vx) in du
+                    .chunks_exact_mut(o * c)
+                    .zip(d.chunks_exact(o * all))
+                    .zip(v.chunks_exact(c * all))
+                {
+                    product(dux, false, dx, false, vx, true, [o, c, all]);
                 }
             });
             du
@@ -1593,12 +1615,7 @@ fn winograd_conv(x: &[f32], [b, c, h, w]: [usize; 4], u: &[f32], o: usize) -> Ve
                     let buf = at_least(buf, 16 * (c + o) * all + 12 * tiles.parity_len());
                     let (v, rest) = buf.split_at_mut(16 * c * all);
                     let (m, scratch) = rest.split_at_mut(16 * o * all);
-                    for (i, image) in xs.chunks_exact(c * plane).enumerate() {
-                        for (ch, p) in image.chunks_exact(plane).enumerate() {
-                            let at = ch * all + i * n;
-                            winograd_input(tiles, p, scratch, &mut v[at..], c * all);
-                        }
-                    }
+                    planes_into(winograd_input, tiles, xs, c, scratch, v);
                     for ((mx, ux), vx) in m
                         .chunks_exact_mut(o * all)
                         .zip(u.chunks_exact(o * c))
