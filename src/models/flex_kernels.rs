@@ -1373,35 +1373,34 @@ simd_fn! {
         let m = (th + 1) * row;
         for a in 0..2 {
             let (even, odd) = (&q[2 * a * len..][..m + 1], &q[(2 * a + 1) * len..][..m + 1]);
-            let (h0, rest) = hs[a * 4 * len..].split_at_mut(len);
-            let (h1, rest) = rest.split_at_mut(len);
-            let (h2, h3) = rest.split_at_mut(len);
-            let (h0, h1, h2, h3) = (&mut h0[..m], &mut h1[..m], &mut h2[..m], &mut h3[..m]);
-            for t in 0..m {
-                let (d0, d1, d2, d3) = (even[t], odd[t], even[t + 1], odd[t + 1]);
-                h0[t] = d0 - d2;
-                h1[t] = d1 + d2;
-                h2[t] = d2 - d1;
-                h3[t] = d1 - d3;
-            }
+            let d = [&even[..m], &odd[..m], &even[1..], &odd[1..]];
+            apply_bt(d, &mut hs[a * 4 * len..], len);
         }
         // vertical, over all tiles at once: tile t's padded rows 2ty + r are parity r % 2 at
         // position t + (r / 2)·row
         for j in 0..4 {
-            let d: [&[f32]; 4] =
-                std::array::from_fn(|r| &hs[((r % 2) * 4 + j) * len + (r / 2) * row..][..n]);
-            let (v0, rest) = v[j * stride..].split_at_mut(4 * stride);
-            let (v1, rest) = rest.split_at_mut(4 * stride);
-            let (v2, v3) = rest.split_at_mut(4 * stride);
-            let (v0, v1, v2, v3) = (&mut v0[..n], &mut v1[..n], &mut v2[..n], &mut v3[..n]);
-            for t in 0..n {
-                let (d0, d1, d2, d3) = (d[0][t], d[1][t], d[2][t], d[3][t]);
-                v0[t] = d0 - d2;
-                v1[t] = d1 + d2;
-                v2[t] = d2 - d1;
-                v3[t] = d1 - d3;
-            }
+            let d = std::array::from_fn(|r| &hs[((r % 2) * 4 + j) * len + (r / 2) * row..][..n]);
+            apply_bt(d, &mut v[j * stride..], 4 * stride);
         }
+    }
+}
+
+/// Winograd's Bᵀ (4 × 4, rows (1, 0, −1, 0), (0, 1, 1, 0), (0, −1, 1, 0), (0, 1, 0, −1)) applied
+/// to each (d₀[t], d₁[t], d₂[t], d₃[t]): row k's result at `out[k·spacing + t]`.
+#[inline(always)]
+fn apply_bt(d: [&[f32]; 4], out: &mut [f32], spacing: usize) {
+    let n = d[0].len();
+    let (o0, rest) = out.split_at_mut(spacing);
+    let (o1, rest) = rest.split_at_mut(spacing);
+    let (o2, o3) = rest.split_at_mut(spacing);
+    let (o0, o1, o2, o3) = (&mut o0[..n], &mut o1[..n], &mut o2[..n], &mut o3[..n]);
+    let (d1, d2, d3) = (&d[1][..n], &d[2][..n], &d[3][..n]);
+    for (t, &d0) in d[0].iter().enumerate() {
+        let (d1, d2, d3) = (d1[t], d2[t], d3[t]);
+        o0[t] = d0 - d2;
+        o1[t] = d1 + d2;
+        o2[t] = d2 - d1;
+        o3[t] = d1 - d3;
     }
 }
 
@@ -1458,7 +1457,7 @@ simd_fn! {
     /// plane and for the spare tiles) at `d[ξ·stride + t]`; A is 4 × 2, rows (1, 0), (1, 1),
     /// (1, −1), (0, −1). `scratch` holds at least 12 · tiles.
     fn winograd_grad(tiles: Tiles, plane: &[f32], scratch: &mut [f32], d: &mut [f32], stride: usize) {
-        let Tiles { h, w, .. } = tiles;
+        let w = tiles.w;
         let (row, n) = (tiles.row(), tiles.count());
         // split by parity: p[2a + b][ty·row + tx] = dy[2ty + a][2tx + b]
         let p = &mut scratch[..4 * n];
@@ -1476,7 +1475,6 @@ simd_fn! {
                 *r = two[1];
             }
         }
-        debug_assert!(h.div_ceil(2) * row == n);
         // vertical: e[(b·4 + i)·n + t] = (A (row a = 0, 1))ᵢ for column parity b
         let (p, e) = scratch.split_at_mut(4 * n);
         for b in 0..2 {
