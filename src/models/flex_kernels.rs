@@ -1393,14 +1393,46 @@ fn apply_bt(d: [&[f32]; 4], out: &mut [f32], spacing: usize) {
     let (o0, rest) = out.split_at_mut(spacing);
     let (o1, rest) = rest.split_at_mut(spacing);
     let (o2, o3) = rest.split_at_mut(spacing);
-    let (o0, o1, o2, o3) = (&mut o0[..n], &mut o1[..n], &mut o2[..n], &mut o3[..n]);
-    let (d1, d2, d3) = (&d[1][..n], &d[2][..n], &d[3][..n]);
-    for (t, &d0) in d[0].iter().enumerate() {
-        let (d1, d2, d3) = (d1[t], d2[t], d3[t]);
-        o0[t] = d0 - d2;
-        o1[t] = d1 + d2;
-        o2[t] = d2 - d1;
-        o3[t] = d1 - d3;
+    lanewise(
+        d,
+        [&mut o0[..n], &mut o1[..n], &mut o2[..n], &mut o3[..n]],
+        |[d0, d1, d2, d3]| [d0 - d2, d1 + d2, d2 - d1, d1 - d3],
+    );
+}
+
+/// `outs[m][t] = f([ins[0][t], …, ins[K − 1][t]])[m]` for every `t` below the outputs' (equal)
+/// length, in runs of `LANES` that the compiler turns into one SIMD operation each, then the
+/// rest one by one. (A plain loop is vectorized in unrolled steps of several registers and
+/// leaves a scalar tail: most of a 56-long transform row.)
+#[inline(always)]
+fn lanewise<const K: usize, const M: usize>(
+    ins: [&[f32]; K],
+    outs: [&mut [f32]; M],
+    f: impl Fn([f32; K]) -> [f32; M],
+) {
+    let n = outs[0].len();
+    let ins = ins.map(|s| &s[..n]);
+    let mut outs = outs.map(|s| &mut s[..n]);
+    let full = n - n % LANES;
+    for t in (0..full).step_by(LANES) {
+        let x: [&[f32; LANES]; K] =
+            std::array::from_fn(|k| ins[k][t..t + LANES].try_into().expect("LANES values"));
+        let mut y = [[0f32; LANES]; M];
+        for l in 0..LANES {
+            let r = f(std::array::from_fn(|k| x[k][l]));
+            for (ym, rm) in y.iter_mut().zip(r) {
+                ym[l] = rm;
+            }
+        }
+        for (out, ym) in outs.iter_mut().zip(&y) {
+            out[t..t + LANES].copy_from_slice(ym);
+        }
+    }
+    for t in full..n {
+        let r = f(std::array::from_fn(|k| ins[k][t]));
+        for (out, rm) in outs.iter_mut().zip(r) {
+            out[t] = rm;
+        }
     }
 }
 
@@ -1422,15 +1454,17 @@ simd_fn! {
         let (y01, rest) = rest.split_at_mut(n);
         let (y10, y11) = rest.split_at_mut(n);
         let y11 = &mut y11[..n];
-        for t in 0..n {
+        lanewise(p, [&mut *y00, &mut *y01, &mut *y10, &mut *y11], |p| {
             // vertical: s_a[j] = Σᵢ Aᵀ[a][i]·m[4i + j]; then horizontal
-            let s0: [f32; 4] = std::array::from_fn(|j| p[j][t] + p[4 + j][t] + p[8 + j][t]);
-            let s1: [f32; 4] = std::array::from_fn(|j| p[4 + j][t] - p[8 + j][t] - p[12 + j][t]);
-            y00[t] = s0[0] + s0[1] + s0[2];
-            y01[t] = s0[1] - s0[2] - s0[3];
-            y10[t] = s1[0] + s1[1] + s1[2];
-            y11[t] = s1[1] - s1[2] - s1[3];
-        }
+            let s0: [f32; 4] = std::array::from_fn(|j| p[j] + p[4 + j] + p[8 + j]);
+            let s1: [f32; 4] = std::array::from_fn(|j| p[4 + j] - p[8 + j] - p[12 + j]);
+            [
+                s0[0] + s0[1] + s0[2],
+                s0[1] - s0[2] - s0[3],
+                s1[0] + s1[1] + s1[2],
+                s1[1] - s1[2] - s1[3],
+            ]
+        });
         for (a, (left, right)) in [(&*y00, &*y01), (&*y10, &*y11)].into_iter().enumerate() {
             for (ty, (l, r)) in left.chunks_exact(row).zip(right.chunks_exact(row)).enumerate() {
                 let y = 2 * ty + a;
@@ -1495,14 +1529,11 @@ fn apply_a(p: &[f32], q: &[f32], out: &mut [f32], spacing: usize) {
     let (o0, rest) = out.split_at_mut(spacing);
     let (o1, rest) = rest.split_at_mut(spacing);
     let (o2, o3) = rest.split_at_mut(spacing);
-    let (o0, o1, o2, o3) = (&mut o0[..n], &mut o1[..n], &mut o2[..n], &mut o3[..n]);
-    for (t, &q) in q[..n].iter().enumerate() {
-        let p = p[t];
-        o0[t] = p;
-        o1[t] = p + q;
-        o2[t] = p - q;
-        o3[t] = -q;
-    }
+    lanewise(
+        [p, q],
+        [&mut o0[..n], &mut o1[..n], &mut o2[..n], &mut o3[..n]],
+        |[p, q]| [p, p + q, p - q, -q],
+    );
 }
 
 /// A plane transform into the transform domain: `winograd_input` or `winograd_grad`.
