@@ -2181,18 +2181,20 @@ mod tests {
     fn the_convolution_and_its_gradients_equal_burns() {
         let device = Device::flex().autodiff();
         // both of fovea's convolutions: computed directly, and unfolded into one product (3 × 3
-        // kernels by Winograd's F(2×2, 3×3) instead, on a 7 × 5 plane: tiles cut short both ways)
-        for (unfolded, [c, o, k]) in [
-            (false, [1, 4, 3]),
-            (false, [3, 5, 5]),
-            (true, [1, 4, 3]),
-            (true, [9, 7, 3]),
-            (true, [6, 5, 5]),
+        // kernels by Winograd's F(2×2, 3×3) instead: on a 7 × 5 plane, tiles cut short both
+        // ways; on a 6 × 18 plane, rows of 10 tiles (a run of 8 lanes and two more))
+        for (unfolded, [c, o, k], [h, w]) in [
+            (false, [1, 4, 3], [7, 5]),
+            (false, [3, 5, 5], [7, 5]),
+            (true, [1, 4, 3], [7, 5]),
+            (true, [9, 7, 3], [7, 5]),
+            (true, [9, 7, 3], [6, 18]),
+            (true, [6, 5, 5], [7, 5]),
         ] {
             // 11 images: the unfolded kernel's tasks of 8 and 3, their partial sums added
-            let x = noise([11, c, 7, 5], 7, -1.0, 1.0, &device);
+            let x = noise([11, c, h, w], 7, -1.0, 1.0, &device);
             let wt = noise([o, c, k, k], 8, -0.5, 0.5, &device);
-            let mix = noise([11, o, 7, 5], 9, -1.0, 1.0, &device);
+            let mix = noise([11, o, h, w], 9, -1.0, 1.0, &device);
             let run = |ours: bool| {
                 let (x, wt) = (
                     x.clone().detach().require_grad(),
