@@ -1247,7 +1247,7 @@ fn unfolded_backward(
 
 /// Images per task of the Winograd convolution (its products' width: their tiles): fixed, so
 /// the products' shapes (and results) do not depend on the thread count.
-const WINOGRAD_IMAGES: usize = 2;
+const WINOGRAD_IMAGES: usize = 1;
 
 thread_local! {
     /// A Winograd task's transform-domain values and products and the transforms' scratch, kept
@@ -1581,23 +1581,30 @@ fn winograd_weight_grad(x: &[f32], g: &[f32], s: &Same) -> Vec<f32> {
         .map(|task| {
             let mut du = vec![0f32; 16 * o * c];
             WINOGRAD_SCRATCH.with_borrow_mut(|buf| {
-                let images = s.task_images(task);
-                let all = images.len() * n; // the task's tiles
-                let buf = at_least(buf, 16 * (c + o) * all + 12 * tiles.parity_len());
-                let (v, rest) = buf.split_at_mut(16 * c * all);
-                let (d, scratch) = rest.split_at_mut(16 * o * all);
-                let (xs, gs) = (
-                    &x[images.start * c * plane..images.end * c * plane],
-                    &g[images.start * o * plane..images.end * o * plane],
+                let task = s.task_images(task);
+                let buf = at_least(
+                    buf,
+                    16 * (c + o) * WINOGRAD_IMAGES * n + 12 * tiles.parity_len(),
                 );
-                planes_into(winograd_input, tiles, xs, c, scratch, v);
-                planes_into(winograd_grad, tiles, gs, o, scratch, d);
-                for ((dux, dx), vx) in du
-                    .chunks_exact_mut(o * c)
-                    .zip(d.chunks_exact(o * all))
-                    .zip(v.chunks_exact(c * all))
-                {
-                    product(dux, false, dx, false, vx, true, [o, c, all]);
+                // `WINOGRAD_IMAGES` at a time, their products added onto the task's
+                for first in task.clone().step_by(WINOGRAD_IMAGES) {
+                    let images = first..(first + WINOGRAD_IMAGES).min(task.end);
+                    let all = images.len() * n; // their tiles
+                    let (v, rest) = buf.split_at_mut(16 * c * all);
+                    let (d, scratch) = rest.split_at_mut(16 * o * all);
+                    let (xs, gs) = (
+                        &x[images.start * c * plane..images.end * c * plane],
+                        &g[images.start * o * plane..images.end * o * plane],
+                    );
+                    planes_into(winograd_input, tiles, xs, c, scratch, v);
+                    planes_into(winograd_grad, tiles, gs, o, scratch, d);
+                    for ((dux, dx), vx) in du
+                        .chunks_exact_mut(o * c)
+                        .zip(d.chunks_exact(o * all))
+                        .zip(v.chunks_exact(c * all))
+                    {
+                        product(dux, true, dx, false, vx, true, [o, c, all]);
+                    }
                 }
             });
             du
