@@ -714,6 +714,31 @@ fn window_group<'a>(
     }
 }
 
+/// `src[..n]` written to `dst[..n]`: as one copy of fixed length `N` (moved in registers) when
+/// the group is whole, as it is everywhere but at the end of a row shorter than a group; a
+/// call to `memcpy` otherwise.
+#[inline(always)]
+fn put_group<T: Copy, const N: usize>(dst: &mut [MaybeUninit<T>], src: &[T; N], n: usize) {
+    if n == N {
+        dst[..N].write_copy_of_slice(src);
+    } else {
+        dst[..n].write_copy_of_slice(&src[..n]);
+    }
+}
+
+/// `src[..n]` and `N − n` default values after them (`put_group`'s way round).
+#[inline(always)]
+fn get_group<T: Copy + Default, const N: usize>(src: &[T], n: usize) -> [T; N] {
+    match src.get(..N) {
+        Some(whole) if n == N => whole.try_into().expect("N values"),
+        _ => {
+            let mut group = [T::default(); N];
+            group[..n].copy_from_slice(&src[..n]);
+            group
+        }
+    }
+}
+
 simd_fn! {
     /// `pool_plane` of the plane batch-normalized (`a·scale + shift`, as `affine` computes it),
     /// each winner's value before normalizing into `kept`.
@@ -739,9 +764,9 @@ simd_fn! {
                     let x = [t[2 * q], t[2 * q + 1], b[2 * q], b[2 * q + 1]];
                     (ks[q], ys[q], xs[q]) = window_max(x.map(|a| a * scale + shift), x);
                 }
-                row[first..first + n].write_copy_of_slice(&ys[..n]);
-                which[first..first + n].write_copy_of_slice(&ks[..n]);
-                kept[first..first + n].write_copy_of_slice(&xs[..n]);
+                put_group(&mut row[first..], &ys, n);
+                put_group(&mut which[first..], &ks, n);
+                put_group(&mut kept[first..], &xs, n);
             }
         }
     }
@@ -1245,8 +1270,11 @@ fn unfolded_backward(
 // d₁g₀ + d₂g₁ + d₃g₂. Transform point ξ = 4i + j: i the vertical transform index, j the
 // horizontal one.
 
-/// Images per task of the Winograd convolution (its products' width: their tiles): fixed, so
-/// the products' shapes (and results) do not depend on the thread count.
+/// Images carried into the transform domain at a time (the products' width: their tiles):
+/// fixed, so the products' shapes (and results) do not depend on the thread count. One image of
+/// the reference CNN's second convolution takes 16 · (32 + 64) · 56 values there (344 KiB), which
+/// stay in a 512 KiB L2 cache between the transforms and the products; two did not, and the
+/// transforms waited on memory.
 const WINOGRAD_IMAGES: usize = 1;
 
 thread_local! {
@@ -1569,9 +1597,9 @@ fn planes_into(
 /// The weight gradient of a "same" 3 × 3 convolution by F(2×2, 3×3), the forward pass
 /// transposed: per tile, the input's transform (as forward) and the output gradient's
 /// (`winograd_grad`); their 16 products over tiles, `[o, tiles] · [tiles, c]`, summed into
-/// `dU [16, o, c]`; then `dW = Gᵀ dU G` → `[o, c, 3, 3]`. One product per point and task of
-/// `IMAGES_PER_TASK` images (all their tiles); the tasks' sums added in order (the same on any
-/// thread count).
+/// `dU [16, o, c]`; then `dW = Gᵀ dU G` → `[o, c, 3, 3]`. Per task of `IMAGES_PER_TASK` images,
+/// `WINOGRAD_IMAGES` at a time, their products added onto the task's sum; the tasks' sums added
+/// in order (the same on any thread count).
 fn winograd_weight_grad(x: &[f32], g: &[f32], s: &Same) -> Vec<f32> {
     let (c, o, plane) = (s.c, s.o, s.plane());
     let tiles = Tiles::new(s.h, s.w);
@@ -2062,17 +2090,16 @@ simd_fn! {
                 let n = WINDOWS.min(ow - first);
                 let mut pad = [[0f32; 2 * WINDOWS]; 2];
                 let [t, b] = window_group([xt, xb], first, &mut pad);
-                let (mut g, mut k) = ([0f32; WINDOWS], [0u8; WINDOWS]);
-                g[..n].copy_from_slice(&gr[first..first + n]);
-                k[..n].copy_from_slice(&kr[first..first + n]);
+                let (g, k): ([f32; WINDOWS], [u8; WINDOWS]) =
+                    (get_group(&gr[first..], n), get_group(&kr[first..], n));
                 let (mut dt, mut db) = ([0f32; 2 * WINDOWS], [0f32; 2 * WINDOWS]);
                 for q in 0..WINDOWS {
                     let d = |i: u8| if k[q] == i { g[q] } else { 0.0 };
                     (dt[2 * q], dt[2 * q + 1]) = (f(t[2 * q], d(0)), f(t[2 * q + 1], d(1)));
                     (db[2 * q], db[2 * q + 1]) = (f(b[2 * q], d(2)), f(b[2 * q + 1], d(3)));
                 }
-                top[2 * first..2 * (first + n)].write_copy_of_slice(&dt[..2 * n]);
-                bottom[2 * first..2 * (first + n)].write_copy_of_slice(&db[..2 * n]);
+                put_group(&mut top[2 * first..], &dt, 2 * n);
+                put_group(&mut bottom[2 * first..], &db, 2 * n);
             }
             let odd = top[2 * ow..].iter_mut().zip(&xt[2 * ow..]);
             for (o, &a) in odd.chain(bottom[2 * ow..].iter_mut().zip(&xb[2 * ow..])) {
