@@ -5,7 +5,8 @@
 //! as unfold + matrix product (`conv_unfolded`: forward one product per image, backward two;
 //! 3 × 3 kernels by Winograd's F(2×2, 3×3) instead, forward and both gradients),
 //! dropout whose mask is a hash of a seed and the index, batch norm and 2 × 2 pooling as one
-//! pass (`batch_norm_apply` with `pool`), and fully connected layers as fovea's products (`dense`).
+//! pass (`batch_norm_apply` with `pool`), fully connected layers as fovea's products (`dense`),
+//! and Adam's step in one pass (`adam_step`, for `train::optim::FusedAdam`).
 //! Other backends keep Burn's operations; the backend-parity tests compare them. Each kernel's
 //! inner loop is a `simd_fn!`, compiled for AVX2 + FMA as well and run so where the CPU has them.
 //!
@@ -74,6 +75,16 @@ pub trait FlexKernels: Backend {
         epsilon: f64,
         pool: bool,
     ) -> FloatTensor<Self>;
+    /// One Adam step of a parameter in one pass (Burn's `Adam` makes a dozen element-wise
+    /// passes): from the parameter, its gradient and the two moments (not read on the first
+    /// step), the new parameter and moments. Not differentiated.
+    fn adam_step(
+        param: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        moment_1: FloatTensor<Self>,
+        moment_2: FloatTensor<Self>,
+        terms: AdamTerms,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
     /// A fully connected layer: `x [b, i] · weight [i, o] + bias [o]`, as fovea's matrix
     /// products (rows in fixed groups, side by side); backward, the input and weight gradients
     /// as two products run at once.
@@ -82,6 +93,54 @@ pub trait FlexKernels: Backend {
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
     ) -> FloatTensor<Self>;
+}
+
+/// The scalars of one Adam step, each computed as Burn's `Adam` computes it (in f32): the
+/// moments' decay rates β₁, β₂ and their complements 1 − β₁, 1 − β₂; the bias-corrected step
+/// factor √(1 − β₂ᵗ)/(1 − β₁ᵗ) and the denominator's term ε·√(1 − β₂ᵗ); the learning rate;
+/// the L2 weight-decay penalty, if any; and whether this is the parameter's first step (no
+/// moments yet).
+#[derive(Clone, Copy, Debug)]
+pub struct AdamTerms {
+    pub beta_1: f32,
+    pub beta_2: f32,
+    pub one_minus_beta_1: f32,
+    pub one_minus_beta_2: f32,
+    pub factor: f32,
+    pub epsilon: f32,
+    pub lr: f32,
+    pub decay: Option<f32>,
+    pub first: bool,
+}
+
+/// One Adam step of a parameter on flex (f32, contiguous or not), in one pass: the new
+/// parameter and moments (`moments` `None` on the parameter's first step); `Err` with the
+/// inputs unchanged on any other backend.
+#[allow(clippy::type_complexity)]
+pub fn adam_step<const D: usize>(
+    param: Tensor<D>,
+    grad: Tensor<D>,
+    moments: Option<(Tensor<D>, Tensor<D>)>,
+    terms: AdamTerms,
+) -> Result<[Tensor<D>; 3], (Tensor<D>, Tensor<D>, Option<(Tensor<D>, Tensor<D>)>)> {
+    let flex = on_flex(&param) && on_flex(&grad);
+    if !flex
+        || moments
+            .as_ref()
+            .is_some_and(|(m, v)| !on_flex(m) || !on_flex(v))
+    {
+        return Err((param, grad, moments));
+    }
+    // the first step reads no moments: the gradient stands in for them
+    let (m, v) = moments.unwrap_or_else(|| (grad.clone(), grad.clone()));
+    let (p, m, v) = <Dispatch as FlexKernels>::adam_step(
+        param.into_dispatch(),
+        grad.into_dispatch(),
+        m.into_dispatch(),
+        v.into_dispatch(),
+        terms,
+    );
+    Ok([p, m, v].map(Tensor::from_dispatch))
 }
 
 /// Whether `x` is an f32 tensor on flex (with or without autodiff).
@@ -259,6 +318,16 @@ impl FlexKernels for Flex {
     ) -> FloatTensor<Self> {
         dense_forward(&x, &weight, &bias)
     }
+
+    fn adam_step(
+        param: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        moment_1: FloatTensor<Self>,
+        moment_2: FloatTensor<Self>,
+        terms: AdamTerms,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        adam_forward([&param, &grad, &moment_1, &moment_2], terms)
+    }
 }
 
 impl<C: CheckpointStrategy> FlexKernels for Autodiff<Flex, C> {
@@ -291,6 +360,19 @@ impl<C: CheckpointStrategy> FlexKernels for Autodiff<Flex, C> {
 
     fn batch_stats(x: FloatTensor<Self>) -> FloatTensor<Self> {
         <Self as AutodiffBackend>::from_inner(stats(x.primitive()))
+    }
+
+    fn adam_step(
+        param: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        moment_1: FloatTensor<Self>,
+        moment_2: FloatTensor<Self>,
+        terms: AdamTerms,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let inputs = [&param, &grad, &moment_1, &moment_2].map(|t| t.primitive());
+        let (p, m, v) = adam_forward(inputs, terms);
+        let back = <Self as AutodiffBackend>::from_inner;
+        (back(p), back(m), back(v))
     }
 
     fn batch_norm_apply(
@@ -1990,6 +2072,77 @@ fn dense_backward(
         },
     );
     [dx, dw, Some(db)]
+}
+
+/// Values per task of `adam_forward`.
+const ADAM_RUN: usize = 1 << 14;
+
+/// `adam_step`'s pass over `[param, grad, moment_1, moment_2]` (the moments not read on the
+/// first step): the new parameter, first and second moments, in runs of `ADAM_RUN` side by side.
+fn adam_forward(
+    [param, grad, m, v]: [&FlexTensor; 4],
+    t: AdamTerms,
+) -> (FlexTensor, FlexTensor, FlexTensor) {
+    let (dims, p) = values(param);
+    let (_, g) = values(grad);
+    let (m, v) = (values(m).1, values(v).1);
+    let n = p.len();
+    let run = |k: usize, outs: [&mut [MaybeUninit<f32>]; 3]| {
+        let r = k * ADAM_RUN..k * ADAM_RUN + outs[0].len();
+        adam_run(
+            [&p[r.clone()], &g[r.clone()], &m[r.clone()], &v[r]],
+            outs,
+            t,
+        );
+    };
+    // SAFETY: `adam_run` writes every value of its three runs, and the runs cover the `n` values
+    // of each output
+    let (np, nm, nv) = unsafe {
+        let (mut nm, mut nv) = (None, None);
+        let np = written(n, |np| {
+            nm = Some(written(n, |nm| {
+                nv = Some(written(n, |nv| {
+                    np.par_chunks_mut(ADAM_RUN)
+                        .zip(nm.par_chunks_mut(ADAM_RUN))
+                        .zip(nv.par_chunks_mut(ADAM_RUN))
+                        .enumerate()
+                        .for_each(|(k, ((np, nm), nv))| run(k, [np, nm, nv]));
+                }));
+            }));
+        });
+        (np, nm.expect("filled with np"), nv.expect("filled with np"))
+    };
+    let out = |values: Vec<f32>| FlexTensor::from_data(TensorData::new(values, dims.clone()));
+    (out(np), out(nm), out(nv))
+}
+
+simd_fn! {
+    /// Adam's step on one run, element by element in Burn's order of operations: g ← p·λ + g
+    /// with weight decay; m ← m·β₁ + g·(1 − β₁), v ← v·β₂ + g²·(1 − β₂) (m ← g·(1 − β₁),
+    /// v ← g²·(1 − β₂) on the first step); p ← p − (m·factor)/(√v + ε′)·lr.
+    fn adam_run(ins: [&[f32]; 4], outs: [&mut [MaybeUninit<f32>]; 3], t: AdamTerms) {
+        let [p, g, m, v] = ins;
+        let [np, nm, nv] = outs;
+        let n = np.len();
+        let (p, g, m, v, nm, nv) = (&p[..n], &g[..n], &m[..n], &v[..n], &mut nm[..n], &mut nv[..n]);
+        for i in 0..n {
+            let grad = match t.decay {
+                Some(penalty) => p[i] * penalty + g[i],
+                None => g[i],
+            };
+            let (m1, m2) = if t.first {
+                (grad * t.one_minus_beta_1, grad * grad * t.one_minus_beta_2)
+            } else {
+                (
+                    m[i] * t.beta_1 + grad * t.one_minus_beta_1,
+                    v[i] * t.beta_2 + grad * grad * t.one_minus_beta_2,
+                )
+            };
+            nm[i].write(m1);
+            nv[i].write(m2);
+            np[i].write(p[i] - m1 * t.factor / (m2.sqrt() + t.epsilon) * t.lr);
+        }
+    }
 }
 
 /// Batch norm of `x` (`norm_forward`'s values) max-pooled 2 × 2 in the same pass
