@@ -1513,7 +1513,7 @@ fn apply_bt(d: [&[f32]; 4], out: &mut [f32], spacing: usize) {
 /// `outs[m][t] = f([ins[0][t], …, ins[K − 1][t]])[m]` for every `t` below the outputs' (equal)
 /// length, in runs of `LANES` that the compiler turns into one SIMD operation each, then the
 /// rest one by one. (A plain loop is vectorized in unrolled steps of several registers and
-/// leaves a scalar tail: most of a 56-long transform row.)
+/// leaves a scalar tail: 24 of a 56-long transform row.)
 #[inline(always)]
 fn lanewise<const K: usize, const M: usize>(
     ins: [&[f32]; K],

@@ -1,5 +1,6 @@
 //! Builds the optimizer `[train]` names: SGD (momentum, Nesterov), Adam or AdamW, with weight
-//! decay and per-parameter gradient-norm clipping.
+//! decay and per-parameter gradient-norm clipping. Adam is `FusedAdam`: Burn's, its step made in
+//! one pass on flex.
 
 use burn::grad_clipping::GradientClippingConfig;
 use burn::optim::decay::WeightDecayConfig;
