@@ -1366,12 +1366,22 @@ thread_local! {
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// `buf` grown to at least `n` values.
-fn at_least(buf: &mut Vec<f32>, n: usize) -> &mut [f32] {
+/// The per-thread scratch `buf` (grown as needed) cut for `all` tiles of `c` input and `o` output
+/// planes: their transform-domain values (`[16, c, all]` and `[16, o, all]`) and the plane
+/// transforms' own scratch (12 parity planes).
+fn winograd_buffers(
+    buf: &mut Vec<f32>,
+    tiles: Tiles,
+    [c, o]: [usize; 2],
+    all: usize,
+) -> (&mut [f32], &mut [f32], &mut [f32]) {
+    let n = 16 * (c + o) * all + 12 * tiles.parity_len();
     if buf.len() < n {
         buf.resize(n, 0.0);
     }
-    buf
+    let (inputs, rest) = buf.split_at_mut(16 * c * all);
+    let (outputs, scratch) = rest.split_at_mut(16 * o * all);
+    (inputs, outputs, scratch)
 }
 
 /// The 3 × 3 kernels of `weight [o, c, 3, 3]` in the transform domain, `G g Gᵀ`, as `[16, o, c]`;
@@ -1692,16 +1702,11 @@ fn winograd_weight_grad(x: &[f32], g: &[f32], s: &Same) -> Vec<f32> {
             let mut du = vec![0f32; 16 * o * c];
             WINOGRAD_SCRATCH.with_borrow_mut(|buf| {
                 let task = s.task_images(task);
-                let buf = at_least(
-                    buf,
-                    16 * (c + o) * WINOGRAD_IMAGES * n + 12 * tiles.parity_len(),
-                );
                 // `WINOGRAD_IMAGES` at a time, their products added onto the task's
                 for first in task.clone().step_by(WINOGRAD_IMAGES) {
                     let images = first..(first + WINOGRAD_IMAGES).min(task.end);
                     let all = images.len() * n; // their tiles
-                    let (v, rest) = buf.split_at_mut(16 * c * all);
-                    let (d, scratch) = rest.split_at_mut(16 * o * all);
+                    let (v, d, scratch) = winograd_buffers(buf, tiles, [c, o], all);
                     let (xs, gs) = (
                         &x[images.start * c * plane..images.end * c * plane],
                         &g[images.start * o * plane..images.end * o * plane],
@@ -1758,9 +1763,7 @@ fn winograd_conv(x: &[f32], [b, c, h, w]: [usize; 4], u: &[f32], o: usize) -> Ve
                 let images = xs.len() / (c * plane);
                 let all = images * n; // the task's tiles
                 WINOGRAD_SCRATCH.with_borrow_mut(|buf| {
-                    let buf = at_least(buf, 16 * (c + o) * all + 12 * tiles.parity_len());
-                    let (v, rest) = buf.split_at_mut(16 * c * all);
-                    let (m, scratch) = rest.split_at_mut(16 * o * all);
+                    let (v, m, scratch) = winograd_buffers(buf, tiles, [c, o], all);
                     planes_into(winograd_input, tiles, xs, c, scratch, v);
                     for ((mx, ux), vx) in m
                         .chunks_exact_mut(o * all)
