@@ -9,7 +9,7 @@ fn main() {
             .filter(|o| o.status.success())
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
     };
-    const SOURCES: [&str; 4] = ["src", "Cargo.toml", "Cargo.lock", "build.rs"];
+    const SOURCES: [&str; 5] = ["src", "kernels", "Cargo.toml", "Cargo.lock", "build.rs"];
     let mut commit = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_default();
     let mut status = vec!["status", "--porcelain", "--"];
     status.extend(SOURCES);

@@ -14,7 +14,6 @@ use burn::nn::{DropoutConfig, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::{Distribution, TensorData};
 use fovea::models::cnn::CnnConfig;
-use fovea::models::flex_kernels;
 
 const RUNS: usize = 30;
 
@@ -82,7 +81,7 @@ fn block_tail(c: usize, hw: usize, device: &Device) -> (f64, f64) {
     let gamma = Tensor::<1>::ones([c], device).require_grad();
     let beta = Tensor::<1>::zeros([c], device).require_grad();
     let norm = |x: Tensor<4>, pool: bool| {
-        flex_kernels::batch_norm_train(x, gamma.clone(), beta.clone(), 1e-5, pool)
+        fovea_kernels::batch_norm_train(x, gamma.clone(), beta.clone(), 1e-5, pool)
             .unwrap()
             .0
     };
@@ -96,7 +95,7 @@ fn block_tail(c: usize, hw: usize, device: &Device) -> (f64, f64) {
         &format!("  max pool 2×2 {c}×{hw}×{hw} (apart)"),
         [b, c, hw, hw],
         device,
-        |x| flex_kernels::max_pool_2x2(x).unwrap(),
+        |x| fovea_kernels::max_pool_2x2(x).unwrap(),
     );
     let parts = [
         time(
@@ -143,7 +142,7 @@ fn main() {
         "conv 1→32 (fovea kernel)",
         [b, 1, 28, 28],
         &device,
-        |x| flex_kernels::conv_same(x, w1.clone()).unwrap(),
+        |x| fovea_kernels::conv_same(x, w1.clone()).unwrap(),
     ));
     add(block_tail(32, 28, &device));
     let conv2 = conv([32, 64]);
@@ -158,7 +157,7 @@ fn main() {
         "conv 32→64 (fovea unfolded)",
         [b, 32, 14, 14],
         &device,
-        |x| flex_kernels::conv_unfolded(x, w2.clone()).unwrap(),
+        |x| fovea_kernels::conv_unfolded(x, w2.clone()).unwrap(),
     );
     // the matrix product the unfolded convolution's forward pass is, alone
     let flex = Device::flex();
@@ -176,21 +175,21 @@ fn main() {
         "dropout 0.3 [64,3136] (fovea)",
         [b, 3136],
         &device,
-        |x| flex_kernels::dropout(&dropout, x),
+        |x| fovea_kernels::dropout(&dropout, x),
     ));
     let fc1 = LinearConfig::new(3136, 128).init(&device);
     time("  linear 3136→128 (Burn's)", [b, 3136], &device, |x| {
         fc1.forward(x)
     });
     add(time("linear 3136→128 (fovea)", [b, 3136], &device, |x| {
-        flex_kernels::linear(&fc1, x)
+        fovea_kernels::linear(&fc1, x)
     }));
     add(time("relu + dropout [64,128]", [b, 128], &device, |x| {
-        flex_kernels::dropout(&dropout, burn::tensor::activation::relu(x))
+        fovea_kernels::dropout(&dropout, burn::tensor::activation::relu(x))
     }));
     let fc2 = LinearConfig::new(128, 10).init(&device);
     add(time("linear 128→10 (fovea)", [b, 128], &device, |x| {
-        flex_kernels::linear(&fc2, x)
+        fovea_kernels::linear(&fc2, x)
     }));
     println!(
         "{:34} {:8.2} {:8.2} {:8.2}",

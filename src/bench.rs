@@ -194,7 +194,7 @@ pub fn run(args: &BenchArgs, machine: &Machine) -> Result<BenchResult> {
     Ok(BenchResult {
         model: config.model.kind().into(),
         backend: config.backend.to_string(),
-        threads: run::threads(),
+        threads: device::threads(),
         batch_size: config.train.batch_size,
         infer_batch_size: args.infer_batch,
         input: set.shape.to_string(),
@@ -213,7 +213,7 @@ pub fn run(args: &BenchArgs, machine: &Machine) -> Result<BenchResult> {
         infer_rounds,
         steps_per_round: args.steps,
         repeats: args.repeats,
-        peak_rss_mib: run::peak_rss_mib(),
+        peak_rss_mib: device::peak_rss_mib(),
         loss_curve,
     })
 }
@@ -355,7 +355,7 @@ fn time_kernel_fit(
     let n = cfg.subset.min(set.len());
     let batch = batches(set, normalizer, n, 1).pop().expect("one batch");
     let labels: Vec<u32> = batch.labels.iter().map(|&y| y as u32).collect();
-    let threads = run::threads().clamp(1, classes);
+    let threads = device::threads().clamp(1, classes);
     (0..args.repeats)
         .map(|_| {
             let start = Instant::now();
@@ -464,7 +464,7 @@ pub fn machine() -> Machine {
             .and_then(|m| m.parse::<f64>().ok())
             .map(|m| m / 1e3)
     });
-    let threads = run::threads();
+    let threads = device::threads();
     // Two FMA units per core is an assumption (most server cores; software cannot see it).
     let fma_units = 2;
     let peak = clock_ghz

@@ -1,5 +1,6 @@
 //! The only place that names a Burn backend: turns `--backend` / `backend = ...` into a `Device`.
-//! Also the allocator settings the CPU backends run fastest with (`keep_freed_memory`).
+//! Also what fovea asks of the machine: its thread count, the process's peak memory, and the
+//! allocator settings the CPU backends run fastest with (`keep_freed_memory`).
 
 use anyhow::{Result, bail};
 use burn::tensor::Device;
@@ -74,12 +75,9 @@ pub fn describe_all() -> Vec<(BackendKind, std::result::Result<String, String>)>
         .iter()
         .map(|&kind| {
             let status = match kind {
-                BackendKind::Flex | BackendKind::Ndarray => Ok(format!(
-                    "CPU, {} threads",
-                    std::thread::available_parallelism()
-                        .map(|n| n.get())
-                        .unwrap_or(1)
-                )),
+                BackendKind::Flex | BackendKind::Ndarray => {
+                    Ok(format!("CPU, {} threads", threads()))
+                }
                 BackendKind::Wgpu => wgpu_adapters(),
             };
             (kind, status)
@@ -119,6 +117,21 @@ fn pollster_block<F: std::future::Future>(fut: F) -> F::Output {
     }
 }
 
+/// The threads the CPU backends and fovea's own parallel work run on.
+pub fn threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+/// Peak resident memory of this process (Linux), in MiB.
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
 /// A short description of the device for run.json.
 pub fn describe(kind: BackendKind, device: &Device) -> String {
     format!("{kind}: {device:?}")
@@ -127,8 +140,8 @@ pub fn describe(kind: BackendKind, device: &Device) -> String {
 /// glibc hands every freed block above its mmap threshold back to the kernel and trims the heap
 /// top above 128 KiB: a training step allocates and frees tensors of several MiB hundreds of
 /// times, and each of them then costs fresh page faults and, on free, a TLB shoot-down across
-/// the threads. Keeping freed memory for reuse makes a flex training step of the reference CNN
-/// 5–8 % faster (README, "Performance"), peak memory unchanged.
+/// the threads. Keeping freed memory for reuse makes a flex training step faster, peak memory
+/// unchanged (docs/performance.md).
 ///
 /// Call it first in `main`, before any other thread exists (the `fovea` binary and
 /// `examples/step_profile.rs` do); `FOVEA_GLIBC_MALLOC=1` keeps glibc's defaults.

@@ -88,7 +88,7 @@ fn new_run_info(
         burn_version: "0.22.1".into(),
         backend: config.backend.to_string(),
         device: device::describe(config.backend, device),
-        threads: run::threads(),
+        threads: device::threads(),
         command: std::env::args().collect(),
         data: data.source.clone(),
         normalizer: normalizer.clone(),
@@ -444,7 +444,7 @@ fn record_resume(
         time: run::now(),
         backend: config.backend.to_string(),
         device: device::describe(config.backend, device),
-        threads: run::threads(),
+        threads: device::threads(),
         checkpoint: from.map(|p| p.display().to_string()),
         step,
     };
@@ -594,7 +594,7 @@ fn write_summary(setup: &Setup, task: &mut dyn Task, state: &LoopState) -> Resul
     s.insert("mean_epoch_time_s".into(), json!(state.mean_epoch_time_s()));
     // The peak resident memory of the process that finished the run (of this run alone when
     // it ran in a process of its own, as `fovea train` and `fovea compare` run it).
-    s.insert("peak_rss_mib".into(), json!(run::peak_rss_mib()));
+    s.insert("peak_rss_mib".into(), json!(device::peak_rss_mib()));
     s.insert("checkpoint".into(), json!(last_name));
     let mut last_entry = test_metrics(&last);
     last_entry.insert("checkpoint".into(), json!(last_name));

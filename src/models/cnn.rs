@@ -14,7 +14,6 @@ use burn::nn::{
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::flex_kernels;
 use crate::data::InputShape;
 
 /// One conv block of `[model] blocks = [...]`.
@@ -234,7 +233,7 @@ impl ConvBlock {
         };
         let x = self.activation.forward(x);
         match &self.dropout {
-            Some(d) => flex_kernels::dropout(d, x),
+            Some(d) => fovea_kernels::dropout(d, x),
             None => x,
         }
     }
@@ -242,11 +241,11 @@ impl ConvBlock {
 
 /// Input channels up to which a convolution uses fovea's direct flex kernel (see `convolve`):
 /// the first layer of a grayscale or colour image. Wider layers are unfolded image by image into
-/// matrix products (README, "Performance").
+/// matrix products.
 const OWN_CONV_MAX_CHANNELS: usize = 4;
 
 /// A convolution: on flex, for a "same" convolution of stride 1, one of fovea's kernels (see
-/// `flex_kernels`): computed directly for few input channels, unfolded image by image into
+/// `fovea_kernels`): computed directly for few input channels, unfolded image by image into
 /// matrix products for more (in training and inference alike); Burn's otherwise.
 fn convolve(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let [kh, kw] = conv.kernel_size;
@@ -260,9 +259,9 @@ fn convolve(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
         return conv.forward(x);
     }
     let y = if x.dims()[1] > OWN_CONV_MAX_CHANNELS {
-        flex_kernels::conv_unfolded(x, conv.weight.val())
+        fovea_kernels::conv_unfolded(x, conv.weight.val())
     } else {
-        flex_kernels::conv_same(x, conv.weight.val())
+        fovea_kernels::conv_same(x, conv.weight.val())
     };
     match y {
         Ok(y) => match &conv.bias {
@@ -276,7 +275,7 @@ fn convolve(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     }
 }
 
-/// Batch norm on flex: fovea's own kernels (see `flex_kernels`), in training with the running
+/// Batch norm on flex: fovea's own kernels (see `fovea_kernels`), in training with the running
 /// statistics updated as Burn's `BatchNorm` updates them, followed by 2 × 2 max pooling in the
 /// same pass when `pool_2x2`; Burn's layer otherwise. Also says whether it pooled.
 fn normalize(n: &BatchNorm, x: Tensor<4>, pool_2x2: bool) -> (Tensor<4>, bool) {
@@ -286,7 +285,7 @@ fn normalize(n: &BatchNorm, x: Tensor<4>, pool_2x2: bool) -> (Tensor<4>, bool) {
         let [gamma, beta] = params();
         let (mean, var) = (n.running_mean.value(), n.running_var.value());
         let args = [gamma, beta, mean, var];
-        return match flex_kernels::batch_norm_eval(x, args, n.epsilon, pool_2x2) {
+        return match fovea_kernels::batch_norm_eval(x, args, n.epsilon, pool_2x2) {
             Ok(y) => (y, pool_2x2),
             Err(x) => (n.forward(x), false),
         };
@@ -295,7 +294,7 @@ fn normalize(n: &BatchNorm, x: Tensor<4>, pool_2x2: bool) -> (Tensor<4>, bool) {
         return (n.forward(x), false);
     }
     let [gamma, beta] = params();
-    match flex_kernels::batch_norm_train(x, gamma, beta, n.epsilon, pool_2x2) {
+    match fovea_kernels::batch_norm_train(x, gamma, beta, n.epsilon, pool_2x2) {
         Ok((out, mean, var)) => {
             let device = out.device();
             let blend = |running: Tensor<1>, batch: Tensor<1>| {
@@ -324,12 +323,12 @@ fn is_2x2(p: &MaxPool2d) -> bool {
 }
 
 /// Max pooling: fovea's own kernel for 2 × 2 windows of stride 2 on flex (same result, see
-/// `flex_kernels`), Burn's pooling otherwise.
+/// `fovea_kernels`), Burn's pooling otherwise.
 fn pool(p: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
     if !is_2x2(p) {
         return p.forward(x);
     }
-    flex_kernels::max_pool_2x2(x).unwrap_or_else(|x| p.forward(x))
+    fovea_kernels::max_pool_2x2(x).unwrap_or_else(|x| p.forward(x))
 }
 
 #[derive(Module, Debug)]
@@ -356,11 +355,11 @@ impl Cnn {
     pub fn penultimate(&self, images: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
         let mut x = self.features(images);
         for layer in &self.hidden {
-            let x_in = flex_kernels::dropout(&self.dropout, x);
-            x = self.activation.forward(flex_kernels::linear(layer, x_in)); // [b, hidden]
+            let x_in = fovea_kernels::dropout(&self.dropout, x);
+            x = self.activation.forward(fovea_kernels::linear(layer, x_in)); // [b, hidden]
         }
-        let x_in = flex_kernels::dropout(&self.dropout, x.clone());
-        let logits = flex_kernels::linear(&self.output, x_in); // [b, classes]
+        let x_in = fovea_kernels::dropout(&self.dropout, x.clone());
+        let logits = fovea_kernels::linear(&self.output, x_in); // [b, classes]
         (x, logits)
     }
 }

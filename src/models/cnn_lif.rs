@@ -13,7 +13,6 @@
 //! (`Neuron::step` says how, in discrete time). Training goes through the spike with a surrogate
 //! gradient; the loss reads the output layer through a `Readout`.
 
-use super::flex_kernels;
 use anyhow::Result;
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
@@ -452,7 +451,7 @@ impl CnnLif {
     /// `stop(readout)` says so after a step.
     pub fn simulate(&self, images: Tensor<4>, mut stop: impl FnMut(&Tensor<2>) -> bool) -> Trace {
         let v4 =
-            flex_kernels::dropout(&self.dropout, self.convs.forward(images).flatten::<2>(1, 3)); // [b, 3136]
+            fovea_kernels::dropout(&self.dropout, self.convs.forward(images).flatten::<2>(1, 3)); // [b, 3136]
         let device = v4.device();
         let [b, n] = v4.dims();
         let mut encoder = LifState::rest(&self.encoder, [b, n], &device);

@@ -1,7 +1,6 @@
 //! The CNN-RNN hybrid: the CNN's conv blocks extract a feature map, whose rows are read as a
 //! sequence by LSTM/GRU layers, then a linear classifier.
 
-use super::flex_kernels;
 use anyhow::Result;
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
@@ -64,7 +63,8 @@ impl CnnRnn {
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
         let map = self.convs.forward(images); // [b, c, h', w']
         let x = self.encoder.forward(rows(map)); // [b, hidden·dirs]
-        self.output.forward(flex_kernels::dropout(&self.dropout, x)) // [b, classes]
+        self.output
+            .forward(fovea_kernels::dropout(&self.dropout, x)) // [b, classes]
     }
 }
 

@@ -70,7 +70,7 @@ impl KernelSvmConfig {
         if self.subset < 2 {
             return Err(format!("subset must be at least 2 (got {})", self.subset));
         }
-        self.check_memory(crate::train::run::threads())
+        self.check_memory(crate::device::threads())
     }
 
     /// The size limit: `threads` kernel matrices of subset² f32 must fit in `max_kernel_mib`.

@@ -7,7 +7,6 @@ pub mod adam_pair;
 pub mod cnn;
 pub mod cnn_lif;
 pub mod cnn_rnn;
-pub mod flex_kernels;
 pub mod gan;
 pub mod kernel_svm;
 pub mod macs;

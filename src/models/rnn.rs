@@ -3,7 +3,6 @@
 //!
 //! `SeqEncoder` is the recurrent part shared with `cnn-rnn`.
 
-use super::flex_kernels;
 use anyhow::Result;
 use burn::nn::gru::{BiGru, BiGruConfig, Gru, GruConfig};
 use burn::nn::lstm::{BiLstm, BiLstmConfig, Lstm, LstmConfig};
@@ -248,7 +247,7 @@ impl SeqEncoder {
         let mut x = x;
         for (i, layer) in self.layers.iter().enumerate() {
             if i > 0 {
-                x = flex_kernels::dropout(&self.dropout, x);
+                x = fovea_kernels::dropout(&self.dropout, x);
             }
             x = layer.forward(x); // [b, t, h·dirs]
         }
@@ -300,7 +299,8 @@ impl Rnn {
             features.push(enc.forward(columns(images)));
         }
         let x = Tensor::cat(features, 1); // [b, encoders·hidden·dirs]
-        self.output.forward(flex_kernels::dropout(&self.dropout, x)) // [b, classes]
+        self.output
+            .forward(fovea_kernels::dropout(&self.dropout, x)) // [b, classes]
     }
 }
 

@@ -40,7 +40,7 @@ pub fn fit_run(
     let batch = make_batch(set, &chosen, &ctx.normalizer.tables(), None, 0);
     let subset = set.select(&chosen);
     let d = set.shape.pixels();
-    let threads = crate::train::run::threads().clamp(1, classes);
+    let threads = crate::device::threads().clamp(1, classes);
     let quiet = ctx.options.quiet;
     if !quiet {
         println!(

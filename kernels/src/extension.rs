@@ -1,0 +1,87 @@
+//! The extension trait: the ops fovea's kernels add to Burn's flex backend, each implemented
+//! on plain flex (`flex.rs`) and on autodiff flex with its backward pass (`autodiff.rs`).
+
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Backend, Flex, backend_extension};
+use burn::prelude::*;
+
+/// A flex tensor's primitive, as the kernels read and write it.
+pub(crate) type FlexTensor = FloatTensor<Flex>;
+
+#[backend_extension(Flex, Autodiff)]
+pub trait FlexKernels: Backend {
+    /// `[b, c, h, w]` → `[b, c, h/2, w/2]`: the maximum of each 2 × 2 window.
+    fn max_pool_2x2(x: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// A "same" convolution of stride 1 (odd kernel, no bias) for few input channels: forward
+    /// computed directly; backward, the weight gradient by unfolding (per image, an unfold and
+    /// one matrix product; the input gradient, when needed, is Burn's).
+    fn conv_same(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// A "same" convolution of stride 1 (odd kernel, no bias) for many input channels. A 3 × 3
+    /// kernel by Winograd's F(2×2, 3×3): forward, input gradient and weight gradient each as
+    /// 16 matrix products over channels in a transform domain (2.25× fewer multiplications).
+    /// Other kernels image by image: each image unfolded to `[c·k², h·w]` (a scratch that stays
+    /// in cache), times the weights `[o, c·k²]`; backward, per image, the weight gradient one
+    /// product with the unfolding (computed again, not kept), the input gradient one product
+    /// folded back.
+    fn conv_unfolded(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// Dropout that keeps each value with probability `keep` (scaled by 1/`keep`), the mask a
+    /// hash of `seed` and the value's index (so the backward pass computes it again instead of
+    /// keeping it, and any number of threads draws the same mask).
+    fn dropout(x: FloatTensor<Self>, keep: f64, seed: u64) -> FloatTensor<Self>;
+    /// `[b, c, h, w]` → `[2, c]`: each channel's mean and biased variance (not differentiated).
+    fn batch_stats(x: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// Batch norm of `x` with `stats` from `batch_stats(x)`; differentiated with respect to `x`
+    /// (through the statistics too), `gamma` and `beta`. With `pool`, followed by `max_pool_2x2`
+    /// in the same pass: the normalized tensor is never written (nor read back by the pooling),
+    /// and the backward pass's sums run over the windows' winners only (the other values get no
+    /// gradient).
+    fn batch_norm_apply(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        stats: FloatTensor<Self>,
+        epsilon: f64,
+        pool: bool,
+    ) -> FloatTensor<Self>;
+    /// One Adam step of a parameter in one pass (Burn's `Adam` makes a dozen element-wise
+    /// passes): from the parameter, its gradient and the two moments (not read on the first
+    /// step), the new parameter and moments. Not differentiated.
+    fn adam_step(
+        param: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        moment_1: FloatTensor<Self>,
+        moment_2: FloatTensor<Self>,
+        terms: AdamTerms,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+    /// A fully connected layer: `x [b, i] · weight [i, o] + bias [o]`, as fovea's matrix
+    /// products (rows in fixed groups, side by side); backward, the input and weight gradients
+    /// as two products run at once.
+    fn dense(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+}
+
+/// Whether `x` is an f32 tensor on flex (with or without autodiff).
+pub(crate) fn on_flex<const D: usize>(x: &Tensor<D>) -> bool {
+    x.device().without_autodiff() == Device::flex() && x.dtype() == burn::tensor::DType::F32
+}
+
+/// The scalars of one Adam step, each computed as Burn's `Adam` computes it (in f32): the
+/// moments' decay rates β₁, β₂ and their complements 1 − β₁, 1 − β₂; the bias-corrected step
+/// factor √(1 − β₂ᵗ)/(1 − β₁ᵗ) and the denominator's term ε·√(1 − β₂ᵗ); the learning rate;
+/// the L2 weight-decay penalty, if any; and whether this is the parameter's first step (no
+/// moments yet).
+#[derive(Clone, Copy, Debug)]
+pub struct AdamTerms {
+    pub beta_1: f32,
+    pub beta_2: f32,
+    pub one_minus_beta_1: f32,
+    pub one_minus_beta_2: f32,
+    pub factor: f32,
+    pub epsilon: f32,
+    pub lr: f32,
+    pub decay: Option<f32>,
+    pub first: bool,
+}
