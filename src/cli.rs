@@ -1,22 +1,21 @@
 //! The command line: argument definitions, and what each command prints. The work itself is
-//! done in `session` (train, resume), `trained` (eval, predict, generate), `repair`
-//! (damage, restore), `bench`, `experiment`, `compare` and `data`.
+//! done in `commands` (and `data` for `fovea data`).
 
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use clap::{Parser, Subcommand};
 
-use crate::bench::{self, BenchArgs};
-use crate::compare;
+use crate::commands::bench::{self, BenchArgs};
+use crate::commands::compare;
+use crate::commands::experiment;
+use crate::commands::repair;
+use crate::commands::session::{self, TrainArgs};
+use crate::commands::{generate, predict, runs};
 use crate::config;
 use crate::data::{self, sources};
 use crate::device::{self, BackendKind};
-use crate::experiment;
-use crate::repair;
-use crate::session::{self, TrainArgs};
 use crate::train::{FitOptions, Outcome};
-use crate::trained;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -216,7 +215,7 @@ pub struct GenerateCmd {
     #[arg(long)]
     out: PathBuf,
     #[arg(long, value_enum, default_value = "folder")]
-    format: trained::GenerateFormat,
+    format: generate::GenerateFormat,
     /// best, last, or a step number.
     #[arg(long, default_value = "best")]
     checkpoint: String,
@@ -355,7 +354,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
             Ok(Exit::Ok)
         }
         Command::Eval(c) => {
-            let (loaded, e) = trained::eval(
+            let (loaded, e) = predict::eval(
                 &c.run,
                 &c.checkpoint,
                 c.dataset.as_deref(),
@@ -366,13 +365,13 @@ pub fn run(cli: Cli) -> Result<Exit> {
             Ok(Exit::Ok)
         }
         Command::Predict(c) => {
-            let loaded = trained::load_run(&c.run, &c.checkpoint, c.backend)?;
-            let preds = trained::predict(&loaded, &c.images, c.top_k, c.exit_margin)?;
+            let loaded = runs::load_run(&c.run, &c.checkpoint, c.backend)?;
+            let preds = predict::predict(&loaded, &c.images, c.top_k, c.exit_margin)?;
             print_predictions(&preds, c.json)?;
             Ok(Exit::Ok)
         }
         Command::Generate(c) => {
-            let g = trained::generate(
+            let g = generate::generate(
                 &c.run,
                 &c.checkpoint,
                 c.per_class,
@@ -538,7 +537,7 @@ fn print_report_json(checkpoint: &std::path::Path, report: crate::train::Report)
 }
 
 fn print_eval(
-    loaded: &trained::Loaded,
+    loaded: &runs::Loaded,
     e: &crate::tasks::classify::Evaluation,
     json: bool,
 ) -> Result<()> {
@@ -578,7 +577,7 @@ fn print_eval(
     Ok(())
 }
 
-fn print_predictions(preds: &[trained::Prediction], json: bool) -> Result<()> {
+fn print_predictions(preds: &[predict::Prediction], json: bool) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(preds)?);
         return Ok(());

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
-    /// Burn's pure-Rust CPU backend (SIMD + threads). The default: fastest CPU backend measured here.
+    /// Burn's pure-Rust CPU backend (SIMD + threads). The default: the fastest of the CPU backends.
     Flex,
     /// Burn's ndarray CPU backend (deprecated by Burn 0.22, kept because the brief names it).
     Ndarray,

@@ -53,3 +53,25 @@ pub fn append_line(path: &Path, line: &str) -> Result<()> {
     f.write_all(text.as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))
 }
+
+/// Refuses a folder for a command's output that already holds anything: nothing there is
+/// overwritten.
+pub fn check_output_dir(dir: &Path) -> Result<()> {
+    let holds_something = dir.exists()
+        && std::fs::read_dir(dir)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true);
+    if holds_something {
+        anyhow::bail!(
+            "{}: the folder exists and is not empty; choose a new one (nothing is overwritten)",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Makes the folder for a command's output (see `check_output_dir`).
+pub fn new_output_dir(dir: &Path) -> Result<()> {
+    check_output_dir(dir)?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))
+}

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{read_json, run, text};
+use common::{on_sample, read_json, run, text};
 
 fn compare_file() -> String {
     format!(
@@ -121,19 +121,12 @@ fn compare_trains_measures_tabulates_draws_and_reuses() {
 fn a_kernel_svm_beyond_its_memory_limit_is_refused_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let config = format!("{}/config/svm-kernel.toml", env!("CARGO_MANIFEST_DIR"));
-    let o = run(
-        d,
-        &[
-            "train",
-            "--config",
-            &config,
-            "--set",
-            "data.dataset=\"sample\"",
-            "--set",
-            "model.subset=60000",
-        ],
-    );
+    let args = [
+        &["train"][..],
+        &on_sample("svm-kernel.toml", &["model.subset=60000"]),
+    ]
+    .concat();
+    let o = run(d, &args);
     let out = text(&o);
     assert_eq!(o.status.code(), Some(2), "{out}");
     assert!(out.contains("subset = 60000"), "{out}");

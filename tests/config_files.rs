@@ -12,7 +12,7 @@ fn every_config_file_loads_and_builds_its_model() {
         let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
         if stem.starts_with("compare") {
             // A compare file: it reads, and every model it lists loads with its overrides.
-            let c = fovea::compare::read(&path).unwrap_or_else(|e| panic!("{e:#}"));
+            let c = fovea::commands::compare::read(&path).unwrap_or_else(|e| panic!("{e:#}"));
             for m in &c.models {
                 let mut set = c.set.clone();
                 set.extend_from_slice(&m.set);
@@ -136,7 +136,7 @@ fn a_file_states_only_what_differs() {
     let c = config::load(Some(&path), &["train.lr=0.01".into()]).unwrap();
     let d = config::Config::default();
     assert_eq!(c.train.epochs, 2);
-    assert_eq!(c.train.lr, 0.01);
+    assert_eq!(c.train.lr, Some(0.01));
     assert_eq!(c.train.batch_size, d.train.batch_size);
     let fovea::models::ModelConfig::Cnn(cnn) = &c.model else {
         panic!(

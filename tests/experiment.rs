@@ -33,7 +33,7 @@ name = "gan"
 about = "a tiny GAN"
 config = "{root}/config/gan.toml"
 metric = "test_fid"
-set = ["train.epochs=1", "model.g_channels=4", "model.d_channels=4", "model.fid_samples=40", "model.judge_epochs=1", "model.gan_train_epochs=1"]
+set = ["train.epochs=1", "model.g_channels=4", "model.d_channels=4", "eval.fid_samples=40", "eval.judge_epochs=1", "eval.gan_train_epochs=1"]
 
 [[arm]]
 name = "cnn"

@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{logged, read_json, run, text, train};
+use common::{logged, on_sample, read_json, run, text, train};
 
 /// The names of the newest checkpoint's parts, and the generator's, the discriminator's and the
 /// generator's moving average's weights in it (parameter ids differ between processes, so the
@@ -37,23 +37,16 @@ fn newest_weights(run_dir: &Path) -> (Vec<String>, Vec<f32>, Vec<f32>, Vec<f32>)
 fn a_gan_trains_with_its_own_judge_and_resumes_exactly_after_a_crash() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let config = format!("{}/config/gan.toml", env!("CARGO_MANIFEST_DIR"));
-    let setup = [
-        "--config",
-        &config,
-        "--set",
-        "data.dataset=sample",
-        "--set",
-        "train.epochs=2",
-        "--set",
-        "model.g_channels=8",
-        "--set",
-        "model.d_channels=8",
-        "--set",
-        "model.fid_samples=60",
-        "--set",
-        "model.judge_epochs=1",
-    ];
+    let setup = on_sample(
+        "gan.toml",
+        &[
+            "train.epochs=2",
+            "model.g_channels=8",
+            "model.d_channels=8",
+            "eval.fid_samples=60",
+            "eval.judge_epochs=1",
+        ],
+    );
     let straight = train(d, "straight", &setup);
     assert!(straight.status.success(), "{}", text(&straight));
     assert!(
@@ -257,7 +250,7 @@ fn a_gan_trains_with_its_own_judge_and_resumes_exactly_after_a_crash() {
     let out = train(
         d,
         "judged",
-        &[&setup[..], &["--set", "model.judge=\"artifacts/lif\""]].concat(),
+        &[&setup[..], &["--set", "eval.judge=\"artifacts/lif\""]].concat(),
     );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("not a cnn run"), "{}", text(&out));

@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{logged, read_json, run, text, train};
+use common::{logged, on_sample, read_json, run, text, train};
 
 fn generator_weights(run_dir: &Path) -> Vec<f32> {
     let (_, meta, parts) = fovea::train::checkpoint::newest_intact::<fovea::train::CheckpointMeta>(
@@ -29,27 +29,18 @@ fn generator_weights(run_dir: &Path) -> Vec<f32> {
 fn a_restore_run_measures_itself_resumes_exactly_and_repairs_files() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let config = format!("{}/config/restore-inpaint.toml", env!("CARGO_MANIFEST_DIR"));
-    let setup = [
-        "--config",
-        &config,
-        "--set",
-        "data.dataset=sample",
-        "--set",
-        "train.epochs=2",
-        "--set",
-        "model.channels=4",
-        "--set",
-        "model.d_channels=4",
-        "--set",
-        "model.judge_epochs=1",
-        "--set",
-        "model.damage.hole=8",
-        "--set",
-        "model.damage.noise=0.1",
-        "--set",
-        "model.damage.hole_at=\"random\"",
-    ];
+    let setup = on_sample(
+        "restore-inpaint.toml",
+        &[
+            "train.epochs=2",
+            "model.channels=4",
+            "model.d_channels=4",
+            "eval.judge_epochs=1",
+            "model.damage.hole=8",
+            "model.damage.noise=0.1",
+            "model.damage.hole_at=\"random\"",
+        ],
+    );
     let straight = train(d, "straight", &setup);
     assert!(straight.status.success(), "{}", text(&straight));
     let a = d.join("artifacts/straight");
@@ -204,31 +195,22 @@ fn a_restore_run_measures_itself_resumes_exactly_and_repairs_files() {
 fn without_the_adversarial_loss_there_is_no_discriminator_to_train() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let config = format!("{}/config/restore-sr2.toml", env!("CARGO_MANIFEST_DIR"));
-    let out = train(
-        d,
-        "l1",
+    let setup = on_sample(
+        "restore-sr2.toml",
         &[
-            "--config",
-            &config,
-            "--set",
-            "data.dataset=sample",
-            "--set",
             "train.epochs=1",
-            "--set",
             "model.channels=4",
-            "--set",
-            "model.judge_epochs=1",
-            "--set",
-            "model.adversarial=0",
+            "eval.judge_epochs=1",
+            "train.restore.adversarial=0",
         ],
     );
+    let out = train(d, "l1", &setup);
     assert!(out.status.success(), "{}", text(&out));
     let a = d.join("artifacts/l1");
     let s = read_json(&a.join("summary.json"));
     assert_eq!(s["baseline"], "bicubic", "{s}");
     assert!(!a.join("adversarial.png").exists());
-    let keys: Vec<String> = fovea::train::metrics::read_all(&a)
+    let keys: Vec<String> = fovea::run_files::read_metrics(&a)
         .unwrap()
         .into_iter()
         .flat_map(|r| r.values.into_keys())

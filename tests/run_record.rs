@@ -23,7 +23,7 @@ fn logged(run_dir: &Path) -> Vec<String> {
 }
 
 fn weights(run_dir: &Path, which: &str) -> Vec<f32> {
-    let loaded = fovea::trained::load_run(run_dir, which, None).unwrap();
+    let loaded = fovea::commands::runs::load_run(run_dir, which, None).unwrap();
     fovea::models::flat_params(&loaded.model)
 }
 

@@ -3,25 +3,13 @@
 
 mod common;
 
-use common::{read_json, run, text, train};
+use common::{on_sample, read_json, run, text, train};
 
 #[test]
 fn a_spiking_run_reports_its_early_decisions_and_predicts_with_an_early_exit() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let config = format!("{}/config/cnn-lif.toml", env!("CARGO_MANIFEST_DIR"));
-    let out = train(
-        d,
-        "lif",
-        &[
-            "--config",
-            &config,
-            "--set",
-            "data.dataset=sample",
-            "--set",
-            "train.epochs=2",
-        ],
-    );
+    let out = train(d, "lif", &on_sample("cnn-lif.toml", &["train.epochs=2"]));
     assert!(out.status.success(), "{}", text(&out));
     let run_dir = d.join("artifacts/lif");
     for f in [
@@ -55,7 +43,7 @@ fn a_spiking_run_reports_its_early_decisions_and_predicts_with_an_early_exit() {
         .sum();
     assert!((per_image - s["test_spikes_per_image"].as_f64().unwrap()).abs() < 1e-6);
     // The firing rates are logged per epoch with the validation metrics.
-    let vals: Vec<_> = fovea::train::metrics::read_all(&run_dir)
+    let vals: Vec<_> = fovea::run_files::read_metrics(&run_dir)
         .unwrap()
         .into_iter()
         .filter(|r| r.split == "val")

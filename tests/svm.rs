@@ -3,29 +3,26 @@
 
 mod common;
 
-use common::{logged, read_json, run, text, train};
+use common::{logged, on_sample, read_json, run, text, train};
 
 #[test]
 fn each_svm_trains_resumes_exactly_and_predicts() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let root = env!("CARGO_MANIFEST_DIR");
-    for (name, features) in [("pixels", "pixels"), ("rff", "rff"), ("hog", "hog")] {
-        let config = format!("{root}/config/svm-{features}.toml");
-        let setup = [
-            "--config",
-            &config,
-            "--set",
-            "data.dataset=sample",
-            "--set",
-            "train.epochs=2",
-            "--set",
-            "train.batch_size=32",
-            "--set",
-            "model.components=256",
-            "--set",
-            "train.lr=0.01",
-        ];
+    for (name, file) in [
+        ("pixels", "svm-pixels.toml"),
+        ("rff", "svm-rff.toml"),
+        ("hog", "svm-hog.toml"),
+    ] {
+        let setup = on_sample(
+            file,
+            &[
+                "train.epochs=2",
+                "train.batch_size=32",
+                "model.components=256",
+                "train.lr=0.01",
+            ],
+        );
         let out = train(d, name, &setup);
         assert!(out.status.success(), "{name}: {}", text(&out));
         let s = read_json(&d.join(format!("artifacts/{name}/summary.json")));
@@ -75,15 +72,7 @@ fn eval_and_predict(d: &std::path::Path, run_dir: &str) -> serde_json::Value {
 fn the_kernel_svm_fits_the_same_model_twice_and_predicts() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let config = format!("{}/config/svm-kernel.toml", env!("CARGO_MANIFEST_DIR"));
-    let setup = [
-        "--config",
-        &config,
-        "--set",
-        "data.dataset=sample",
-        "--set",
-        "model.subset=300",
-    ];
+    let setup = on_sample("svm-kernel.toml", &["model.subset=300"]);
     for name in ["k1", "k2"] {
         let out = train(d, name, &setup);
         assert!(out.status.success(), "{name}: {}", text(&out));
@@ -97,7 +86,7 @@ fn the_kernel_svm_fits_the_same_model_twice_and_predicts() {
     assert_eq!(s1["test_loss"], s2["test_loss"]);
     assert_eq!(s1["confusion_matrix"], s2["confusion_matrix"]);
     // The fit is logged as one train record (on the subset) and one validation record.
-    let records = fovea::train::metrics::read_all(&d.join("artifacts/k1")).unwrap();
+    let records = fovea::run_files::read_metrics(&d.join("artifacts/k1")).unwrap();
     assert_eq!(records.len(), 2, "{records:?}");
     assert_eq!(
         (records[0].split.as_str(), records[1].split.as_str()),

@@ -10,13 +10,13 @@ use common::{read_json, run, text, train};
 
 /// Final weights of a run's last checkpoint, as floats.
 fn final_weights(run_dir: &Path) -> Vec<f32> {
-    let loaded = fovea::trained::load_run(run_dir, "last", None).unwrap();
+    let loaded = fovea::commands::runs::load_run(run_dir, "last", None).unwrap();
     fovea::models::flat_params(&loaded.model)
 }
 
 /// The metrics a run logged, without the timing fields (which differ between processes).
 fn logged(run_dir: &Path) -> Vec<(usize, u64, String, String, String, String)> {
-    fovea::train::metrics::read_all(run_dir)
+    fovea::run_files::read_metrics(run_dir)
         .unwrap()
         .into_iter()
         .map(|r| {
@@ -586,8 +586,8 @@ fn bench_measures_and_writes_bench_json() {
             "model.kind=gan",
             "model.g_channels=8",
             "model.d_channels=8",
-            "model.judge_epochs=1",
-            "model.fid_samples=40",
+            "eval.judge_epochs=1",
+            "eval.fid_samples=40",
             "data.train_limit=320",
             "train.batch_size=8",
         ],
@@ -615,7 +615,7 @@ fn bench_measures_and_writes_bench_json() {
             "model.kind=restore",
             "model.damage.noise=0.3",
             "model.channels=4",
-            "model.judge_epochs=1",
+            "eval.judge_epochs=1",
             "data.train_limit=320",
             "train.batch_size=8",
         ],
@@ -705,7 +705,7 @@ fn validation_runs_every_eval_every_epochs_and_after_the_last() {
         ],
     );
     assert!(out.status.success(), "{}", text(&out));
-    let val: Vec<usize> = fovea::train::metrics::read_all(&dir.path().join("artifacts/e"))
+    let val: Vec<usize> = fovea::run_files::read_metrics(&dir.path().join("artifacts/e"))
         .unwrap()
         .into_iter()
         .filter(|r| r.split == "val")

@@ -15,8 +15,9 @@ use burn::store::ModuleRecord;
 use burn::tensor::Bytes;
 use fovea::data::batch::{Batch, Normalizer, eval_batches};
 use fovea::data::{DataConfig, ImageSet, Splits};
+use fovea::run_files::Curve;
 use fovea::train::checkpoint::{self, CheckpointMeta};
-use fovea::train::task::{Curve, part};
+use fovea::train::task::part;
 use fovea::train::{
     FitContext, FitOptions, Goal, LoopState, Outcome, Part, Report, Run, StepStats, Task, TaskSpec,
     TrainConfig,
@@ -239,7 +240,7 @@ type Logged = (u64, String, String, Vec<(String, String)>);
 
 /// The values a run logged, without the timing fields.
 fn logged(dir: &Path) -> Vec<Logged> {
-    fovea::train::metrics::read_all(dir)
+    fovea::run_files::read_metrics(dir)
         .unwrap()
         .into_iter()
         .map(|r| {
@@ -318,7 +319,7 @@ fn a_two_model_task_trains_picks_its_best_by_a_lower_is_better_metric_and_resume
     assert_eq!(log, logged(&crashed));
 
     // Each optimizer's learning rate is its own base on the shared schedule (6 steps an epoch).
-    let records = fovea::train::metrics::read_all(&straight).unwrap();
+    let records = fovea::run_files::read_metrics(&straight).unwrap();
     for r in records.iter().filter(|r| r.scope == "step") {
         let f = fovea::train::schedule::factor(&train_config(), r.step - 1, 6);
         assert_eq!(r.get("lr_enc"), Some(LR_ENC * f), "{r:?}");

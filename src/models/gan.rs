@@ -5,8 +5,6 @@
 //! The generator draws images of the dataset's shape; its tanh output in [−1, 1] is mapped to
 //! pixels in [0, 1] and then to the normalized space the discriminator and classifiers read.
 
-use std::path::PathBuf;
-
 use anyhow::{Result, bail};
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{
@@ -18,17 +16,6 @@ use burn::tensor::activation::{leaky_relu, relu, tanh};
 use serde::{Deserialize, Serialize};
 
 use crate::data::InputShape;
-
-/// The adversarial loss.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum GanLoss {
-    /// Non-saturating binary cross-entropy: D minimizes softplus(−D(x)) + softplus(D(G(z))),
-    /// G minimizes softplus(−D(G(z))).
-    Bce,
-    /// Hinge: D minimizes relu(1 − D(x)) + relu(1 + D(G(z))), G minimizes −D(G(z)).
-    Hinge,
-}
 
 /// `[model] kind = "gan"`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -42,34 +29,6 @@ pub struct GanConfig {
     pub g_channels: usize,
     /// Channels of the discriminator's first layer (the second has twice as many).
     pub d_channels: usize,
-    pub loss: GanLoss,
-    /// The generator's and the discriminator's base learning rates (Adam, betas 0.5 and 0.999).
-    pub lr_g: f64,
-    pub lr_d: f64,
-    pub beta1: f64,
-    pub beta2: f64,
-    /// The classifier run whose features the FID uses; none: fovea trains the reference CNN on
-    /// the same data (`judge_epochs` epochs) once and keeps it in the user cache.
-    pub judge: Option<PathBuf>,
-    pub judge_epochs: usize,
-    /// Generated images per FID (the judge's accuracy on them is GAN-test).
-    pub fid_samples: usize,
-    /// GAN-train, measured when training ends: the reference CNN trained for this many epochs
-    /// on generated images alone (`gan_train_ratio` per real training image, from best.ckpt),
-    /// tested on the real test set. 0 = not measured.
-    pub gan_train_epochs: usize,
-    pub gan_train_ratio: f64,
-    /// Weight λ of the mode-seeking term (Mao et al., 2019) in the generator's loss: for each
-    /// batch a second noise z₂ with the same labels, and λ / (mean|G(z₁,y) − G(z₂,y)| /
-    /// mean|z₁ − z₂| + 1e−5) added, which penalizes a generator that ignores its noise (images
-    /// of a class that all look alike). 0 = off.
-    pub mode_seeking: f64,
-    /// Decay β of an exponential moving average of the generator's weights (and its batch
-    /// norm's running statistics), updated after every generator step: ema ← β·ema + (1 − β)·G.
-    /// When β > 0 the average is the generator that is evaluated, drawn in the sample grids,
-    /// `fovea generate` and `[data.synthetic]`; the trained one keeps playing the game.
-    /// 0 = off.
-    pub ema: f64,
 }
 
 impl Default for GanConfig {
@@ -79,18 +38,6 @@ impl Default for GanConfig {
             embed: 32,
             g_channels: 64,
             d_channels: 64,
-            loss: GanLoss::Bce,
-            lr_g: 2e-4,
-            lr_d: 2e-4,
-            beta1: 0.5,
-            beta2: 0.999,
-            judge: None,
-            judge_epochs: 5,
-            fid_samples: 10_000,
-            gan_train_epochs: 5,
-            gan_train_ratio: 1.0,
-            mode_seeking: 0.0,
-            ema: 0.0,
         }
     }
 }
@@ -107,34 +54,6 @@ impl GanConfig {
                 return Err(format!("{key} must be at least 1"));
             }
         }
-        if self.judge_epochs == 0 {
-            return Err("judge_epochs must be at least 1".into());
-        }
-        if self.fid_samples < 2 {
-            return Err(format!(
-                "fid_samples must be at least 2 (got {})",
-                self.fid_samples
-            ));
-        }
-        if !(self.gan_train_ratio > 0.0 && self.gan_train_ratio <= 100.0) {
-            return Err(format!(
-                "gan_train_ratio must be in (0, 100] (got {})",
-                self.gan_train_ratio
-            ));
-        }
-        if !(self.mode_seeking >= 0.0 && self.mode_seeking.is_finite()) {
-            return Err(format!(
-                "mode_seeking must be ≥ 0 (got {})",
-                self.mode_seeking
-            ));
-        }
-        if !(0.0..1.0).contains(&self.ema) {
-            return Err(format!(
-                "ema is the average's decay β, in [0, 1) (got {}); 0 = off",
-                self.ema
-            ));
-        }
-        super::adam_pair::check_adam_pair(self.lr_g, self.lr_d, self.beta1, self.beta2)?;
         Ok(())
     }
 

@@ -3,7 +3,6 @@
 //! Each variant's file holds its config (plain serde, with defaults), `init` and `forward`.
 //! Models know nothing of files or training.
 
-pub mod adam_pair;
 pub mod cnn;
 pub mod cnn_lif;
 pub mod cnn_rnn;
@@ -128,16 +127,36 @@ impl Model {
     }
 }
 
-/// Every float parameter of a module, flattened in visiting order (for comparing weights).
-pub fn flat_params<M: Module>(module: &M) -> Vec<f32> {
-    struct Collect(Vec<f32>);
+/// Every float parameter of a module in visiting order, each flattened, with whether it is
+/// trained (takes gradients: batch norm's running statistics do not).
+pub fn params<M: Module>(module: &M) -> Vec<(Tensor<1>, bool)> {
+    struct Collect(Vec<(Tensor<1>, bool)>);
     impl burn::module::ModuleVisitor for Collect {
         fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
-            let data = param.val().into_data().convert::<f32>();
-            self.0.extend(data.try_into_vec::<f32>().expect("f32 data"));
+            let t = param.val();
+            let trained = t.is_require_grad();
+            self.0.push((t.flatten::<1>(0, D - 1), trained));
         }
     }
     let mut c = Collect(Vec::new());
     module.visit(&mut c);
     c.0
+}
+
+/// The values of a module's float parameters (`params`), in visiting order, the trained ones
+/// alone when `trained_only`: for comparing weights.
+pub fn param_values<M: Module>(module: &M, trained_only: bool) -> Vec<f32> {
+    params(module)
+        .into_iter()
+        .filter(|(_, trained)| *trained || !trained_only)
+        .flat_map(|(t, _)| {
+            let data = t.into_data().convert::<f32>();
+            data.try_into_vec::<f32>().expect("f32 data")
+        })
+        .collect()
+}
+
+/// Every float parameter's values, in visiting order (for comparing weights).
+pub fn flat_params<M: Module>(module: &M) -> Vec<f32> {
+    param_values(module, false)
 }

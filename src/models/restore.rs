@@ -7,8 +7,6 @@
 //! damaged image at full size (bicubic) with its hole filled harmonically. A network that has
 //! learned nothing returns that first classical guess.
 
-use std::path::PathBuf;
-
 use anyhow::{Result, bail};
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
@@ -25,27 +23,14 @@ use crate::restore::DamageConfig;
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct RestoreConfig {
-    /// What is done to the clean training images, on the fly (`[model.damage]`).
+    /// What is done to the clean images the network learns to repair, on the fly
+    /// (`[model.damage]`): it decides the network's input (a hole's mask is an extra channel)
+    /// and its output's size.
     pub damage: DamageConfig,
     /// Channels of the U-Net's first level (doubled at each of the two levels below).
     pub channels: usize,
     /// Channels of the patch discriminator's first layer.
     pub d_channels: usize,
-    /// Weight of the adversarial term next to the L1 reconstruction loss (weight 1); 0 turns the
-    /// discriminator off (the same U-Net trained on L1 alone).
-    pub adversarial: f64,
-    /// The generator's and the discriminator's learning rates (Adam, betas `beta1`, `beta2`).
-    pub lr_g: f64,
-    pub lr_d: f64,
-    pub beta1: f64,
-    pub beta2: f64,
-    /// The classifier run whose accuracy on clean, damaged and repaired test images is
-    /// reported; none: the reference CNN trained on the same data, kept in the user cache (the
-    /// GAN's automatic judge).
-    pub judge: Option<PathBuf>,
-    pub judge_epochs: usize,
-    /// Test images in the side-by-side panels (the first of each class in turn).
-    pub panel_images: usize,
 }
 
 impl Default for RestoreConfig {
@@ -54,14 +39,6 @@ impl Default for RestoreConfig {
             damage: DamageConfig::default(),
             channels: 16,
             d_channels: 32,
-            adversarial: 0.01,
-            lr_g: 1e-3,
-            lr_d: 2e-4,
-            beta1: 0.5,
-            beta2: 0.999,
-            judge: None,
-            judge_epochs: 5,
-            panel_images: 10,
         }
     }
 }
@@ -73,19 +50,6 @@ impl RestoreConfig {
             if v == 0 {
                 return Err(format!("{key} must be at least 1"));
             }
-        }
-        if !(self.adversarial >= 0.0 && self.adversarial.is_finite()) {
-            return Err(format!(
-                "adversarial must be ≥ 0 (got {})",
-                self.adversarial
-            ));
-        }
-        super::adam_pair::check_adam_pair(self.lr_g, self.lr_d, self.beta1, self.beta2)?;
-        if self.judge_epochs == 0 {
-            return Err("judge_epochs must be at least 1".into());
-        }
-        if self.panel_images == 0 {
-            return Err("panel_images must be at least 1".into());
         }
         Ok(())
     }

@@ -7,8 +7,8 @@ use anyhow::{Result, anyhow};
 use plotters::prelude::*;
 
 use crate::data::InputShape;
-use crate::train::metrics::Record;
-use crate::train::task::Curve;
+use crate::run_files::Curve;
+use crate::run_files::Record;
 
 pub const CONFUSION: &str = "confusion.png";
 pub const EARLY_DECISION: &str = "early-decision.png";

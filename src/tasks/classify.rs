@@ -16,8 +16,9 @@ use crate::data::{ImageSet, InputShape};
 use crate::models::Model;
 use crate::models::cnn_lif::CnnLif;
 use crate::report::plots;
+use crate::run_files::Curve;
 use crate::tasks::records::{load_module, load_optim, module_part, optim_part};
-use crate::train::task::{Curve, Goal, Part, Report, StepStats, Task, TaskSpec};
+use crate::train::task::{Goal, Part, Report, StepStats, Task, TaskSpec};
 
 /// Mean softmax cross-entropy of `logits` `[b, k]` against class indices `[b]`.
 pub fn cross_entropy(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {

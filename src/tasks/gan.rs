@@ -9,21 +9,24 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::tensor::activation::{relu, sigmoid, softplus};
 use serde_json::{Map, json};
 
 use super::classify::{host_f32, to_tensors};
+use super::config::Settings;
 use super::fid::{self, Gaussian};
 use super::judge::{Judge, normalize_pixels};
 use super::records::{load_module, load_pair, module_part, pair_parts};
 use crate::data::batch::{Batch, Normalizer, mix, standard_normal};
 use crate::data::{ImageSet, InputShape, Splits};
-use crate::models::Model;
-use crate::models::gan::{Discriminator, GanConfig, GanLoss, Generator};
+use crate::models::gan::{Discriminator, GanConfig, Generator};
+use crate::models::{Model, params};
 use crate::report::plots;
-use crate::train::task::{Curve, Goal, Part, Report, StepStats, Task, TaskSpec};
+use crate::run_files::Curve;
+use crate::train::config::{GanLoss, GanTraining};
+use crate::train::task::{Goal, Part, Report, StepStats, Task, TaskSpec};
 
 /// Images per class in the sample grids.
 pub const GRID_COLUMNS: usize = 8;
@@ -37,7 +40,13 @@ pub struct GanTask {
     d: Option<Discriminator>,
     opt_g: ModuleOptimizer,
     opt_d: ModuleOptimizer,
-    cfg: GanConfig,
+    /// The generator's and the discriminator's base learning rates.
+    lr_g: f64,
+    lr_d: f64,
+    /// `[train.gan]`: the loss, the mode-seeking term, the moving average.
+    training: GanTraining,
+    /// Generated images per FID.
+    fid_samples: usize,
     /// The autodiff training device.
     device: Device,
     shape: InputShape,
@@ -54,12 +63,11 @@ pub struct GanTask {
 
 impl GanTask {
     pub fn new(
+        s: &Settings,
         cfg: &GanConfig,
-        seed: u64,
         data: &Splits,
         normalizer: &Normalizer,
         judge: Judge,
-        eval_batch: usize,
         device: Device,
     ) -> Result<Self> {
         let shape = data.train.shape;
@@ -70,26 +78,26 @@ impl GanTask {
             );
         }
         let (g, d) = cfg.init(shape, data.source.classes.len(), &device)?;
-        let adam = || {
-            AdamConfig::new()
-                .with_beta_1(cfg.beta1 as f32)
-                .with_beta_2(cfg.beta2 as f32)
-                .init()
-        };
+        let [(opt_g, lr_g), (opt_d, lr_d)] = s.adversarial_pair();
+        let training = s.train.gan.clone().unwrap_or_default();
+        let (fid_samples, eval_batch) = (s.eval.fid_samples(), s.train.eval_batch_size);
         let reference = judge
-            .fit_set(&data.train, eval_batch, cfg.fid_samples)
+            .fit_set(&data.train, eval_batch, fid_samples)
             .context("the judge's features of the training images")?;
         Ok(Self {
-            g_ema: (cfg.ema > 0.0).then(|| g.valid()),
+            g_ema: (training.ema > 0.0).then(|| g.valid()),
             g: Some(g),
             d: Some(d),
-            opt_g: adam(),
-            opt_d: adam(),
-            cfg: cfg.clone(),
+            opt_g,
+            opt_d,
+            lr_g,
+            lr_d,
+            training,
+            fid_samples,
             device,
             shape,
             classes: data.source.classes.clone(),
-            seed,
+            seed: s.seed,
             normalizer: normalizer.clone(),
             judge,
             reference,
@@ -128,7 +136,7 @@ impl GanTask {
         let d = self.d.take().expect("discriminator present");
         let real = d.forward(x, y.clone()); // [b]
         let fake = d.forward(fake, y); // [b]
-        let loss = match self.cfg.loss {
+        let loss = match self.training.loss {
             GanLoss::Bce => {
                 softplus(real.clone().neg(), 1.0).mean() + softplus(fake.clone(), 1.0).mean()
             }
@@ -156,12 +164,12 @@ impl GanTask {
         let images = g.forward(z.clone(), y.clone());
         let fake = Self::normalized(images.clone(), &self.normalizer);
         let score = self.d().forward(fake, y.clone());
-        let adversarial = match self.cfg.loss {
+        let adversarial = match self.training.loss {
             GanLoss::Bce => softplus(score.neg(), 1.0).mean(),
             GanLoss::Hinge => score.mean().neg(),
         };
         let value = adversarial.clone().into_scalar::<f64>();
-        let loss = if self.cfg.mode_seeking > 0.0 {
+        let loss = if self.training.mode_seeking > 0.0 {
             let [b, _] = z.dims();
             let z2 = g.noise(b, &self.device);
             let other = g.forward(z2.clone(), y);
@@ -170,14 +178,14 @@ impl GanTask {
                 + ratio
                     .add_scalar(1e-5)
                     .recip()
-                    .mul_scalar(self.cfg.mode_seeking)
+                    .mul_scalar(self.training.mode_seeking)
         } else {
             adversarial
         };
         let grads = GradientsParams::from_grads(loss.backward(), &g);
         let g = self.opt_g.step(lr, g, grads);
         if let Some(ema) = self.g_ema.take() {
-            self.g_ema = Some(moving_average(ema, &g, self.cfg.ema));
+            self.g_ema = Some(moving_average(ema, &g, self.training.ema));
         }
         self.g = Some(g);
         value
@@ -266,16 +274,6 @@ pub fn standing(ema: &Generator, classes: usize, seed: u64, device: &Device) -> 
 /// the inference device. Batch norm's running statistics are not averaged: the average's are
 /// measured on itself when it draws (`standing`).
 fn moving_average(ema: Generator, g: &Generator, beta: f64) -> Generator {
-    struct Collect(Vec<Option<Tensor<1>>>);
-    impl burn::module::ModuleVisitor for Collect {
-        fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
-            let t = p.val();
-            self.0.push(
-                t.is_require_grad()
-                    .then(|| t.inner().flatten::<1>(0, D - 1)),
-            );
-        }
-    }
     struct Blend {
         current: std::vec::IntoIter<Option<Tensor<1>>>,
         beta: f64,
@@ -299,10 +297,12 @@ fn moving_average(ema: Generator, g: &Generator, beta: f64) -> Generator {
             })
         }
     }
-    let mut current = Collect(Vec::new());
-    g.visit(&mut current);
+    let current: Vec<Option<Tensor<1>>> = params(g)
+        .into_iter()
+        .map(|(t, trained)| trained.then(|| t.inner()))
+        .collect();
     ema.map(&mut Blend {
-        current: current.0.into_iter(),
+        current: current.into_iter(),
         beta,
     })
 }
@@ -358,7 +358,7 @@ impl Task for GanTask {
             train: vec!["d_loss", "g_loss", "d_real", "d_fake"],
             eval: vec!["fid", "fid_floor", "gan_test"],
             select: ("fid", Goal::Min),
-            learning_rates: vec![("lr_g", self.cfg.lr_g), ("lr_d", self.cfg.lr_d)],
+            learning_rates: vec![("lr_g", self.lr_g), ("lr_d", self.lr_d)],
             curves: vec![
                 Curve {
                     file: "gan-loss.png",
@@ -387,8 +387,8 @@ impl Task for GanTask {
         self.device.seed(mix(&[self.seed, step, 11]));
         let count = batch.len();
         let (x, y) = to_tensors(batch, self.shape, &self.device);
-        let ([d_loss, d_real, d_fake], z) = self.d_step(x, y.clone(), self.cfg.lr_d * lr_factor)?;
-        let g_loss = self.g_step(z, y, self.cfg.lr_g * lr_factor);
+        let ([d_loss, d_real, d_fake], z) = self.d_step(x, y.clone(), self.lr_d * lr_factor)?;
+        let g_loss = self.g_step(z, y, self.lr_g * lr_factor);
         let n = count as f64;
         Ok(StepStats {
             count,
@@ -403,7 +403,7 @@ impl Task for GanTask {
 
     fn evaluate(&self, set: &ImageSet, _: &Normalizer, _: usize) -> Result<Report> {
         let target = self.judge.fit_set(set, self.eval_batch, usize::MAX)?;
-        let n = self.cfg.fid_samples;
+        let n = self.fid_samples;
         let (mut features, mut dim, mut correct) = (Vec::new(), 0, 0usize);
         for (t, labels) in self.draw(n, 23) {
             let t = t.to_device(&self.judge.device);
@@ -491,6 +491,8 @@ impl Task for GanTask {
 
 #[cfg(test)]
 mod tests {
+    use burn::optim::AdamConfig;
+
     use super::*;
     use crate::models::Model;
     use crate::models::cnn::CnnConfig;
@@ -499,24 +501,9 @@ mod tests {
     /// The trainable weights of a module on an autodiff device (not BatchNorm's running
     /// statistics, which any forward pass in training mode updates).
     fn weights<M: Module>(m: &M) -> Vec<f32> {
-        struct Collect(Vec<f32>);
-        impl burn::module::ModuleVisitor for Collect {
-            fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
-                let t = p.val();
-                if t.is_require_grad() {
-                    self.0.extend(
-                        t.into_data()
-                            .convert::<f32>()
-                            .try_into_vec::<f32>()
-                            .unwrap(),
-                    );
-                }
-            }
-        }
-        let mut c = Collect(Vec::new());
-        m.visit(&mut c);
-        assert!(!c.0.is_empty());
-        c.0
+        let w = crate::models::param_values(m, true);
+        assert!(!w.is_empty());
+        w
     }
 
     /// Standard normal values from a host generator seeded by `seed` (the device's is shared by
@@ -541,7 +528,6 @@ mod tests {
             d_channels: 8,
             latent: 8,
             embed: 4,
-            ..Default::default()
         };
         let device = Device::flex().autodiff();
         device.seed(5);
@@ -555,7 +541,10 @@ mod tests {
             d: Some(d),
             opt_g: adam(),
             opt_d: adam(),
-            cfg,
+            lr_g: 2e-4,
+            lr_d: 2e-4,
+            training: GanTraining::default(),
+            fid_samples: 10_000,
             device,
             shape,
             classes: vec!["a".into(), "b".into(), "c".into()],
@@ -621,7 +610,7 @@ mod tests {
         let after = |lambda: f64| {
             let mut t = task();
             t.load(start.clone()).unwrap();
-            t.cfg.mode_seeking = lambda;
+            t.training.mode_seeking = lambda;
             let z = seeded_normal([6, 8], 2, &t.device);
             let y = Tensor::<1, Int>::from_data(
                 TensorData::new(vec![0i64, 1, 2, 0, 1, 2], [6]),
@@ -646,7 +635,7 @@ mod tests {
     fn the_moving_average_follows_the_generator_by_its_decay_and_draws_with_its_own_statistics() {
         let mut t = task();
         let beta = 0.75;
-        t.cfg.ema = beta;
+        t.training.ema = beta;
         t.g_ema = Some(t.g().valid());
         // the trained weights (not batch norm's statistics) of a generator kept for inference
         let trained = |g: &Generator| weights(&g.clone().train());
@@ -683,7 +672,7 @@ mod tests {
         // a checkpoint carries the average
         let parts = t.save().unwrap();
         let mut fresh = task();
-        fresh.cfg.ema = beta;
+        fresh.training.ema = beta;
         fresh.g_ema = Some(fresh.g().valid());
         fresh.load(parts).unwrap();
         assert_eq!(trained(fresh.g_ema.as_ref().unwrap()), averaged);
@@ -715,7 +704,7 @@ mod tests {
     #[test]
     fn evaluation_reports_fid_and_gan_test_and_draws_the_same_images_each_time() {
         let mut t = task();
-        t.cfg.fid_samples = 30;
+        t.fid_samples = 30;
         let set = ImageSet::new(
             t.shape,
             (0..20 * 144).map(|i| (i * 7 % 256) as u8).collect(),

@@ -18,8 +18,9 @@ use crate::data::batch::make_batch;
 use crate::data::split::stratified_take;
 use crate::models::Model;
 use crate::models::kernel_svm::{KernelSvmConfig, kernel_bytes};
+use crate::run_files::{self, Record};
 use crate::tasks::records::module_part;
-use crate::train::metrics::{self, Record};
+use crate::train::metrics;
 use crate::train::{FitContext, LoopState, Outcome, Task};
 
 /// Trains a `kernel-svm` run in one piece where the other kinds run the loop: the stratified
@@ -123,7 +124,7 @@ pub fn fit_run(
         println!("{line}");
     }
     ctx.save(task, &state, best)?;
-    let records = metrics::read_all(&ctx.run.dir)?;
+    let records = run_files::read_metrics(&ctx.run.dir)?;
     metrics::write_csv(&ctx.run.dir, &records, &task.spec())?;
     (ctx.on_epoch_end)(&records)?;
     Ok((Outcome::Completed, state))

@@ -3,6 +3,7 @@
 //! `restore` repairs damaged images.
 
 pub mod classify;
+pub mod config;
 pub mod fid;
 pub mod gan;
 pub mod judge;
@@ -16,60 +17,49 @@ use burn::tensor::Device;
 use crate::data::Splits;
 use crate::data::batch::Normalizer;
 use crate::models::ModelConfig;
-use crate::train::{Task, TrainConfig, optim};
+use crate::train::{Task, optim};
+pub use config::{EvalConfig, Settings, optimizers};
 
-/// Builds the task `model` names, with fresh weights seeded by `seed`, training on `device`
-/// (made an autodiff device here) for `data` normalized by `normalizer`. A GAN needs its judge.
+/// Builds the task the settings name, with fresh weights seeded by the seed, training on
+/// `device` (made an autodiff device here) for `data` normalized by `normalizer`. A GAN and a
+/// restorer need their judge.
 pub fn build(
-    model: &ModelConfig,
-    train: &TrainConfig,
-    seed: u64,
+    s: &Settings,
     data: &Splits,
     normalizer: &Normalizer,
     judge: Option<judge::Judge>,
     device: &Device,
 ) -> Result<Box<dyn Task>> {
     let ad = device.clone().autodiff();
-    ad.seed(seed);
-    if let ModelConfig::Gan(g) = model {
+    ad.seed(s.seed);
+    if let ModelConfig::Gan(g) = s.model {
         let judge = judge.context("a gan task needs a judge classifier")?;
         return Ok(Box::new(gan::GanTask::new(
-            g,
-            seed,
-            data,
-            normalizer,
-            judge,
-            train.eval_batch_size,
-            ad,
+            s, g, data, normalizer, judge, ad,
         )?));
     }
-    if let ModelConfig::Restore(r) = model {
+    if let ModelConfig::Restore(r) = s.model {
         let judge = judge.context("a restore task needs a judge classifier")?;
         return Ok(Box::new(restore::RestoreTask::new(
-            r,
-            seed,
-            data,
-            normalizer,
-            judge,
-            train.eval_batch_size,
-            ad,
+            s, r, data, normalizer, judge, ad,
         )?));
     }
     let shape = data.train.shape;
-    let net = match model.init(shape, data.source.classes.len(), &ad)? {
+    let net = match s.model.init(shape, data.source.classes.len(), &ad)? {
         // n of the SVM's regularisation term ‖W‖² / (2 · C · n)
         crate::models::Model::Svm(m) => {
             crate::models::Model::Svm(m.with_train_images(data.train.len()))
         }
         net => net,
     };
+    let o = s.train.the_optimizer();
     Ok(Box::new(classify::Classifier::new(
         net,
-        optim::build(train),
-        train.lr,
+        optim::build(&o),
+        o.lr,
         ad,
         shape,
         data.source.classes.clone(),
-        seed,
+        s.seed,
     )))
 }

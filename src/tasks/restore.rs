@@ -12,7 +12,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::tensor::activation::softplus;
 use rand::SeedableRng;
@@ -20,6 +20,7 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::{Map, json};
 
 use super::classify::host_f32;
+use super::config::Settings;
 use super::judge::Judge;
 use super::records::{load_pair, pair_parts};
 use crate::data::batch::{Batch, Normalizer, mix};
@@ -28,7 +29,8 @@ use crate::models::restore::{PatchDiscriminator, RestoreConfig, UNet};
 use crate::report::plots;
 use crate::restore::classical::{self, baseline_name};
 use crate::restore::{Damaged, Image, quality};
-use crate::train::task::{Curve, Goal, Part, Report, StepStats, Task, TaskSpec};
+use crate::run_files::Curve;
+use crate::train::task::{Goal, Part, Report, StepStats, Task, TaskSpec};
 
 pub const PANELS: &str = "panels.png";
 pub const EPOCH_PANELS: &str = "panels";
@@ -119,6 +121,11 @@ pub struct RestoreTask {
     d: Option<PatchDiscriminator>,
     opt_g: ModuleOptimizer,
     opt_d: ModuleOptimizer,
+    /// The generator's and the discriminator's base learning rates.
+    lr_g: f64,
+    lr_d: f64,
+    /// Weight of the adversarial term next to L1 (`[train.restore]`); 0: no discriminator.
+    adversarial: f64,
     cfg: RestoreConfig,
     device: Device,
     shape: InputShape,
@@ -132,35 +139,33 @@ pub struct RestoreTask {
 
 impl RestoreTask {
     pub fn new(
+        s: &Settings,
         cfg: &RestoreConfig,
-        seed: u64,
         data: &Splits,
         normalizer: &Normalizer,
         judge: Judge,
-        eval_batch: usize,
         device: Device,
     ) -> Result<Self> {
         let shape = data.train.shape;
         let (g, d) = cfg.init(shape, &device)?;
-        let adam = || {
-            AdamConfig::new()
-                .with_beta_1(cfg.beta1 as f32)
-                .with_beta_2(cfg.beta2 as f32)
-                .init()
-        };
-        let panel = panel_images(&data.test, data.source.classes.len(), cfg.panel_images)?;
+        let [(opt_g, lr_g), (opt_d, lr_d)] = s.adversarial_pair();
+        let classes = data.source.classes.len();
+        let panel = panel_images(&data.test, classes, s.eval.panel_images())?;
         Ok(Self {
             g: Some(g),
             d: Some(d),
-            opt_g: adam(),
-            opt_d: adam(),
+            opt_g,
+            opt_d,
+            lr_g,
+            lr_d,
+            adversarial: s.train.restore.clone().unwrap_or_default().adversarial,
             cfg: cfg.clone(),
             device,
             shape,
-            seed,
+            seed: s.seed,
             normalizer: normalizer.clone(),
             judge,
-            eval_batch: eval_batch.max(1),
+            eval_batch: s.train.eval_batch_size.max(1),
             panel,
         })
     }
@@ -176,7 +181,7 @@ impl RestoreTask {
     }
 
     fn adversarial(&self) -> bool {
-        self.cfg.adversarial > 0.0
+        self.adversarial > 0.0
     }
 
     /// A normalized batch back to clean images in [0, 1].
@@ -345,7 +350,7 @@ impl Task for RestoreTask {
             train,
             eval: EVAL_METRICS.to_vec(),
             select: ("psnr", Goal::Max),
-            learning_rates: vec![("lr_g", self.cfg.lr_g), ("lr_d", self.cfg.lr_d)],
+            learning_rates: vec![("lr_g", self.lr_g), ("lr_d", self.lr_d)],
             curves,
         }
     }
@@ -374,7 +379,7 @@ impl Task for RestoreTask {
             let d_loss = softplus(real.neg(), 1.0).mean() + softplus(fake, 1.0).mean();
             sums.push(("d_loss", d_loss.clone().into_scalar::<f64>() * n));
             let grads = GradientsParams::from_grads(d_loss.backward(), &d);
-            self.d = Some(self.opt_d.step(self.cfg.lr_d * lr_factor, d, grads));
+            self.d = Some(self.opt_d.step(self.lr_d * lr_factor, d, grads));
             let score = self.d().forward(image, out.clone());
             Some(softplus(score.neg(), 1.0).mean())
         } else {
@@ -385,12 +390,12 @@ impl Task for RestoreTask {
         let loss = match adversarial {
             Some(adv) => {
                 sums.push(("g_adv", adv.clone().into_scalar::<f64>() * n));
-                l1 + adv.mul_scalar(self.cfg.adversarial)
+                l1 + adv.mul_scalar(self.adversarial)
             }
             None => l1,
         };
         let grads = GradientsParams::from_grads(loss.backward(), &g);
-        self.g = Some(self.opt_g.step(self.cfg.lr_g * lr_factor, g, grads));
+        self.g = Some(self.opt_g.step(self.lr_g * lr_factor, g, grads));
         Ok(StepStats { count, sums })
     }
 
@@ -526,6 +531,8 @@ impl Task for RestoreTask {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::optim::AdamConfig;
+
     use crate::models::Model;
     use crate::models::cnn::CnnConfig;
     use crate::models::flat_params;
@@ -546,8 +553,6 @@ mod tests {
             },
             channels: 4,
             d_channels: 4,
-            adversarial,
-            ..Default::default()
         };
         let device = Device::flex().autodiff();
         device.seed(5);
@@ -565,6 +570,9 @@ mod tests {
             d: Some(d),
             opt_g: adam(),
             opt_d: adam(),
+            lr_g: 1e-3,
+            lr_d: 2e-4,
+            adversarial,
             cfg,
             device,
             shape,

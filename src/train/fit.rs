@@ -8,15 +8,17 @@ use anyhow::{Result, bail};
 
 use super::checkpoint::{self, CheckpointMeta};
 use super::config::TrainConfig;
-use super::metrics::{self, Record};
+use super::metrics;
 use super::run::Run;
 use super::schedule;
 use super::state::LoopState;
-use super::task::{Task, TaskSpec, Values};
+use super::task::{Task, TaskSpec};
 use crate::data::batch::{Normalizer, batch_count, epoch_order, spawn_batches};
 use crate::data::{AugmentConfig, Splits};
 use crate::fsio;
 use crate::progress::Progress;
+use crate::run_files;
+use crate::run_files::{Record, Values};
 
 /// Set by Ctrl-C: the loop checkpoints and stops after the current step.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -354,7 +356,7 @@ fn end_epoch(
     state.next_epoch(epoch.seconds);
     state.elapsed_s = clock.now();
     ctx.save(task, state, improved)?;
-    let records = metrics::read_all(&ctx.run.dir)?;
+    let records = run_files::read_metrics(&ctx.run.dir)?;
     metrics::write_csv(&ctx.run.dir, &records, spec)?;
     task.epoch_end(state.epoch, &ctx.run.dir)?;
     (ctx.on_epoch_end)(&records)

@@ -1,88 +1,29 @@
-//! The metrics a run writes: `metrics.jsonl` (one object per logging step and per epoch and
-//! split) and `metrics.csv` (one row per epoch, derived from the JSONL). Records are keyed by the
-//! task's metric names.
+//! Writing a run's metrics: `metrics.jsonl` (one record per logging step and per epoch and
+//! split, appended), cut back to a checkpoint on resume, and `metrics.csv` (one row per epoch,
+//! derived from the METRICS). Records are keyed by the task's metric names.
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
-use serde::{Deserialize, Serialize};
+use anyhow::Result;
 
 use super::state::LoopState;
-use super::task::{TaskSpec, Values};
+use super::task::TaskSpec;
 use crate::fsio;
-
-pub const JSONL: &str = "metrics.jsonl";
-pub const CSV: &str = "metrics.csv";
-
-/// One line of `metrics.jsonl`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Record {
-    /// 1-based epoch the record belongs to.
-    pub epoch: usize,
-    /// Optimizer steps done when the record was written.
-    pub step: u64,
-    /// `train` or `val`.
-    pub split: String,
-    /// `step` (a logging interval) or `epoch` (a whole epoch).
-    pub scope: String,
-    /// The task's metrics for this split, and the learning rate of each optimizer.
-    #[serde(flatten)]
-    pub values: Values,
-    pub images_per_sec: f64,
-    /// Seconds of training so far (across resumes).
-    pub elapsed_s: f64,
-}
-
-impl Record {
-    pub fn get(&self, name: &str) -> Option<f64> {
-        self.values.get(name).copied()
-    }
-}
+use crate::run_files::{METRICS, METRICS_CSV, Record, Values, read_metrics};
 
 pub fn append(run: &Path, record: &Record) -> Result<()> {
-    fsio::append_line(&run.join(JSONL), &serde_json::to_string(record)?)
-}
-
-/// Every record of a run. A line that is not a record is an error that names its line: a
-/// metrics file with a line fovea cannot read is not one it can silently trust or rewrite.
-pub fn read_all(run: &Path) -> Result<Vec<Record>> {
-    let path = run.join(JSONL);
-    if !path.exists() {
-        return Ok(Vec::new());
-    }
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    text.lines()
-        .enumerate()
-        .map(|(i, line)| {
-            serde_json::from_str(line).with_context(|| {
-                format!(
-                    "{} line {}: not a metrics record ({}); fix or delete that line, then try again",
-                    path.display(),
-                    i + 1,
-                    shorten(line)
-                )
-            })
-        })
-        .collect()
-}
-
-fn shorten(line: &str) -> String {
-    match line.char_indices().nth(80) {
-        Some((i, _)) => format!("{}…", &line[..i]),
-        None => line.to_string(),
-    }
+    fsio::append_line(&run.join(METRICS), &serde_json::to_string(record)?)
 }
 
 /// Drops the records of work a crash threw away: everything after the checkpoint's step, and
 /// the epoch-end records of an epoch the checkpoint had not finished (written just before a
 /// crash at the epoch's last step). Rewrites the file atomically; a malformed line stops it.
 pub fn rewind(run: &Path, state: &LoopState) -> Result<()> {
-    let path = run.join(JSONL);
+    let path = run.join(METRICS);
     if !path.exists() {
         return Ok(());
     }
-    let keep: Vec<Record> = read_all(run)?
+    let keep: Vec<Record> = read_metrics(run)?
         .into_iter()
         .filter(|r| r.step <= state.step && (r.scope != "epoch" || r.epoch <= state.epoch))
         .collect();
@@ -142,7 +83,7 @@ pub fn write_csv(run: &Path, records: &[Record], spec: &TaskSpec) -> Result<()> 
         out.push_str(&row.join(","));
         out.push('\n');
     }
-    fsio::write_atomic(&run.join(CSV), out.as_bytes())
+    fsio::write_atomic(&run.join(METRICS_CSV), out.as_bytes())
 }
 
 /// Checks that every value is finite; the error names the first that is not.
@@ -197,7 +138,7 @@ mod tests {
             ..Default::default()
         };
         rewind(dir.path(), &state).unwrap();
-        let steps: Vec<(u64, String)> = read_all(dir.path())
+        let steps: Vec<(u64, String)> = read_metrics(dir.path())
             .unwrap()
             .into_iter()
             .map(|r| (r.step, r.scope))

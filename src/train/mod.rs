@@ -17,6 +17,6 @@ pub use config::{OptimizerKind, ScheduleKind, TrainConfig};
 pub use fit::{
     FitContext, FitOptions, Outcome, fit, install_interrupt_handler, interrupted, rewind,
 };
-pub use run::{Run, RunInfo};
+pub use run::Run;
 pub use state::LoopState;
 pub use task::{Goal, Part, Report, StepStats, Task, TaskSpec};

@@ -9,30 +9,35 @@ use burn::optim::{AdamWConfig, ModuleOptimizer, SgdConfig};
 
 use fovea_kernels::FusedAdam;
 
-use super::config::{OptimizerKind, TrainConfig};
+use super::config::{OptimizerConfig, OptimizerKind};
 
-pub fn build(t: &TrainConfig) -> ModuleOptimizer {
-    let clip = t.grad_clip.map(|c| GradientClippingConfig::Norm(c as f32));
-    let decay = (t.weight_decay > 0.0).then(|| WeightDecayConfig::new(t.weight_decay as f32));
-    match t.optimizer {
+/// The optimizer `o` describes, fresh.
+pub fn build(o: &OptimizerConfig) -> ModuleOptimizer {
+    let clip = o.grad_clip.map(|c| GradientClippingConfig::Norm(c as f32));
+    let decay = (o.weight_decay > 0.0).then(|| WeightDecayConfig::new(o.weight_decay as f32));
+    let (beta_1, beta_2) = (o.beta1 as f32, o.beta2 as f32);
+    match o.optimizer {
         OptimizerKind::Sgd => SgdConfig::new()
-            .with_momentum((t.momentum > 0.0).then(|| MomentumConfig {
-                momentum: t.momentum,
+            .with_momentum((o.momentum > 0.0).then(|| MomentumConfig {
+                momentum: o.momentum,
                 dampening: 0.0,
-                nesterov: t.nesterov,
+                nesterov: o.nesterov,
             }))
             .with_weight_decay(decay)
             .with_gradient_clipping(clip)
             .init(),
         OptimizerKind::Adam => {
-            let optim = ModuleOptimizer::from(FusedAdam::new(0.9, 0.999, decay.map(|d| d.penalty)));
+            let fused = FusedAdam::new(beta_1, beta_2, decay.map(|d| d.penalty));
+            let optim = ModuleOptimizer::from(fused);
             match clip {
                 Some(clip) => optim.with_grad_clipping(clip.init()),
                 None => optim,
             }
         }
         OptimizerKind::Adamw => AdamWConfig::new()
-            .with_weight_decay(t.weight_decay as f32)
+            .with_beta_1(beta_1)
+            .with_beta_2(beta_2)
+            .with_weight_decay(o.weight_decay as f32)
             .with_grad_clipping(clip)
             .init(),
     }
@@ -48,7 +53,7 @@ mod tests {
 
     /// Weights `[a, b]` of a 2→1 linear layer after one step on loss = x·w with x = (1, 2), whose
     /// gradient is x itself.
-    fn one_step(t: &TrainConfig, lr: f64) -> Vec<f32> {
+    fn one_step(t: &OptimizerConfig, lr: f64) -> Vec<f32> {
         let device = Device::flex().autodiff();
         let mut layer: Linear = LinearConfig::new(2, 1).with_bias(false).init(&device);
         layer.weight =
@@ -67,7 +72,7 @@ mod tests {
 
     #[test]
     fn each_optimizer_takes_its_textbook_first_step() {
-        let sgd = TrainConfig {
+        let sgd = OptimizerConfig {
             optimizer: OptimizerKind::Sgd,
             momentum: 0.0,
             ..Default::default()
@@ -77,7 +82,7 @@ mod tests {
         assert!(close(&w, &[0.4, -0.45]), "{w:?}");
         // L2 weight decay adds wd·w to the gradient
         let w = one_step(
-            &TrainConfig {
+            &OptimizerConfig {
                 weight_decay: 0.5,
                 ..sgd.clone()
             },
@@ -88,7 +93,7 @@ mod tests {
             "{w:?}"
         );
         // Nesterov momentum m: the first step moves by lr·(1 + m)·g
-        let nesterov = TrainConfig {
+        let nesterov = OptimizerConfig {
             momentum: 0.9,
             nesterov: true,
             ..sgd.clone()
@@ -96,14 +101,14 @@ mod tests {
         let w = one_step(&nesterov, 0.1);
         assert!(close(&w, &[0.5 - 0.19, -0.25 - 0.38]), "{w:?}");
         // Adam's first step moves every weight by lr against the sign of its gradient
-        let adam = TrainConfig {
+        let adam = OptimizerConfig {
             optimizer: OptimizerKind::Adam,
             ..Default::default()
         };
         let w = one_step(&adam, 0.01);
         assert!(close(&w, &[0.49, -0.26]), "{w:?}");
         // AdamW also shrinks the weights by lr·wd·w (decoupled)
-        let adamw = TrainConfig {
+        let adamw = OptimizerConfig {
             optimizer: OptimizerKind::Adamw,
             weight_decay: 0.5,
             ..Default::default()
@@ -120,7 +125,7 @@ mod tests {
 
     #[test]
     fn gradient_clipping_caps_the_gradient_norm() {
-        let sgd = TrainConfig {
+        let sgd = OptimizerConfig {
             optimizer: OptimizerKind::Sgd,
             momentum: 0.0,
             grad_clip: Some(0.5),
@@ -132,7 +137,7 @@ mod tests {
         assert!(close(&w, &[0.5 - s, -0.25 - 2.0 * s]), "{w:?}");
         // a limit above the norm changes nothing
         let w = one_step(
-            &TrainConfig {
+            &OptimizerConfig {
                 grad_clip: Some(10.0),
                 ..sgd
             },

@@ -1,17 +1,14 @@
-//! A run folder: `artifacts/<name>/` with its lock, resolved config and `run.json`.
+//! A run folder being written: `artifacts/<name>/` made and locked, its JSON files written.
+//! What the folder holds, and its files' schemas, are `run_files`'.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::data::DataSource;
-use crate::data::batch::Normalizer;
+use crate::run_files::{CHECKPOINTS, CONFIG, RUN_JSON, RunInfo, now, read_info};
 
-pub const CONFIG: &str = "config.toml";
-pub const RUN_JSON: &str = "run.json";
-pub const CHECKPOINTS: &str = "checkpoints";
 const LOCK: &str = ".lock";
 
 /// An open run folder. Holding it holds the folder's lock: a second process gets a clear error.
@@ -76,15 +73,6 @@ impl Run {
     }
 }
 
-/// Reads `run.json` of a run folder.
-pub fn read_info(dir: &Path) -> Result<RunInfo> {
-    let path = dir.join(RUN_JSON);
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a valid run record", path.display()))
-}
-
 /// A default run name: `<model>-<dataset>-<UTC date and time>`.
 pub fn default_name(model: &str, dataset: &str) -> String {
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
@@ -96,40 +84,6 @@ pub fn default_name(model: &str, dataset: &str) -> String {
     format!("{model}-{dataset}-{}-{}", &stamp[..8], &stamp[8..])
 }
 
-/// One `fovea resume` of a run, as `run.json` records it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Resume {
-    pub time: String,
-    pub backend: String,
-    pub device: String,
-    pub threads: usize,
-    /// The checkpoint it continued from (none: the run had none and started over).
-    pub checkpoint: Option<String>,
-    /// The optimizer step it continued from.
-    pub step: u64,
-}
-
-/// `run.json`: what produced the run, on what, from which data. `backend`, `device` and
-/// `threads` are those the run started on; each resume records its own.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RunInfo {
-    pub fovea_version: String,
-    pub git_commit: Option<String>,
-    pub burn_version: String,
-    pub backend: String,
-    pub device: String,
-    pub threads: usize,
-    pub command: Vec<String>,
-    pub data: DataSource,
-    pub normalizer: Normalizer,
-    pub started: String,
-    pub ended: Option<String>,
-    /// `running`, `completed`, `interrupted` or `failed: …`.
-    pub status: String,
-    /// Every resume, in order.
-    pub resumes: Vec<Resume>,
-}
-
 impl RunInfo {
     /// Sets the status and the end time, and writes `run.json`.
     pub fn finish(&mut self, run: &Run, status: &str) -> Result<()> {
@@ -137,14 +91,4 @@ impl RunInfo {
         self.ended = Some(now());
         run.write_json(RUN_JSON, self)
     }
-}
-
-pub fn now() -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
-}
-
-pub fn git_commit() -> Option<String> {
-    option_env!("FOVEA_GIT_COMMIT")
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
 }

@@ -17,7 +17,11 @@ pub fn factor(t: &TrainConfig, step: u64, steps_per_epoch: usize) -> f64 {
     if s < warmup {
         return ((s + 1.0) / warmup).min(1.0);
     }
-    let floor = t.min_lr / t.lr;
+    // the floor as a factor of the one learning rate (`min_lr` is 0 for a run with several)
+    let floor = match t.min_lr {
+        0.0 => 0.0,
+        m => m / t.the_optimizer().lr,
+    };
     match t.schedule {
         ScheduleKind::Constant => 1.0,
         ScheduleKind::Step => t.step_gamma.powi((s / spe) as i32 / t.step_epochs as i32),
@@ -36,7 +40,7 @@ mod tests {
     fn schedules() {
         let mut t = TrainConfig {
             epochs: 10,
-            lr: 1.0,
+            lr: Some(1.0),
             ..Default::default()
         };
         t.schedule = ScheduleKind::Cosine;
@@ -58,7 +62,7 @@ mod tests {
     fn warm_up_never_overshoots_the_peak() {
         let mut t = TrainConfig {
             epochs: 10,
-            lr: 1.0,
+            lr: Some(1.0),
             schedule: ScheduleKind::Constant,
             ..Default::default()
         };

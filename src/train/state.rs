@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::task::Values;
+use crate::run_files::Values;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct LoopState {

@@ -5,7 +5,6 @@
 //! the keys of `metrics.jsonl`, `metrics.csv`, the progress line and the curves — which evaluation
 //! metric picks `best.ckpt` and in which direction, and one base learning rate per optimizer.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Result;
@@ -13,12 +12,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::ImageSet;
 use crate::data::batch::{Batch, Normalizer};
+use crate::run_files::{Curve, Values};
 
 /// A named blob of a checkpoint: one model's or one optimizer's record.
 pub type Part = (String, Vec<u8>);
-
-/// Metric values by name.
-pub type Values = BTreeMap<String, f64>;
 
 /// Which way an evaluation metric is better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,15 +36,6 @@ impl Goal {
             (Goal::Min, Some(b)) => value < b,
         }
     }
-}
-
-/// One PNG of curves: the named metrics on the training steps, training epochs and validation.
-#[derive(Debug, Clone)]
-pub struct Curve {
-    pub file: &'static str,
-    pub title: &'static str,
-    pub y_label: &'static str,
-    pub metrics: Vec<&'static str>,
 }
 
 /// What a task reports and how its best checkpoint is chosen.

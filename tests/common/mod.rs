@@ -45,6 +45,23 @@ pub const SMALL: &[&str] = &[
     "--quiet",
 ];
 
+/// The arguments that train the shipped config `config/<file>` on the built-in sample, with
+/// `sets` as `--set` overrides (shrinking it to a test's size).
+pub fn on_sample(file: &str, sets: &[&'static str]) -> Vec<&'static str> {
+    let path = format!("{}/config/{file}", env!("CARGO_MANIFEST_DIR"));
+    // one short string per call, for the test's lifetime
+    let mut args = vec![
+        "--config",
+        String::leak(path),
+        "--set",
+        "data.dataset=sample",
+    ];
+    for s in sets {
+        args.extend(["--set", s]);
+    }
+    args
+}
+
 pub fn train(dir: &Path, name: &str, extra: &[&str]) -> Output {
     let mut args = vec!["train", "--name", name];
     args.extend_from_slice(SMALL);
@@ -60,7 +77,7 @@ pub fn read_json(path: &Path) -> serde_json::Value {
 /// The metrics a run logged, one line per record, without the timing fields (which differ
 /// between processes): what an exact resume must reproduce.
 pub fn logged(run_dir: &Path) -> Vec<String> {
-    fovea::train::metrics::read_all(run_dir)
+    fovea::run_files::read_metrics(run_dir)
         .unwrap()
         .into_iter()
         .map(|r| {

@@ -19,18 +19,18 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::child;
+use super::runs;
+use crate::commands::child;
+use crate::commands::experiment::{self, FileArgs, Finished};
+use crate::commands::session;
 use crate::config::{self, Config};
 use crate::data::split::stratified_take;
 use crate::data::{self, ImageSet};
-use crate::experiment::{self, FileArgs, Finished};
 use crate::fsio;
 use crate::models::ModelConfig;
 use crate::report::plots;
-use crate::session;
+use crate::run_files;
 use crate::tasks::classify;
-use crate::train::run;
-use crate::trained;
 
 /// A compare file.
 #[derive(Debug, Clone, Deserialize)]
@@ -175,7 +175,7 @@ pub fn run(args: FileArgs) -> Result<Finished> {
             "title": c.title,
             "file": args.file.display().to_string(),
             "command": std::env::args().collect::<Vec<_>>(),
-            "git_commit": run::git_commit(),
+            "git_commit": run_files::git_commit(),
             "classes": classes,
             "train_sizes": c.train_sizes,
             "rows": rows,
@@ -261,7 +261,7 @@ fn first_classes(dir: &Path, rows: &[Row]) -> Vec<String> {
     rows.iter()
         .filter(|r| r.error.is_none())
         .find_map(|r| {
-            let s = session::read_summary(&dir.join(&r.run)).ok()?;
+            let s = run_files::read_summary(&dir.join(&r.run)).ok()?;
             serde_json::from_value(s["classes"].clone()).ok()
         })
         .unwrap_or_default()
@@ -278,11 +278,11 @@ fn ensure_trained(
     quiet: bool,
 ) -> Result<PathBuf> {
     let folder = dir.join(run);
-    let exists = folder.join(run::RUN_JSON).is_file();
+    let exists = folder.join(run_files::RUN_JSON).is_file();
     if exists {
         session::check_same_config(&folder, config, "compare")?;
     }
-    if folder.join(session::SUMMARY).is_file() {
+    if folder.join(run_files::SUMMARY).is_file() {
         eprintln!("compare: reusing {} (finished before)", folder.display());
         return Ok(folder);
     }
@@ -316,8 +316,8 @@ fn ensure_trained(
         cmd.arg("--quiet");
     }
     let last_error = child::run(cmd)?;
-    if !folder.join(session::SUMMARY).is_file() {
-        let status = run::read_info(&folder)
+    if !folder.join(run_files::SUMMARY).is_file() {
+        let status = run_files::read_info(&folder)
             .map(|i| i.status)
             .unwrap_or_else(|_| "no run folder".into());
         bail!(
@@ -347,9 +347,9 @@ const TRAIN_EVAL: usize = 10_000;
 
 /// Loads the run's last weights and measures them on its data.
 fn measure(config: &Config, folder: &Path) -> Result<Measured> {
-    let summary = session::read_summary(folder)?;
-    let info = run::read_info(folder)?;
-    let loaded = trained::load_run(folder, "last", Some(config.backend))?;
+    let summary = run_files::read_summary(folder)?;
+    let info = run_files::read_info(folder)?;
+    let loaded = runs::load_run(folder, "last", Some(config.backend))?;
     let data = data::load(&loaded.config.data, loaded.config.seed)?;
     let classes = loaded.meta.classes.len();
     // The kernel SVM is fitted on the first `subset` images of each class: its training accuracy

@@ -7,21 +7,21 @@ use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use serde_json::{Map, Value, json};
 
+use super::generate;
+use super::runs::{Opened, load_run};
 use crate::config::{self, Config};
 use crate::data::batch::{Normalizer, batch_count};
 use crate::data::{self, Splits};
 use crate::device::{self, BackendKind};
 use crate::models::ModelConfig;
-use crate::models::gan::GanConfig;
 use crate::report::plots;
+use crate::run_files::{self, Resume, RunInfo, SUMMARY, read_summary};
 use crate::tasks;
 use crate::tasks::judge::Judge;
 use crate::train::checkpoint::{self, CheckpointMeta};
-use crate::train::run::{self, Resume, Run, RunInfo};
+use crate::train::config::{OptimizerKind, Optimizers};
+use crate::train::run::{self, Run};
 use crate::train::{self, FitContext, FitOptions, LoopState, Outcome, Task, TrainConfig};
-use crate::trained;
-
-pub const SUMMARY: &str = "summary.json";
 
 /// `fovea train`.
 pub struct TrainArgs {
@@ -67,7 +67,7 @@ fn load_data(config: &Config) -> Result<Splits> {
     if let Some(why) = &data.source.fallback {
         eprintln!("warning: {why}");
     }
-    trained::add_synthetic(
+    generate::add_synthetic(
         &config.data.synthetic,
         &mut data,
         config.seed,
@@ -84,7 +84,7 @@ fn new_run_info(
 ) -> RunInfo {
     RunInfo {
         fovea_version: env!("CARGO_PKG_VERSION").into(),
-        git_commit: run::git_commit(),
+        git_commit: run_files::git_commit(),
         burn_version: "0.22.1".into(),
         backend: config.backend.to_string(),
         device: device::describe(config.backend, device),
@@ -92,7 +92,7 @@ fn new_run_info(
         command: std::env::args().collect(),
         data: data.source.clone(),
         normalizer: normalizer.clone(),
-        started: run::now(),
+        started: run_files::now(),
         ended: None,
         status: "running".into(),
         resumes: Vec::new(),
@@ -109,52 +109,31 @@ pub fn build_task(
     device: &Device,
 ) -> Result<Box<dyn Task>> {
     let judge = match &config.model {
-        ModelConfig::Gan(g) => Some(judge(
-            config,
-            g.judge.as_deref(),
-            g.judge_epochs,
-            data,
-            quiet,
-        )?),
-        ModelConfig::Restore(r) => Some(judge(
-            config,
-            r.judge.as_deref(),
-            r.judge_epochs,
-            data,
-            quiet,
-        )?),
+        ModelConfig::Gan(_) | ModelConfig::Restore(_) => Some(judge(config, data, quiet)?),
         _ => None,
     };
-    tasks::build(
-        &config.model,
-        &config.train,
-        config.seed,
-        data,
-        normalizer,
-        judge,
-        device,
-    )
+    let settings = tasks::Settings {
+        model: &config.model,
+        train: &config.train,
+        eval: &config.eval,
+        seed: config.seed,
+    };
+    tasks::build(&settings, data, normalizer, judge, device)
 }
 
-/// The classifier a GAN's FID or a restoration's accuracy is measured with: `model.judge`, or
-/// the reference CNN trained on the same data for `epochs` once and kept in the user cache under
-/// a digest of the data and the seed.
-fn judge(
-    config: &Config,
-    given: Option<&Path>,
-    epochs: usize,
-    data: &Splits,
-    quiet: bool,
-) -> Result<Judge> {
-    let dir = match given {
-        Some(dir) => dir.to_path_buf(),
-        None => cached_judge(config, epochs, data, quiet)?,
+/// The classifier a GAN's FID or a restoration's accuracy is measured with: `eval.judge`, or
+/// the reference CNN trained on the same data for `eval.judge_epochs` once and kept in the user
+/// cache under a digest of the data and the seed.
+fn judge(config: &Config, data: &Splits, quiet: bool) -> Result<Judge> {
+    let dir = match &config.eval.judge {
+        Some(dir) => dir.clone(),
+        None => cached_judge(config, config.eval.judge_epochs(), data, quiet)?,
     };
-    let loaded = trained::load_run(&dir, "best", Some(config.backend))
-        .with_context(|| format!("model.judge = {}", dir.display()))?;
+    let loaded = load_run(&dir, "best", Some(config.backend))
+        .with_context(|| format!("eval.judge = {}", dir.display()))?;
     if loaded.meta.shape != data.train.shape || loaded.meta.classes != data.source.classes {
         bail!(
-            "model.judge = {}: it classifies {} images into {:?}; the data has {} images in {:?}",
+            "eval.judge = {}: it classifies {} images into {:?}; the data has {} images in {:?}",
             dir.display(),
             loaded.meta.shape,
             loaded.meta.classes,
@@ -183,19 +162,19 @@ fn cached_judge(config: &Config, epochs: usize, data: &Splits, quiet: bool) -> R
     });
     let digest = hex::encode(Sha256::digest(key.to_string().as_bytes()));
     let root = dirs::cache_dir()
-        .context("no user cache directory on this system; set model.judge to a classifier run")?
+        .context("no user cache directory on this system; set eval.judge to a classifier run")?
         .join("fovea")
         .join("judges");
     let name = format!("{}-{}", data.source.dataset, &digest[..16]);
-    let judge_config = reference_cnn(config, config.data.clone(), epochs);
+    let judge_config = reference_cnn(config, config.data.clone(), epochs)?;
     let what =
-        format!("the reference CNN on this data for {epochs} epochs, once (no model.judge given)");
+        format!("the reference CNN on this data for {epochs} epochs, once (no eval.judge given)");
     ensure_run(judge_config, &root, &name, "judge", &what, quiet)
 }
 
 /// The reference CNN (the default model and training) on `data` for `epochs` epochs, with the
 /// seed and backend of the GAN run `base` it serves (as its judge, or to measure GAN-train).
-fn reference_cnn(base: &Config, data: data::DataConfig, epochs: usize) -> Config {
+fn reference_cnn(base: &Config, data: data::DataConfig, epochs: usize) -> Result<Config> {
     Config {
         seed: base.seed,
         backend: base.backend,
@@ -205,7 +184,9 @@ fn reference_cnn(base: &Config, data: data::DataConfig, epochs: usize) -> Config
             epochs,
             ..TrainConfig::default()
         },
+        eval: Default::default(),
     }
+    .resolved()
 }
 
 /// Brings the run `root/name` of `config` to its end and returns its folder: reused when it
@@ -225,7 +206,7 @@ pub fn ensure_run(
         quiet,
         crash_at_step: None,
     };
-    let exists = dir.join(run::RUN_JSON).is_file();
+    let exists = dir.join(run_files::RUN_JSON).is_file();
     if exists {
         check_same_config(&dir, &config, label)?;
     }
@@ -282,24 +263,30 @@ fn describe_start(run: &Run, config: &Config, data: &Splits, task: &dyn Task) {
             g.images, g.generator, g.checkpoint, g.step, g.real
         );
     }
-    let optimizer = match &config.model {
-        ModelConfig::Gan(g) => format!("Adam (betas {}, {})", g.beta1, g.beta2),
-        ModelConfig::Restore(r) => format!("Adam (betas {}, {})", r.beta1, r.beta2),
-        _ => format!("{:?}", config.train.optimizer),
+    // a classifier: "Adam lr 0.001"; a GAN: each optimizer by name, with Adam's betas
+    let optimizers = match tasks::optimizers(&config.model) {
+        Optimizers::Named(named) => named
+            .iter()
+            .map(|(name, _)| {
+                let o = config.train.named_optimizer(name);
+                let betas = match o.optimizer {
+                    OptimizerKind::Sgd => String::new(),
+                    _ => format!(" (betas {}, {})", o.beta1, o.beta2),
+                };
+                format!("{name} {:?}{betas} lr {}", o.optimizer, o.lr)
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => {
+            let o = config.train.the_optimizer();
+            format!("{:?} lr {}", o.optimizer, o.lr)
+        }
     };
-    let rates: Vec<String> = task
-        .spec()
-        .learning_rates
-        .iter()
-        .map(|(name, lr)| format!("{name} {lr}"))
-        .collect();
     let training = match &config.model {
         ModelConfig::KernelSvm(_) => "fitted in one piece by SMO, not by epochs".to_string(),
         _ => format!(
-            "{} epochs of batch {}, {optimizer} {}",
-            config.train.epochs,
-            config.train.batch_size,
-            rates.join(", ")
+            "{} epochs of batch {}, {optimizers}",
+            config.train.epochs, config.train.batch_size,
         ),
     };
     println!(
@@ -340,20 +327,16 @@ fn start(
     // (pooling that shrinks the images to nothing) leaves nothing behind.
     let mut task = build_task(&config, &data, &normalizer, options.quiet, &device)?;
     let run = Run::create(out, name)?;
-    crate::fsio::write_atomic(&run.dir.join(run::CONFIG), config.to_toml().as_bytes())?;
+    crate::fsio::write_atomic(
+        &run.dir.join(run_files::CONFIG),
+        config.to_toml().as_bytes(),
+    )?;
     let mut info = new_run_info(&config, &device, &data, &normalizer);
-    run.write_json(run::RUN_JSON, &info)?;
+    run.write_json(run_files::RUN_JSON, &info)?;
     if !options.quiet {
         describe_start(&run, &config, &data, task.as_ref());
     }
-    let setup = Setup {
-        run: &run,
-        config: &config,
-        device: &device,
-        data: &data,
-        normalizer: &normalizer,
-        options: &options,
-    };
+    let setup = Setup::new(run, config, device, data, normalizer, options);
     run_training(&setup, task.as_mut(), LoopState::default(), &mut info)
 }
 
@@ -419,14 +402,7 @@ pub fn resume(
             ),
         }
     }
-    let setup = Setup {
-        run: &run,
-        config: &config,
-        device: &device,
-        data: &data,
-        normalizer: &normalizer,
-        options: &options,
-    };
+    let setup = Setup::new(run, config, device, data, normalizer, options);
     run_training(&setup, task.as_mut(), state, &mut info)
 }
 
@@ -441,7 +417,7 @@ fn record_resume(
     step: u64,
 ) -> Result<()> {
     let resumed = Resume {
-        time: run::now(),
+        time: run_files::now(),
         backend: config.backend.to_string(),
         device: device::describe(config.backend, device),
         threads: device::threads(),
@@ -458,7 +434,7 @@ fn record_resume(
     info.resumes.push(resumed);
     info.status = "running".into();
     info.ended = None;
-    run.write_json(run::RUN_JSON, info)
+    run.write_json(run_files::RUN_JSON, info)
 }
 
 /// A resumed run must see the data it started with.
@@ -480,13 +456,33 @@ fn check_same_data(recorded: &data::DataSource, now: &data::DataSource) -> Resul
 }
 
 /// What a training session runs on.
-struct Setup<'a> {
-    run: &'a Run,
-    config: &'a Config,
-    device: &'a Device,
-    data: &'a Splits,
-    normalizer: &'a Normalizer,
-    options: &'a FitOptions,
+struct Setup {
+    run: Run,
+    config: Config,
+    device: Device,
+    data: Splits,
+    normalizer: Normalizer,
+    options: FitOptions,
+}
+
+impl Setup {
+    fn new(
+        run: Run,
+        config: Config,
+        device: Device,
+        data: Splits,
+        normalizer: Normalizer,
+        options: FitOptions,
+    ) -> Self {
+        Setup {
+            run,
+            config,
+            device,
+            data,
+            normalizer,
+            options,
+        }
+    }
 }
 
 /// Runs the training from `state` to its end (or an interrupt), then writes the summary and the
@@ -499,30 +495,30 @@ fn run_training(
 ) -> Result<Finished> {
     let spec = task.spec();
     let steps_per_epoch = batch_count(setup.data.train.len(), setup.config.train.batch_size);
-    let redraw = |records: &[train::metrics::Record]| {
+    let redraw = |records: &[run_files::Record]| {
         plots::curves_from_metrics(&setup.run.dir, records, steps_per_epoch, &spec.curves)
     };
     let ctx = FitContext {
-        run: setup.run,
+        run: &setup.run,
         train: &setup.config.train,
         seed: setup.config.seed,
         augment: &setup.config.data.augment,
-        data: setup.data,
-        normalizer: setup.normalizer,
+        data: &setup.data,
+        normalizer: &setup.normalizer,
         kind: setup.config.model.kind(),
-        options: setup.options,
+        options: &setup.options,
         on_epoch_end: &redraw,
     };
     train::install_interrupt_handler();
     let fitted = match &setup.config.model {
         // Fitted in one piece, not by steps.
-        ModelConfig::KernelSvm(k) => tasks::kernel_svm::fit_run(&ctx, k, task, setup.device),
+        ModelConfig::KernelSvm(k) => tasks::kernel_svm::fit_run(&ctx, k, task, &setup.device),
         _ => train::fit(&ctx, task, state),
     };
     let (outcome, state) = match fitted {
         Ok(r) => r,
         Err(e) => {
-            info.finish(setup.run, &format!("failed: {e:#}"))?;
+            info.finish(&setup.run, &format!("failed: {e:#}"))?;
             return Err(e);
         }
     };
@@ -531,7 +527,7 @@ fn run_training(
         // As a kill would: nothing more is written.
         Outcome::Crashed => None,
         Outcome::Interrupted => {
-            info.finish(setup.run, "interrupted")?;
+            info.finish(&setup.run, "interrupted")?;
             if !quiet {
                 println!(
                     "stopped at step {}; continue with: fovea resume {}",
@@ -543,12 +539,12 @@ fn run_training(
         }
         Outcome::Completed => {
             let mut summary = write_summary(setup, task, &state)?;
-            if let ModelConfig::Gan(gan) = &setup.config.model
-                && gan.gan_train_epochs > 0
+            if let ModelConfig::Gan(_) = &setup.config.model
+                && setup.config.eval.gan_train_epochs() > 0
             {
-                gan_train(setup, gan, &mut summary)?;
+                gan_train(setup, &mut summary)?;
             }
-            info.finish(setup.run, "completed")?;
+            info.finish(&setup.run, "completed")?;
             if !quiet {
                 println!("{}", summary_line(&summary, &spec.eval, spec.select.0));
                 println!("artifacts: {}", setup.run.dir.display());
@@ -579,7 +575,7 @@ fn write_summary(setup: &Setup, task: &mut dyn Task, state: &LoopState) -> Resul
     let spec = task.spec();
     let eval_batch = setup.config.train.eval_batch_size;
     let test = &setup.data.test;
-    let last = task.evaluate(test, setup.normalizer, eval_batch)?;
+    let last = task.evaluate(test, &setup.normalizer, eval_batch)?;
     task.write_figures(&last, &setup.run.dir)?;
     let last_name = checkpoint::step_name(state.step);
     let mut s = test_metrics(&last);
@@ -608,7 +604,7 @@ fn write_summary(setup: &Setup, task: &mut dyn Task, state: &LoopState) -> Resul
             test_metrics(&last)
         } else {
             task.load(parts)?;
-            test_metrics(&task.evaluate(test, setup.normalizer, eval_batch)?)
+            test_metrics(&task.evaluate(test, &setup.normalizer, eval_batch)?)
         };
         entry.insert("checkpoint".into(), json!(checkpoint::BEST));
         entry.insert("step".into(), json!(meta.state.step));
@@ -629,37 +625,35 @@ pub fn eval_task(
     which: &str,
     backend: Option<BackendKind>,
 ) -> Result<(PathBuf, train::Report)> {
-    let mut config = config::run_config(dir)?;
-    if let Some(b) = backend {
-        config.backend = b;
-    }
-    let (path, meta, parts) = trained::find_checkpoint(dir, which)?;
-    let data = load_data(&config)?;
-    let device = device::open(config.backend)?;
-    let mut task = build_task(&config, &data, &meta.normalizer, true, &device)?;
-    task.load(parts)?;
-    let report = task.evaluate(&data.test, &meta.normalizer, config.train.eval_batch_size)?;
-    Ok((path, report))
+    let run = Opened::open(dir, which, backend)?;
+    let data = load_data(&run.config)?;
+    let mut task = build_task(&run.config, &data, &run.meta.normalizer, true, &run.device)?;
+    task.load(run.parts)?;
+    let batch = run.config.train.eval_batch_size;
+    let report = task.evaluate(&data.test, &run.meta.normalizer, batch)?;
+    Ok((run.checkpoint, report))
 }
 
 /// GAN-train: the reference CNN trained on the generated images alone (from the GAN's
 /// best.ckpt), tested on the real test set. Its run is `gan-train/` inside the GAN's run folder;
 /// its accuracy goes into the GAN's summary as `gan_train`.
-fn gan_train(setup: &Setup, gan: &GanConfig, summary: &mut Value) -> Result<()> {
+fn gan_train(setup: &Setup, summary: &mut Value) -> Result<()> {
+    let (epochs, ratio) = (
+        setup.config.eval.gan_train_epochs(),
+        setup.config.eval.gan_train_ratio(),
+    );
     let data = data::DataConfig {
         synthetic: data::SyntheticConfig {
             generator: Some(setup.run.dir.clone()),
-            ratio: gan.gan_train_ratio,
+            ratio,
             checkpoint: "best".into(),
             only: true,
         },
         ..setup.config.data.clone()
     };
-    let config = reference_cnn(setup.config, data, gan.gan_train_epochs);
-    let what = format!(
-        "the reference CNN on generated images alone for {} epochs (GAN-train)",
-        gan.gan_train_epochs
-    );
+    let config = reference_cnn(&setup.config, data, epochs)?;
+    let what =
+        format!("the reference CNN on generated images alone for {epochs} epochs (GAN-train)");
     let dir = ensure_run(
         config,
         &setup.run.dir,
@@ -673,14 +667,6 @@ fn gan_train(setup: &Setup, gan: &GanConfig, summary: &mut Value) -> Result<()> 
     entry.insert("test_gan_train".into(), accuracy);
     entry.insert("gan_train_run".into(), json!(GAN_TRAIN));
     setup.run.write_json(SUMMARY, summary)
-}
-
-/// A finished run's `summary.json`.
-pub fn read_summary(dir: &Path) -> Result<Value> {
-    let path = dir.join(SUMMARY);
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))
 }
 
 /// The folder of a GAN run's GAN-train classifier, inside the GAN's run folder.

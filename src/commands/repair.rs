@@ -10,11 +10,12 @@ use burn::tensor::Device;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::config::run_config;
+use super::runs::Opened;
 use crate::data::InputShape;
 use crate::data::batch::mix;
 use crate::data::folder::{decode_native, save_png};
-use crate::device::{self, BackendKind};
+use crate::device::BackendKind;
+use crate::fsio;
 use crate::models::ModelConfig;
 use crate::models::restore::{RestoreConfig, UNet};
 use crate::report::plots;
@@ -22,7 +23,6 @@ use crate::restore::classical::{self, baseline_name};
 use crate::restore::{DamageConfig, Damaged, HolePlace, Image, quality};
 use crate::tasks::records::load_module;
 use crate::tasks::restore::{network_input, to_images};
-use crate::trained::find_checkpoint;
 
 /// The file a hole's mask is written to and read from, next to the damaged image.
 pub fn mask_path(image: &Path) -> PathBuf {
@@ -71,19 +71,9 @@ pub fn parse_kinds(kinds: &[String], hole_at: HolePlace) -> Result<DamageConfig>
     Ok(cfg)
 }
 
-/// Refuses an output folder that holds anything (nothing already there is overwritten).
+/// The `--out` folder, made; one that holds anything is refused (nothing is overwritten).
 fn fresh_out(out: &Path) -> Result<()> {
-    if out.exists()
-        && std::fs::read_dir(out)
-            .map(|mut d| d.next().is_some())
-            .unwrap_or(true)
-    {
-        bail!(
-            "--out {}: the folder exists and is not empty; choose a new one (nothing is overwritten)",
-            out.display()
-        );
-    }
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))
+    fsio::new_output_dir(out).context("--out")
 }
 
 fn read(path: &Path, channels: usize) -> Result<Image> {
@@ -155,25 +145,21 @@ pub struct Restorer {
 
 impl Restorer {
     pub fn read(dir: &Path, which: &str, backend: Option<BackendKind>) -> Result<Self> {
-        let config = run_config(dir)?;
-        let ModelConfig::Restore(cfg) = &config.model else {
-            bail!(
-                "{} is a {} run; only a restore run repairs images",
-                dir.display(),
-                config.model.kind()
-            );
+        let pick = |m: &ModelConfig| match m {
+            ModelConfig::Restore(cfg) => Some(cfg.clone()),
+            _ => None,
         };
-        let (checkpoint, meta, parts) = find_checkpoint(dir, which)?;
-        let device = device::open(backend.unwrap_or(config.backend))?;
-        let (g, _) = cfg.init(meta.shape, &device)?;
-        let g = load_module(g, &parts, "generator")?.valid();
+        let needs = "only a restore run repairs images";
+        let (run, cfg) = Opened::open_as(dir, which, backend, pick, needs)?;
+        let (g, _) = cfg.init(run.meta.shape, &run.device)?;
+        let g = load_module(g, &run.parts, "generator")?.valid();
         Ok(Self {
-            cfg: cfg.clone(),
+            cfg,
             g,
-            channels: meta.shape.channels,
-            seed: config.seed,
-            device,
-            checkpoint,
+            channels: run.meta.shape.channels,
+            seed: run.config.seed,
+            device: run.device,
+            checkpoint: run.checkpoint,
         })
     }
 

@@ -11,7 +11,8 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::child;
+use crate::commands::child;
+use crate::commands::session;
 use crate::config::{self, Config};
 use crate::data::batch::{Batch, Normalizer, make_batch};
 use crate::data::{self, ImageSet};
@@ -19,7 +20,7 @@ use crate::device::{self, BackendKind};
 use crate::fsio;
 use crate::models::ModelConfig;
 use crate::models::kernel_svm::KernelSvmConfig;
-use crate::session;
+use crate::run_files;
 use crate::tasks::kernel_svm;
 use crate::train::Task;
 use crate::train::run;
@@ -117,7 +118,7 @@ impl BenchFile {
     pub fn new(machine: Machine, results: Vec<BenchResult>, failed: Vec<Failed>) -> Self {
         Self {
             fovea_version: env!("CARGO_PKG_VERSION").into(),
-            git_commit: run::git_commit(),
+            git_commit: run_files::git_commit(),
             machine,
             results,
             failed,

@@ -13,10 +13,11 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::commands::session;
 use crate::config;
 use crate::device::BackendKind;
 use crate::fsio;
-use crate::session;
+use crate::run_files;
 
 /// An experiment file.
 #[derive(Debug, Clone, Deserialize)]
@@ -314,7 +315,7 @@ pub fn run(args: FileArgs) -> Result<Finished> {
         "seeds": e.seeds,
         "file": args.file.display().to_string(),
         "command": std::env::args().collect::<Vec<_>>(),
-        "git_commit": crate::train::run::git_commit(),
+        "git_commit": run_files::git_commit(),
         "arms": results,
     });
     fsio::write_json(&dir.join("results.json"), &json)?;
@@ -359,7 +360,7 @@ fn train_arm(
         .with_context(|| format!("arm `{}`", arm.name))?;
     let what = format!("arm `{}` with seed {seed}", arm.name);
     let folder = session::ensure_run(config, dir, run, "experiment", &what, quiet)?;
-    session::read_summary(&folder)
+    run_files::read_summary(&folder)
 }
 
 /// The mean and the sample standard deviation (absent for one value).

@@ -1,0 +1,143 @@
+//! Using a trained classifier: its test metrics on a test set (`fovea eval`), and its classes
+//! for image files (`fovea predict`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, bail};
+
+use super::runs::{Loaded, load_run};
+use crate::data::batch::eval_batches;
+use crate::data::{self, ImageSet};
+use crate::device::BackendKind;
+use crate::models::Model;
+use crate::tasks::classify::{self, Evaluation};
+
+/// `fovea eval`: test metrics of a checkpoint, on the run's test set or another dataset's.
+pub fn eval(
+    dir: &Path,
+    which: &str,
+    dataset: Option<&str>,
+    data_dir: Option<&Path>,
+    backend: Option<BackendKind>,
+) -> Result<(Loaded, Evaluation)> {
+    let loaded = load_run(dir, which, backend)?;
+    let mut data_cfg = loaded.config.data.clone();
+    if let Some(name) = dataset {
+        data::check_dataset_name(name).map_err(|e| anyhow::anyhow!("--dataset {e}"))?;
+        data_cfg.dataset = name.to_string();
+        data_cfg.path = None;
+    }
+    if let Some(d) = data_dir {
+        data_cfg.path = Some(d.to_path_buf());
+    }
+    let data = data::load(&data_cfg, loaded.config.seed)?;
+    if let Some(why) = &data.source.fallback {
+        eprintln!("warning: {why}");
+    }
+    if data.test.shape != loaded.meta.shape
+        || data.source.classes.len() != loaded.meta.classes.len()
+    {
+        bail!(
+            "dataset `{}` has {} images in {} classes; the model takes {} images in {} classes",
+            data.source.dataset,
+            data.test.shape,
+            data.source.classes.len(),
+            loaded.meta.shape,
+            loaded.meta.classes.len()
+        );
+    }
+    let e = classify::evaluate(
+        &loaded.model,
+        &data.test,
+        &loaded.meta.normalizer,
+        loaded.config.train.eval_batch_size,
+        loaded.meta.classes.len(),
+        loaded.config.seed,
+        &loaded.device,
+    )?;
+    Ok((loaded, e))
+}
+
+/// One prediction: the file and its top classes with probabilities.
+#[derive(Debug, serde::Serialize)]
+pub struct Prediction {
+    pub file: String,
+    pub top: Vec<(String, f32)>,
+    /// With an early exit: the time step the decision was read at, of `steps`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decided_at_step: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steps: Option<usize>,
+}
+
+/// `fovea predict`: top-k classes for image files, converted to the model's channels and size.
+/// With `exit_margin` (spiking models only), each image's decision is read at the first time
+/// step where its top two probabilities differ by at least that much.
+pub fn predict(
+    loaded: &Loaded,
+    files: &[PathBuf],
+    top_k: usize,
+    exit_margin: Option<f64>,
+) -> Result<Vec<Prediction>> {
+    let spiking = match (&loaded.model, exit_margin) {
+        (_, None) => None,
+        (Model::CnnLif(m), Some(margin)) => {
+            if !(0.0..=1.0).contains(&margin) {
+                bail!("--exit-margin must be in [0, 1] (got {margin})");
+            }
+            Some((m, margin))
+        }
+        (_, Some(_)) => bail!(
+            "--exit-margin applies to spiking models (kind = \"cnn-lif\"); this run's model is `{}`",
+            loaded.config.model.kind()
+        ),
+    };
+    // Poisson spike coding draws from the device RNG: the same run, the same predictions.
+    loaded.device.seed(loaded.config.seed);
+    let shape = loaded.meta.shape;
+    let mut pixels = Vec::with_capacity(files.len() * shape.pixels());
+    for f in files {
+        pixels.extend(data::folder::decode(f, shape)?);
+    }
+    let set = ImageSet::new(shape, pixels, vec![0; files.len()])?;
+    let mut out = Vec::new();
+    let mut names = files.iter();
+    for batch in eval_batches(
+        &set,
+        loaded.config.train.eval_batch_size,
+        &loaded.meta.normalizer,
+    ) {
+        let decided: Vec<(Vec<f32>, Option<usize>)> = match spiking {
+            Some((m, margin)) => {
+                classify::probabilities_early_exit(m, batch.images, shape, margin, &loaded.device)?
+                    .into_iter()
+                    .map(|(p, step)| (p, Some(step)))
+                    .collect()
+            }
+            None => classify::probabilities(&loaded.model, batch.images, shape, &loaded.device)?
+                .into_iter()
+                .map(|p| (p, None))
+                .collect(),
+        };
+        for (probs, step) in decided {
+            let mut ranked: Vec<(usize, f32)> = probs.into_iter().enumerate().collect();
+            ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+            let top = ranked
+                .into_iter()
+                .take(top_k.max(1))
+                .map(|(i, p)| (loaded.meta.classes[i].clone(), p))
+                .collect();
+            out.push(Prediction {
+                file: names
+                    .next()
+                    .expect("one name per image")
+                    .display()
+                    .to_string(),
+                top,
+                decided_at_step: step,
+                steps: spiking.map(|(m, _)| m.steps()),
+            });
+        }
+    }
+    Ok(out)
+}
