@@ -132,6 +132,45 @@ pub fn peak_rss_mib() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
+/// The machine's memory (Linux: `MemTotal`), in bytes; `None` where it cannot be read.
+pub fn memory_bytes() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kb.checked_mul(1024)
+}
+
+/// Refuses an allocation of `bytes` that cannot fit in this machine's memory (or, where the
+/// memory cannot be read, 64 GiB), before it is attempted: `what` names the thing and the key
+/// that sizes it.
+pub fn check_fits(what: &str, bytes: u128) -> Result<()> {
+    let memory = memory_bytes().unwrap_or(64 << 30);
+    if bytes > memory as u128 {
+        bail!(
+            "{what} would need {} but this machine has {} of memory",
+            human_bytes(bytes),
+            human_bytes(memory as u128)
+        );
+    }
+    Ok(())
+}
+
+/// `bytes` in B, KiB, MiB, GiB, TiB or PiB, to one decimal.
+pub fn human_bytes(bytes: u128) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < units.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", units[unit])
+    }
+}
+
 /// A short description of the device for run.json.
 pub fn describe(kind: BackendKind, device: &Device) -> String {
     format!("{kind}: {device:?}")

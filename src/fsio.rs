@@ -54,6 +54,17 @@ pub fn append_line(path: &Path, line: &str) -> Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// Flushes a file's appended lines to the disk (nothing when it does not exist yet).
+pub fn sync_file(path: &Path) -> Result<()> {
+    match std::fs::OpenOptions::new().append(true).open(path) {
+        Ok(f) => f
+            .sync_all()
+            .with_context(|| format!("cannot sync {}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("cannot open {}", path.display())),
+    }
+}
+
 /// Refuses a folder for a command's output that already holds anything: nothing there is
 /// overwritten.
 pub fn check_output_dir(dir: &Path) -> Result<()> {

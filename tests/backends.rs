@@ -112,11 +112,8 @@ fn same_weights_same_logits_on_every_backend() {
         );
         for &kind in &backends {
             let got = logits_on(kind, config, &parts, &input);
-            let worst = reference
-                .iter()
-                .zip(&got)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0f32, f32::max);
+            let worst = fovea_kernels::max_difference(&reference, &got)
+                .unwrap_or_else(|e| panic!("{kind}: {e}"));
             eprintln!(
                 "{} on {kind}: max |logit difference| vs flex = {worst:.2e}",
                 config.kind()
@@ -167,11 +164,8 @@ fn the_kernel_svm_decides_the_same_on_every_backend() {
     }
     for kind in backends {
         let got = logits_on(kind, &config, &parts, &input);
-        let worst = reference
-            .iter()
-            .zip(&got)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
+        let worst = fovea_kernels::max_difference(&reference, &got)
+            .unwrap_or_else(|e| panic!("{kind}: {e}"));
         eprintln!("kernel-svm on {kind}: max |decision difference| vs flex = {worst:.2e}");
         assert!(worst < 1e-3, "kernel-svm on {kind}: differs by {worst}");
     }
@@ -278,11 +272,8 @@ fn the_gan_generates_the_same_images_on_every_backend() {
     }
     for kind in backends {
         let got = outputs(kind);
-        let worst = reference
-            .iter()
-            .zip(&got)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
+        let worst = fovea_kernels::max_difference(&reference, &got)
+            .unwrap_or_else(|e| panic!("{kind}: {e}"));
         eprintln!("gan on {kind}: max |difference| vs flex = {worst:.2e}");
         assert!(
             worst < 1e-3,
@@ -359,11 +350,8 @@ fn the_restoring_network_repairs_the_same_on_every_backend() {
     for kind in backends {
         let got = outputs(kind);
         assert_eq!(got.len(), reference.len());
-        let worst = reference
-            .iter()
-            .zip(&got)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
+        let worst = fovea_kernels::max_difference(&reference, &got)
+            .unwrap_or_else(|e| panic!("{kind}: {e}"));
         eprintln!("restore on {kind}: max |difference| vs flex = {worst:.2e}");
         assert!(
             worst < 1e-3,

@@ -443,3 +443,65 @@ fn download_unpacks_an_archive_and_writes_sha256sums() {
     let raw = sources::load_dir(spec, dir.path()).unwrap();
     assert_eq!((raw.train.len(), raw.test.len()), (10, 2));
 }
+
+#[test]
+fn a_download_that_breaks_off_keeps_nothing_and_says_how_much_arrived() {
+    // A server that promises 100,000 bytes, sends 1,000 and hangs up.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut request = [0u8; 4096];
+        let _ = std::io::Read::read(&mut stream, &mut request);
+        stream
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+            .unwrap();
+        stream.write_all(&[7u8; 1000]).unwrap();
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let file = RemoteFile {
+        name: "cut.bin",
+        url: leak(format!("http://{addr}/cut.bin")),
+        checksum: Checksum::Sha256(leak("0".repeat(64))),
+    };
+    let err = format!(
+        "{:#}",
+        sources::download_file(&file, dir.path(), true).unwrap_err()
+    );
+    server.join().unwrap();
+    assert!(
+        err.contains("broke off after 1000 bytes of 100000"),
+        "{err}"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn an_archive_entry_that_would_land_outside_its_folder_is_refused() {
+    for name in [
+        "../escaped.txt",
+        "/escaped-absolute.txt",
+        "a/../../escaped.txt",
+    ] {
+        let mut header = tar::Header::new_old();
+        // Written into the header by hand: the tar crate's own builder refuses such names.
+        header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        header.set_size(3);
+        header.set_mode(0o644);
+        header.set_cksum();
+        let mut tar = tar::Builder::new(Vec::new());
+        tar.append(&header, &b"bad"[..]).unwrap();
+        let archive = gz(&tar.into_inner().unwrap());
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("inside");
+        std::fs::create_dir(&dir).unwrap();
+        let err = format!("{:#}", sources::unpack(&archive[..], &dir).unwrap_err());
+        assert!(err.contains("would land outside"), "{name}: {err}");
+        assert!(!root.path().join("escaped.txt").exists());
+        assert!(std::fs::read_dir(&dir).unwrap().next().is_none());
+    }
+}

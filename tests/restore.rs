@@ -32,7 +32,9 @@ fn a_restore_run_measures_itself_resumes_exactly_and_repairs_files() {
     let setup = on_sample(
         "restore-inpaint.toml",
         &[
-            "train.epochs=2",
+            // enough steps for the network to repair better than the damage it sees
+            "train.epochs=6",
+            "train.lr=0.002",
             "model.channels=4",
             "model.d_channels=4",
             "eval.judge_epochs=1",
@@ -53,6 +55,16 @@ fn a_restore_run_measures_itself_resumes_exactly_and_repairs_files() {
     // the damage costs accuracy and quality; the classical repair wins some of it back
     assert!(
         s["test_psnr_damaged"].as_f64() < s["test_psnr_baseline"].as_f64(),
+        "{s}"
+    );
+    // and the trained network repairs: its images are closer to the clean ones than the
+    // damaged images are
+    assert!(
+        s["test_psnr"].as_f64() > s["test_psnr_damaged"].as_f64(),
+        "{s}"
+    );
+    assert!(
+        s["test_ssim"].as_f64() > s["test_ssim_damaged"].as_f64(),
         "{s}"
     );
     for f in [

@@ -222,6 +222,22 @@ fn every_model_config_trains_one_epoch_on_the_sample() {
     }
 }
 
+/// Waits (two minutes at most) until a running training has written `n` checkpoints.
+fn wait_for_checkpoints(ckpts: &Path, n: usize) {
+    let start = Instant::now();
+    while fovea::train::checkpoint::list(ckpts)
+        .map(|l| l.len())
+        .unwrap_or(0)
+        < n
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no checkpoint appeared"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 #[test]
 fn resume_after_kill_9_at_an_arbitrary_moment() {
     let dir = tempfile::tempdir().unwrap();
@@ -234,21 +250,19 @@ fn resume_after_kill_9_at_an_arbitrary_moment() {
     args.extend_from_slice(common::SMALL);
     args.extend_from_slice(&setup);
     let mut child = common::fovea(d).args(&args).spawn().unwrap();
-    let ckpts = d.join("artifacts/killed/checkpoints");
-    let start = Instant::now();
-    while fovea::train::checkpoint::list(&ckpts)
-        .map(|l| l.len())
-        .unwrap_or(0)
-        < 2
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "no checkpoint appeared"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_for_checkpoints(&d.join("artifacts/killed/checkpoints"), 2);
     child.kill().unwrap(); // SIGKILL
     let status = child.wait().unwrap();
+    // Killed mid-run, not finished before the kill came.
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9),
+        "the run ended before it was killed: {status:?}"
+    );
+    assert_eq!(
+        read_json(&d.join("artifacts/killed/run.json"))["status"],
+        "running"
+    );
     let resumed = run(d, &["resume", "artifacts/killed", "--quiet"]);
     assert!(resumed.status.success(), "{}", text(&resumed));
     eprintln!("killed run exited with {status:?}; resumed");
@@ -454,8 +468,10 @@ fn a_diverging_run_stops_with_a_clear_message() {
     );
 }
 
+/// Ctrl-C (SIGINT) and SIGTERM (docker stop, systemd, timeout) both stop a run after a
+/// checkpoint of its own, and resume from it ends where the uninterrupted run ends.
 #[test]
-fn ctrl_c_checkpoints_mid_epoch_and_resume_matches_the_uninterrupted_run() {
+fn ctrl_c_and_sigterm_checkpoint_mid_epoch_and_resume_matches_the_uninterrupted_run() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let setup = [
@@ -467,50 +483,55 @@ fn ctrl_c_checkpoints_mid_epoch_and_resume_matches_the_uninterrupted_run() {
     let straight = train(d, "straight", &setup);
     assert!(straight.status.success(), "{}", text(&straight));
 
-    let mut args = vec!["train", "--name", "int"];
-    args.extend_from_slice(common::SMALL);
-    args.extend_from_slice(&setup);
-    let mut child = common::fovea(d).args(&args).spawn().unwrap();
-    // Wait until training runs (the first epoch's checkpoint exists), then send SIGINT.
-    let ckpts = d.join("artifacts/int/checkpoints");
-    let start = Instant::now();
-    while fovea::train::checkpoint::list(&ckpts)
-        .map(|l| l.len())
-        .unwrap_or(0)
-        < 1
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "no checkpoint appeared"
+    for signal in ["INT", "TERM"] {
+        let name = format!("int-{signal}");
+        let mut args = vec!["train", "--name", &name];
+        args.extend_from_slice(common::SMALL);
+        args.extend_from_slice(&setup);
+        let mut child = common::fovea(d).args(&args).spawn().unwrap();
+        // Wait until training runs (the first epoch's checkpoint exists), then signal.
+        let ckpts = d.join(format!("artifacts/{name}/checkpoints"));
+        wait_for_checkpoints(&ckpts, 1);
+        std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(
+            status.code(),
+            Some(130),
+            "SIG{signal} did not interrupt the run"
         );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130), "the run was not interrupted");
-    assert_eq!(
-        read_json(&d.join("artifacts/int/run.json"))["status"],
-        "interrupted"
-    );
-    // The interrupt wrote a checkpoint of its own, in mid-epoch (epoch checkpoints have batch 0).
-    let newest = &fovea::train::checkpoint::list(&ckpts).unwrap()[0].1;
-    let (meta, _): (serde_json::Value, _) = fovea::train::checkpoint::read(newest).unwrap();
-    assert!(meta["state"]["batch"].as_u64().unwrap() > 0, "{meta}");
+        let run_dir = d.join(format!("artifacts/{name}"));
+        assert_eq!(
+            read_json(&run_dir.join("run.json"))["status"],
+            "interrupted"
+        );
+        // The interrupt wrote a checkpoint of its own, in mid-epoch (epoch checkpoints have
+        // batch 0).
+        let newest = &fovea::train::checkpoint::list(&ckpts).unwrap()[0].1;
+        let (meta, _): (serde_json::Value, _) = fovea::train::checkpoint::read(newest).unwrap();
+        assert!(
+            meta["state"]["batch"].as_u64().unwrap() > 0,
+            "SIG{signal}: {meta}"
+        );
 
-    let resumed = run(d, &["resume", "artifacts/int", "--quiet"]);
-    assert!(resumed.status.success(), "{}", text(&resumed));
-    let (a, b) = (d.join("artifacts/straight"), d.join("artifacts/int"));
-    assert_eq!(read_json(&b.join("run.json"))["status"], "completed");
-    assert_eq!(read_json(&b.join("summary.json"))["steps"], 60);
-    assert_eq!(
-        final_weights(&a),
-        final_weights(&b),
-        "weights differ after resume"
-    );
-    assert_eq!(logged(&a), logged(&b), "metrics.jsonl differs after resume");
+        let resumed = run(d, &["resume", run_dir.to_str().unwrap(), "--quiet"]);
+        assert!(resumed.status.success(), "{}", text(&resumed));
+        let a = d.join("artifacts/straight");
+        assert_eq!(read_json(&run_dir.join("run.json"))["status"], "completed");
+        assert_eq!(read_json(&run_dir.join("summary.json"))["steps"], 60);
+        assert_eq!(
+            final_weights(&a),
+            final_weights(&run_dir),
+            "SIG{signal}: weights differ after resume"
+        );
+        assert_eq!(
+            logged(&a),
+            logged(&run_dir),
+            "SIG{signal}: metrics.jsonl differs after resume"
+        );
+    }
 }
 
 #[test]

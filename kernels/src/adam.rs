@@ -202,18 +202,16 @@ mod tests {
         let data = |n: usize, seed: f32| -> Vec<f32> {
             (0..n).map(|i| ((i as f32 + seed) * 0.7).sin()).collect()
         };
-        // five steps of a 5 → 3 layer from the same weights and inputs
-        let run = |mut optim: ModuleOptimizer| -> Vec<f32> {
-            let mut layer: Linear = LinearConfig::new(5, 3).init(&device);
-            let weight = TensorData::new(data(15, 0.0), [5, 3]);
+        // five steps of an `inputs` → `outputs` layer from the same weights and inputs
+        let run = |mut optim: ModuleOptimizer, inputs: usize, outputs: usize| -> Vec<f32> {
+            let mut layer: Linear = LinearConfig::new(inputs, outputs).init(&device);
+            let weight = TensorData::new(data(inputs * outputs, 0.0), [inputs, outputs]);
             layer.weight = burn::module::Param::from_tensor(Tensor::from_data(weight, &device));
-            let bias = Tensor::from_data(TensorData::new(data(3, 9.0), [3]), &device);
+            let bias = Tensor::from_data(TensorData::new(data(outputs, 9.0), [outputs]), &device);
             layer.bias = Some(burn::module::Param::from_tensor(bias));
             for step in 0..5 {
-                let x = TensorData::new(data(8, step as f32 * 3.0), [4, 2]);
-                let x = Tensor::<2>::from_data(x, &device)
-                    .repeat_dim(1, 3)
-                    .slice([0..4, 0..5]);
+                let x = TensorData::new(data(4 * inputs, step as f32 * 3.0), [4, inputs]);
+                let x = Tensor::<2>::from_data(x, &device);
                 let loss = layer.forward(x).powi_scalar(2).sum();
                 let grads = GradientsParams::from_grads(loss.backward(), &layer);
                 layer = optim.step(0.01, layer, grads);
@@ -225,17 +223,23 @@ mod tests {
         // Burn's defaults, and a GAN's β₁ = 0.5; with and without weight decay
         for (beta_1, beta_2) in [(0.9, 0.999), (0.5, 0.999)] {
             for decay in [None, Some(0.05)] {
-                let burn = AdamConfig::new()
-                    .with_beta_1(beta_1)
-                    .with_beta_2(beta_2)
-                    .with_weight_decay(decay.map(WeightDecayConfig::new))
-                    .init();
-                let fused = ModuleOptimizer::from(FusedAdam::new(beta_1, beta_2, decay));
-                let (theirs, ours) = (run(burn), run(fused));
-                assert_eq!(
-                    ours, theirs,
-                    "betas {beta_1}, {beta_2}, weight decay {decay:?}"
-                );
+                let burn = || {
+                    AdamConfig::new()
+                        .with_beta_1(beta_1)
+                        .with_beta_2(beta_2)
+                        .with_weight_decay(decay.map(WeightDecayConfig::new))
+                        .init()
+                };
+                let fused = || ModuleOptimizer::from(FusedAdam::new(beta_1, beta_2, decay));
+                // a weight of 15 values, and one of 20,000: more than one of the kernel's runs
+                for (inputs, outputs) in [(5, 3), (200, 100)] {
+                    let ours = run(fused(), inputs, outputs);
+                    let theirs = run(burn(), inputs, outputs);
+                    assert_eq!(
+                        ours, theirs,
+                        "{inputs} → {outputs}: betas {beta_1}, {beta_2}, weight decay {decay:?}"
+                    );
+                }
             }
         }
     }

@@ -12,7 +12,7 @@
 //! product, image by image), `winograd` (its 3 × 3 kernels by Winograd's F(2×2, 3×3)), `conv`
 //! (what the three convolutions share), `batch_norm`, `norm_pool` (batch norm and 2 × 2 pooling
 //! in one pass), `dense` (fully connected layers), `dropout` and `adam` (Adam's step in one
-//! pass). `extension` declares the ops, `flex` implements them on plain flex and `autodiff` on
+//! pass). `compare` is the comparison their parity tests use. `extension` declares the ops, `flex` implements them on plain flex and `autodiff` on
 //! autodiff flex with their backward nodes; `simd` holds what every kernel's inner loops use.
 //!
 //! The crate imports nothing of fovea: it is a backend extension that any Burn program on flex
@@ -25,6 +25,7 @@ mod simd;
 mod adam;
 mod autodiff;
 mod batch_norm;
+mod compare;
 mod conv;
 mod dense;
 mod direct;
@@ -40,6 +41,7 @@ mod winograd;
 
 pub use adam::FusedAdam;
 pub use batch_norm::{batch_norm_eval, batch_norm_train};
+pub use compare::max_difference;
 pub use dense::linear;
 pub use direct::conv_same;
 pub use dropout::dropout;

@@ -3,9 +3,12 @@
 //! failed entry, not the end of the whole command.
 
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result};
+
+use crate::train;
 
 /// A command that runs this `fovea` executable.
 pub fn fovea() -> Result<Command> {
@@ -14,13 +17,28 @@ pub fn fovea() -> Result<Command> {
 }
 
 /// Runs a child, its error output shown as it comes; returns its last error line (or its exit
-/// status) when it failed.
+/// status) when it failed. Where this process catches interrupts, the child runs in a process
+/// group of its own and each interrupt is passed on to it once (a terminal's Ctrl-C would
+/// otherwise reach it twice).
 pub fn run(mut cmd: Command) -> Result<Option<String>> {
+    let forward = train::interrupts_handled();
+    if forward {
+        cmd.process_group(0);
+    }
     let mut child = cmd
         .stdin(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .context("cannot start a fovea child process")?;
+    if forward {
+        train::forward_interrupts_to(Some(child.id()));
+    }
+    let ended = run_to_end(&mut child);
+    train::forward_interrupts_to(None);
+    ended
+}
+
+fn run_to_end(child: &mut std::process::Child) -> Result<Option<String>> {
     let mut last = None;
     if let Some(err) = child.stderr.take() {
         let mut out = std::io::stderr();

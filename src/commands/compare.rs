@@ -351,6 +351,14 @@ fn measure(config: &Config, folder: &Path) -> Result<Measured> {
     let info = run_files::read_info(folder)?;
     let loaded = runs::load_run(folder, "last", Some(config.backend))?;
     let data = data::load(&loaded.config.data, loaded.config.seed)?;
+    loaded
+        .meta
+        .check_data(
+            &format!("the data of {} now", folder.display()),
+            data.train.shape,
+            data.source.classes.len(),
+        )
+        .map_err(|e| anyhow::anyhow!("{e:#}: move the run away to train it again"))?;
     let classes = loaded.meta.classes.len();
     // The kernel SVM is fitted on the first `subset` images of each class: its training accuracy
     // is measured on exactly those.

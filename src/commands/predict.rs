@@ -34,18 +34,11 @@ pub fn eval(
     if let Some(why) = &data.source.fallback {
         eprintln!("warning: {why}");
     }
-    if data.test.shape != loaded.meta.shape
-        || data.source.classes.len() != loaded.meta.classes.len()
-    {
-        bail!(
-            "dataset `{}` has {} images in {} classes; the model takes {} images in {} classes",
-            data.source.dataset,
-            data.test.shape,
-            data.source.classes.len(),
-            loaded.meta.shape,
-            loaded.meta.classes.len()
-        );
-    }
+    loaded.meta.check_data(
+        &format!("dataset `{}`", data.source.dataset),
+        data.test.shape,
+        data.source.classes.len(),
+    )?;
     let e = classify::evaluate(
         &loaded.model,
         &data.test,

@@ -13,7 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use super::runs::Opened;
 use crate::data::InputShape;
 use crate::data::batch::mix;
-use crate::data::folder::{decode_native, save_png};
+use crate::data::folder::{self, decode_native, save_png};
 use crate::device::BackendKind;
 use crate::fsio;
 use crate::models::ModelConfig;
@@ -88,8 +88,8 @@ fn out_file(out: &Path, input: &Path, suffix: &str) -> PathBuf {
 
 /// The channels a user's image is read with when nothing else decides: 3 for colour, 1 else.
 fn own_channels(path: &Path) -> Result<usize> {
-    let img = image::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(if img.color().has_color() { 3 } else { 1 })
+    let (_, _, has_color) = folder::header(path)?;
+    Ok(if has_color { 3 } else { 1 })
 }
 
 /// `fovea damage`: writes each image damaged by `cfg` into `out` (same file stem, PNG), with

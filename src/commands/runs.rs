@@ -57,6 +57,23 @@ impl Opened {
             config.backend = b;
         }
         let (checkpoint, meta, parts) = find_checkpoint(dir, which)?;
+        if meta.model_kind != config.model.kind() {
+            bail!(
+                "{} holds a {} checkpoint but its config.toml is of a {} run",
+                checkpoint.display(),
+                meta.model_kind,
+                config.model.kind()
+            );
+        }
+        config
+            .model
+            .check_fits(
+                meta.shape,
+                meta.classes.len(),
+                config.train.batch_size,
+                config.train.eval_batch_size,
+            )
+            .with_context(|| format!("{}", dir.join(run_files::CONFIG).display()))?;
         let device = device::open(config.backend)?;
         let opened = Opened {
             config,
@@ -96,8 +113,15 @@ pub fn load_run(dir: &Path, which: &str, backend: Option<BackendKind>) -> Result
     })
 }
 
-/// Finds `which` checkpoint of a run: `best`, `last` or a step number.
+/// Finds `which` checkpoint of a run (`best`, `last` or a step number), its metadata checked.
 fn find_checkpoint(dir: &Path, which: &str) -> Result<Found> {
+    let (path, meta, parts) = pick_checkpoint(dir, which)?;
+    meta.check()
+        .with_context(|| format!("checkpoint {}", path.display()))?;
+    Ok((path, meta, parts))
+}
+
+fn pick_checkpoint(dir: &Path, which: &str) -> Result<Found> {
     let ckpts = dir.join(run_files::CHECKPOINTS);
     let newest = || -> Result<Found> {
         checkpoint::newest_intact::<CheckpointMeta>(&ckpts)?

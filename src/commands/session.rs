@@ -108,6 +108,12 @@ pub fn build_task(
     quiet: bool,
     device: &Device,
 ) -> Result<Box<dyn Task>> {
+    config.model.check_fits(
+        data.train.shape,
+        data.source.classes.len(),
+        config.train.batch_size,
+        config.train.eval_batch_size,
+    )?;
     let judge = match &config.model {
         ModelConfig::Gan(_) | ModelConfig::Restore(_) => Some(judge(config, data, quiet)?),
         _ => None,
@@ -366,6 +372,20 @@ pub fn resume(
         (Some(_), Err(e)) => return Err(e),
     };
     check_same_data(&info.data, &data.source)?;
+    info.normalizer
+        .check(data.train.shape.channels)
+        .with_context(|| format!("{}", run.dir.join(run_files::RUN_JSON).display()))?;
+    if let Some((path, meta, _)) = &point {
+        meta.check()
+            .and_then(|_| {
+                meta.check_data(
+                    "the run's data",
+                    data.train.shape,
+                    data.source.classes.len(),
+                )
+            })
+            .with_context(|| format!("checkpoint {}", path.display()))?;
+    }
     let mut task = build_task(&config, &data, &info.normalizer, options.quiet, &device)?;
     let (state, normalizer, from) = match point {
         Some((path, meta, parts)) => {

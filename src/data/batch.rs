@@ -48,6 +48,25 @@ impl Normalizer {
         }
     }
 
+    /// Refuses a normalizer that does not fit images of `channels` channels, or whose values
+    /// are not finite (a standard deviation must be positive).
+    pub fn check(&self, channels: usize) -> anyhow::Result<()> {
+        if self.mean.len() != channels || self.std.len() != channels {
+            anyhow::bail!(
+                "the normalizer has {} means and {} standard deviations for images of {channels} channel(s)",
+                self.mean.len(),
+                self.std.len()
+            );
+        }
+        if let Some(v) = self.mean.iter().find(|v| !v.is_finite()) {
+            anyhow::bail!("the normalizer has a mean of {v}");
+        }
+        if let Some(v) = self.std.iter().find(|v| !(v.is_finite() && **v > 0.0)) {
+            anyhow::bail!("the normalizer has a standard deviation of {v}");
+        }
+        Ok(())
+    }
+
     /// A lookup table per channel: byte value → normalized float.
     pub fn tables(&self) -> Vec<[f32; 256]> {
         self.mean

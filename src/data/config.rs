@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::set::MAX_SIDE;
 use super::sources::check_dataset_name;
 
 /// `[data]` of a config file.
@@ -57,6 +58,12 @@ impl DataConfig {
             return Err(format!(
                 "test_fraction must be in (0, 1) (got {})",
                 self.test_fraction
+            ));
+        }
+        if self.image_size > MAX_SIDE {
+            return Err(format!(
+                "image_size must be at most {MAX_SIDE} pixels (got {})",
+                self.image_size
             ));
         }
         check_dataset_name(&self.dataset).map_err(|e| format!("dataset {e}"))?;

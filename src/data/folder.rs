@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 use image::ImageFormat;
 use sha2::{Digest, Sha256};
 
-use super::set::{FileRecord, ImageSet, InputShape, RawDataset};
+use super::set::{FileRecord, ImageSet, InputShape, MAX_SIDE, RawDataset};
 use super::split::stratified_split;
 
 /// The image files of one class folder.
@@ -91,26 +91,44 @@ pub fn decode(path: &Path, shape: InputShape) -> Result<Vec<u8>> {
 }
 
 fn decode_bytes(path: &Path, bytes: &[u8], shape: InputShape) -> Result<Vec<u8>> {
-    Ok(to_shape(open_bytes(path, bytes)?, shape))
+    Ok(to_shape(open_bytes(path, bytes, MAX_DECODED_SIDE)?, shape))
 }
 
-fn open_bytes(path: &Path, bytes: &[u8]) -> Result<image::DynamicImage> {
-    image::ImageReader::new(std::io::Cursor::new(bytes))
+/// The largest side of an image decoded to be resized (a photo of a camera's full resolution).
+const MAX_DECODED_SIDE: u32 = 16_384;
+
+/// Decodes an image no wider or taller than `max_side`, refused from its header before any pixel
+/// is decoded.
+fn open_bytes(path: &Path, bytes: &[u8], max_side: u32) -> Result<image::DynamicImage> {
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
-        .with_context(|| format!("cannot read {}", path.display()))?
-        .decode()
-        .with_context(|| format!("cannot decode image {}", path.display()))
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(max_side);
+    limits.max_image_height = Some(max_side);
+    limits.max_alloc = Some(u64::from(max_side) * u64::from(max_side) * 4);
+    reader.limits(limits);
+    reader.decode().map_err(|e| match e {
+        image::ImageError::Limits(_) => anyhow::anyhow!(
+            "image {} is too large to decode (at most {max_side} pixels a side)",
+            path.display()
+        ),
+        e => anyhow::Error::new(e).context(format!("cannot decode image {}", path.display())),
+    })
 }
 
 /// Decodes one image file at its own size, converted to `channels` (1 or 3).
 pub fn decode_native(path: &Path, channels: usize) -> Result<(InputShape, Vec<u8>)> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let img = open_bytes(path, &bytes)?;
+    let img = open_bytes(path, &bytes, MAX_SIDE as u32)?;
     let shape = InputShape {
         channels,
         height: img.height() as usize,
         width: img.width() as usize,
     };
+    shape
+        .check()
+        .with_context(|| format!("{}", path.display()))?;
     Ok((shape, to_shape(img, shape)))
 }
 
@@ -164,21 +182,27 @@ fn load_set(
     ImageSet::new(shape, images, labels)
 }
 
+/// An image file's width, height and whether it has colour, from its header alone.
+pub fn header(path: &Path) -> Result<(u32, u32, bool)> {
+    let decoder = image::ImageReader::open(path)
+        .with_context(|| format!("cannot open image {}", path.display()))?
+        .with_guessed_format()
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .into_decoder()
+        .with_context(|| format!("cannot decode image {}", path.display()))?;
+    let (w, h) = image::ImageDecoder::dimensions(&decoder);
+    Ok((w, h, image::ImageDecoder::color_type(&decoder).has_color()))
+}
+
 /// Picks channels and size from the images: RGB if any image has colour.
 fn infer_shape(classes: &[Class], image_size: usize) -> Result<InputShape> {
     let mut first = None;
     let mut color = false;
     'all: for (_, files) in classes {
         for f in files {
-            let decoder = image::ImageReader::open(f)
-                .with_context(|| format!("cannot open image {}", f.display()))?
-                .with_guessed_format()
-                .with_context(|| format!("cannot read {}", f.display()))?
-                .into_decoder()
-                .with_context(|| format!("cannot decode image {}", f.display()))?;
-            let (w, h) = image::ImageDecoder::dimensions(&decoder);
+            let (w, h, has_color) = header(f)?;
             first.get_or_insert((h as usize, w as usize));
-            if image::ImageDecoder::color_type(&decoder).has_color() {
+            if has_color {
                 color = true;
                 break 'all;
             }
@@ -188,11 +212,17 @@ fn infer_shape(classes: &[Class], image_size: usize) -> Result<InputShape> {
         (0, Some(hw)) => hw,
         _ => (image_size, image_size),
     };
-    Ok(InputShape {
+    let shape = InputShape {
         channels: if color { 3 } else { 1 },
         height: h,
         width: w,
-    })
+    };
+    shape.check().context(if image_size == 0 {
+        "the first image's size (set data.image_size to resize every image)"
+    } else {
+        "data.image_size"
+    })?;
+    Ok(shape)
 }
 
 /// (relative path, SHA-256) of every file read, and their total size.

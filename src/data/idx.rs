@@ -6,6 +6,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
+use crate::device;
+
 /// An IDX array of unsigned bytes: its dimensions and its data, in row-major order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IdxArray {
@@ -15,61 +17,79 @@ pub struct IdxArray {
 
 /// Reads an IDX file of unsigned bytes (type 0x08), gzipped or raw.
 pub fn read(path: &Path) -> Result<IdxArray> {
+    let len = std::fs::metadata(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .len();
+    device::check_fits(&format!("reading {}", path.display()), len as u128)?;
     let raw = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     parse(&raw).with_context(|| format!("{}: not a valid IDX file", path.display()))
 }
 
 /// Parses IDX bytes (gzipped or raw), checking the magic, the dimensions and the exact length.
+/// A gzipped file is inflated no further than its header says the data goes (and one byte more,
+/// to see trailing data), and only once the header's size fits in memory.
 pub fn parse(raw: &[u8]) -> Result<IdxArray> {
-    let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(raw)
-            .read_to_end(&mut out)
-            .context("gzip stream is corrupt or truncated")?;
-        out
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        parse_stream(flate2::read::GzDecoder::new(raw))
     } else {
-        raw.to_vec()
-    };
-    if bytes.len() < 4 {
-        bail!(
-            "file is {} bytes long, too short for the 4-byte magic",
-            bytes.len()
-        );
+        parse_stream(raw)
     }
-    if bytes[0] != 0 || bytes[1] != 0 {
-        bail!(
-            "bad magic {:02x?}: an IDX file starts with two zero bytes",
-            &bytes[..4]
-        );
+}
+
+fn parse_stream(mut r: impl Read) -> Result<IdxArray> {
+    let mut magic = [0u8; 4];
+    let got = read_full(&mut r, &mut magic)?;
+    if got < 4 {
+        bail!("file is {got} bytes long, too short for the 4-byte magic");
     }
-    if bytes[2] != 0x08 {
+    if magic[0] != 0 || magic[1] != 0 {
+        bail!("bad magic {magic:02x?}: an IDX file starts with two zero bytes");
+    }
+    if magic[2] != 0x08 {
         bail!(
             "element type 0x{:02x} is not supported (only unsigned bytes, 0x08)",
-            bytes[2]
+            magic[2]
         );
     }
-    let ndim = bytes[3] as usize;
+    let ndim = magic[3] as usize;
     if ndim == 0 {
         bail!("zero dimensions");
     }
-    let header = 4 + 4 * ndim;
-    if bytes.len() < header {
+    let mut header = vec![0u8; 4 * ndim];
+    let got = read_full(&mut r, &mut header)?;
+    if got < header.len() {
         bail!(
             "header declares {ndim} dimensions but the file ends after {} bytes",
-            bytes.len()
+            4 + got
         );
     }
-    let dims: Vec<usize> = (0..ndim)
-        .map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().unwrap()) as usize)
+    let dims: Vec<usize> = header
+        .chunks_exact(4)
+        .map(|b| u32::from_be_bytes(b.try_into().unwrap()) as usize)
         .collect();
-    let expected = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
-    let Some(expected) = expected else {
+    if let Some(i) = dims.iter().position(|&d| d == 0) {
+        bail!("dimension {i} of {dims:?} is 0");
+    }
+    let Some(expected) = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)) else {
         bail!("dimensions {dims:?} overflow")
     };
-    let actual = bytes.len() - header;
-    if actual != expected {
+    device::check_fits(
+        &format!("IDX data of dimensions {dims:?}"),
+        expected as u128,
+    )?;
+    let mut data = Vec::new();
+    r.take(expected as u64 + 1)
+        .read_to_end(&mut data)
+        .context("gzip stream is corrupt or truncated")?;
+    if data.len() != expected {
+        let actual = data.len();
         bail!(
-            "dimensions {dims:?} need {expected} data bytes but the file has {actual} ({})",
+            "dimensions {dims:?} need {expected} data bytes but the file has {} ({})",
+            if actual < expected {
+                actual.to_string()
+            } else {
+                "more".to_string()
+            },
             if actual < expected {
                 "truncated"
             } else {
@@ -77,10 +97,21 @@ pub fn parse(raw: &[u8]) -> Result<IdxArray> {
             }
         );
     }
-    Ok(IdxArray {
-        dims,
-        data: bytes[header..].to_vec(),
-    })
+    Ok(IdxArray { dims, data })
+}
+
+/// Reads until `buf` is full or the stream ends; the number of bytes read.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e).context("gzip stream is corrupt or truncated"),
+        }
+    }
+    Ok(got)
 }
 
 /// Encodes bytes as an IDX file (raw, not gzipped).
@@ -121,6 +152,62 @@ pub fn split_from(img: IdxArray, lab: IdxArray) -> Result<(Vec<u8>, Vec<u8>, usi
 mod tests {
     use super::*;
 
+    /// A gzip stream whose header declares `dims` followed by `len` zero bytes.
+    fn gzipped(dims: &[usize], len: usize) -> Vec<u8> {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &encode(dims, &[])).unwrap();
+        let zeros = vec![0u8; 1 << 20];
+        let mut left = len;
+        while left > 0 {
+            let n = left.min(zeros.len());
+            std::io::Write::write_all(&mut gz, &zeros[..n]).unwrap();
+            left -= n;
+        }
+        gz.finish().unwrap()
+    }
+
+    /// A reader that counts the bytes it hands out.
+    struct Counted<R> {
+        inner: R,
+        read: usize,
+    }
+
+    impl<R: Read> Read for Counted<R> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            self.read += n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_gzip_stream_is_inflated_no_further_than_its_header_says() {
+        // 64 MiB of zeros behind a header that declares 8 bytes: the trailing data is found
+        // one byte past them, not after inflating all of it.
+        let bomb = gzipped(&[2, 2, 2], 64 << 20);
+        let mut stream = Counted {
+            inner: flate2::read::GzDecoder::new(&bomb[..]),
+            read: 0,
+        };
+        let err = format!("{:#}", parse_stream(&mut stream).unwrap_err());
+        assert!(err.contains("trailing data"), "{err}");
+        assert!(
+            stream.read <= 4 + 12 + 8 + 1,
+            "inflated {} bytes",
+            stream.read
+        );
+        assert!(format!("{:#}", parse(&bomb).unwrap_err()).contains("trailing data"));
+    }
+
+    #[test]
+    fn a_header_larger_than_memory_is_refused_before_inflating() {
+        let err = format!(
+            "{:#}",
+            parse(&gzipped(&[1 << 20, 1 << 20, 1 << 10], 0)).unwrap_err()
+        );
+        assert!(err.contains("this machine has"), "{err}");
+    }
+
     #[test]
     fn round_trip_raw_and_gzip() {
         let data: Vec<u8> = (0..2 * 3 * 4).map(|i| i as u8).collect();
@@ -148,6 +235,8 @@ mod tests {
             (good[..good.len() - 1].to_vec(), "truncated"),
             ([good.clone(), vec![9]].concat(), "trailing data"),
             (vec![0x1f, 0x8b, 1, 2, 3], "gzip"),
+            (encode(&[2, 0, 2], &[]), "dimension 1 of [2, 0, 2] is 0"),
+            (encode(&[u32::MAX as usize; 3], &[]), "overflow"),
         ];
         for (bytes, want) in cases {
             let err = format!("{:#}", parse(&bytes).unwrap_err());

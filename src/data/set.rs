@@ -12,9 +12,36 @@ pub struct InputShape {
     pub width: usize,
 }
 
+/// The largest image side fovea takes (height or width).
+pub const MAX_SIDE: usize = 4096;
+/// The most channels an image may have.
+pub const MAX_CHANNELS: usize = 4;
+
 impl InputShape {
+    /// The images of the MNIST family (MNIST, Fashion-MNIST, KMNIST): one channel, 28 × 28.
+    pub const MNIST: InputShape = InputShape {
+        channels: 1,
+        height: 28,
+        width: 28,
+    };
+
     pub fn pixels(&self) -> usize {
         self.channels * self.height * self.width
+    }
+
+    /// Refuses an empty or oversized shape (which would otherwise fail deep in the batching or
+    /// the model, or exhaust memory).
+    pub fn check(&self) -> Result<()> {
+        if self.channels == 0 || self.height == 0 || self.width == 0 {
+            bail!("images of {self} are empty");
+        }
+        if self.channels > MAX_CHANNELS || self.height > MAX_SIDE || self.width > MAX_SIDE {
+            bail!(
+                "images of {self} are too large (at most {MAX_CHANNELS} channels and \
+                 {MAX_SIDE} pixels a side)"
+            );
+        }
+        Ok(())
     }
 }
 
@@ -34,6 +61,7 @@ pub struct ImageSet {
 
 impl ImageSet {
     pub fn new(shape: InputShape, images: Vec<u8>, labels: Vec<u32>) -> Result<Self> {
+        shape.check()?;
         if images.len() != shape.pixels() * labels.len() {
             bail!(
                 "{} pixel bytes do not make {} images of {shape}",

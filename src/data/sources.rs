@@ -397,24 +397,38 @@ pub fn download_file(file: &RemoteFile, dir: &Path, quiet: bool) -> Result<Strin
         std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     let mut reader = response.into_body().into_reader();
     let (mut sha, mut md5) = (sha2::Sha256::new(), md5::Md5::new());
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = reader
-            .read(&mut buf)
-            .with_context(|| format!("download of {} broke off", file.url))?;
-        if n == 0 {
-            break;
+    let mut received = 0u64;
+    let mut copy = || -> Result<()> {
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = reader.read(&mut buf).context("the connection failed")?;
+            if n == 0 {
+                break;
+            }
+            sha.update(&buf[..n]);
+            md5.update(&buf[..n]);
+            out.write_all(&buf[..n])
+                .with_context(|| format!("cannot write {}", tmp.display()))?;
+            received += n as u64;
+            bar.inc(n as u64);
         }
-        sha.update(&buf[..n]);
-        md5.update(&buf[..n]);
-        out.write_all(&buf[..n])
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        bar.inc(n as u64);
-    }
-    out.sync_all()
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
+        if let Some(total) = total.filter(|&t| received < t) {
+            bail!("the server sent {received} of its {total} bytes");
+        }
+        out.sync_all()
+            .with_context(|| format!("cannot write {}", tmp.display()))
+    };
+    let copied = copy();
     drop(out);
     bar.finish_and_clear();
+    if let Err(e) = copied {
+        std::fs::remove_file(&tmp).ok();
+        return Err(e.context(format!(
+            "download of {} broke off after {received} bytes{}; nothing was kept",
+            file.url,
+            total.map(|t| format!(" of {t}")).unwrap_or_default()
+        )));
+    }
     let (sha, md5) = (hex::encode(sha.finalize()), hex::encode(md5.finalize()));
     let (kind, want, got) = match file.checksum {
         Checksum::Sha256(want) => ("SHA-256", want, &sha),
@@ -448,6 +462,41 @@ pub fn verify(path: &Path, checksum: Checksum) -> Result<()> {
     Ok(())
 }
 
+/// Unpacks a gzipped tar archive into `dir`. An entry that would land outside `dir` (an
+/// absolute path, a `..`) or that is a link or a device is refused, before anything of it is
+/// written.
+pub fn unpack(archive: impl Read, dir: &Path) -> Result<()> {
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(archive));
+    for entry in archive.entries().context("not a tar archive")? {
+        let mut entry = entry.context("a corrupt archive entry")?;
+        let path = entry.path().context("an entry's path")?.into_owned();
+        let inside = path.components().all(|c| {
+            matches!(
+                c,
+                std::path::Component::Normal(_) | std::path::Component::CurDir
+            )
+        });
+        if !inside {
+            bail!(
+                "entry {} would land outside {}; refused",
+                path.display(),
+                dir.display()
+            );
+        }
+        let kind = entry.header().entry_type();
+        if !(kind.is_file() || kind.is_dir()) {
+            bail!(
+                "entry {} is not a file or a folder ({kind:?}); refused",
+                path.display()
+            );
+        }
+        entry
+            .unpack_in(dir)
+            .with_context(|| format!("cannot write {}", dir.join(&path).display()))?;
+    }
+    Ok(())
+}
+
 /// Downloads every file of `spec` into `dir`, unpacks archives, and writes `SHA256SUMS`.
 pub fn download(spec: &DatasetSpec, dir: &Path, quiet: bool) -> Result<()> {
     let mut sums = String::new();
@@ -461,8 +510,7 @@ pub fn download(spec: &DatasetSpec, dir: &Path, quiet: bool) -> Result<()> {
             let path = dir.join(file.name);
             let archive = std::fs::File::open(&path)
                 .with_context(|| format!("cannot open {}", path.display()))?;
-            tar::Archive::new(flate2::read::GzDecoder::new(archive))
-                .unpack(dir)
+            unpack(archive, dir)
                 .with_context(|| format!("cannot unpack {} into {}", file.name, dir.display()))?;
         }
     }

@@ -91,11 +91,7 @@ mod tests {
     use crate::models::cnn::CnnConfig;
     use crate::models::rnn::RnnConfig;
 
-    const MNIST: InputShape = InputShape {
-        channels: 1,
-        height: 28,
-        width: 28,
-    };
+    const MNIST: InputShape = InputShape::MNIST;
 
     #[test]
     fn the_reference_cnn_counts_its_convolutions_and_layers() {

@@ -11,6 +11,7 @@ pub mod kernel_svm;
 pub mod macs;
 pub mod restore;
 pub mod rnn;
+pub mod size;
 pub mod svm;
 
 use burn::prelude::*;

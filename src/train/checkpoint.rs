@@ -20,6 +20,8 @@ use crate::fsio::write_atomic;
 
 const MAGIC: &[u8; 8] = b"FOVEACKP";
 const VERSION: u32 = 2;
+/// The bytes of a part's name length and data length.
+const PART_HEADER: usize = 12;
 
 /// What a checkpoint records besides the task's parts.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -30,6 +32,30 @@ pub struct CheckpointMeta {
     pub shape: InputShape,
     pub normalizer: Normalizer,
     pub state: LoopState,
+}
+
+impl CheckpointMeta {
+    /// Refuses metadata that cannot describe a model: an empty or oversized image shape, no
+    /// classes, a normalizer for another number of channels.
+    pub fn check(&self) -> Result<()> {
+        self.shape.check()?;
+        if self.classes.is_empty() {
+            bail!("it lists no classes");
+        }
+        self.normalizer.check(self.shape.channels)
+    }
+
+    /// The data a run's model is used with must have its image shape and number of classes.
+    pub fn check_data(&self, data: &str, shape: InputShape, classes: usize) -> Result<()> {
+        if shape != self.shape || classes != self.classes.len() {
+            bail!(
+                "{data} has images of {shape} in {classes} classes; the model takes images of {} in {} classes",
+                self.shape,
+                self.classes.len()
+            );
+        }
+        Ok(())
+    }
 }
 
 /// Serializes a checkpoint into bytes.
@@ -82,8 +108,16 @@ pub fn decode<M: DeserializeOwned>(bytes: &[u8]) -> Result<(M, Vec<Part>)> {
     }
     let meta_len = r.len64()?;
     let meta = serde_json::from_slice(r.take(meta_len)?).context("checkpoint metadata")?;
-    let count = u32::from_le_bytes(r.take(4)?.try_into().unwrap());
-    let mut parts = Vec::with_capacity(count as usize);
+    let count = u32::from_le_bytes(r.take(4)?.try_into().unwrap()) as usize;
+    // Each part takes at least its two lengths: a count the rest cannot hold is refused before
+    // anything is allocated for it.
+    if count > r.left() / PART_HEADER {
+        bail!(
+            "the header declares {count} parts but only {} bytes follow",
+            r.left()
+        );
+    }
+    let mut parts = Vec::with_capacity(count);
     for _ in 0..count {
         let name_len = u32::from_le_bytes(r.take(4)?.try_into().unwrap()) as usize;
         let name = String::from_utf8(r.take(name_len)?.to_vec()).context("part name")?;
@@ -100,12 +134,16 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        if self.bytes.len() - self.pos < n {
+        if self.left() < n {
             bail!("checkpoint ends early");
         }
         let s = &self.bytes[self.pos..self.pos + n];
         self.pos += n;
         Ok(s)
+    }
+
+    fn left(&self) -> usize {
+        self.bytes.len() - self.pos
     }
 
     fn len64(&mut self) -> Result<usize> {
@@ -251,6 +289,28 @@ mod tests {
                 .contains("checksum")
         );
         assert!(decode::<serde_json::Value>(&bytes[..bytes.len() - 5]).is_err());
+    }
+
+    /// A body with a valid checksum whose part count is far beyond what follows.
+    fn sealed(count: u32) -> Vec<u8> {
+        let mut out = encode(&serde_json::json!({"step": 1}), &[]).unwrap();
+        out.truncate(out.len() - 32);
+        let at = out.len() - 4;
+        out[at..].copy_from_slice(&count.to_le_bytes());
+        let digest = Sha256::digest(&out);
+        out.extend_from_slice(&digest);
+        out
+    }
+
+    #[test]
+    fn a_sealed_file_with_a_huge_part_count_is_refused_before_allocating() {
+        let err = format!(
+            "{:#}",
+            decode::<serde_json::Value>(&sealed(u32::MAX)).unwrap_err()
+        );
+        assert!(err.contains("declares 4294967295 parts"), "{err}");
+        let err = format!("{:#}", decode::<serde_json::Value>(&sealed(1)).unwrap_err());
+        assert!(err.contains("parts but only 0 bytes"), "{err}");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The loop: epochs, data order, the learning-rate schedule, metrics, checkpoints, progress and
 //! interruption — for any `Task`. What a step computes is the task's.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::Instant;
 
 use anyhow::{Result, bail};
@@ -20,28 +20,62 @@ use crate::progress::Progress;
 use crate::run_files;
 use crate::run_files::{Record, Values};
 
-/// Set by Ctrl-C: the loop checkpoints and stops after the current step.
+/// Set by Ctrl-C, SIGTERM or SIGHUP: the loop checkpoints and stops after the current step.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// Whether this process has installed its interrupt handler.
+static HANDLED: AtomicBool = AtomicBool::new(false);
+/// The fovea child process an interrupt is passed on to (0: none).
+static CHILD: AtomicI32 = AtomicI32::new(0);
 
-/// Whether Ctrl-C has been pressed in this process (a command that trains several runs stops
+/// Whether an interrupt has come to this process (a command that trains several runs stops
 /// after the one it interrupted).
 pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
-/// Installs the Ctrl-C handler (once per process).
+/// Whether this process catches interrupts (and so passes them on to its fovea children).
+pub fn interrupts_handled() -> bool {
+    HANDLED.load(Ordering::SeqCst)
+}
+
+/// While the fovea child process `pid` runs, each interrupt this process gets is passed on to it
+/// (as SIGTERM, which it handles as Ctrl-C); `None` when it has ended. The child runs in a
+/// process group of its own, so a terminal's Ctrl-C reaches it this way only, once.
+pub fn forward_interrupts_to(pid: Option<u32>) {
+    CHILD.store(pid.map_or(0, |p| p as i32), Ordering::SeqCst);
+    if pid.is_some() && interrupted() {
+        forward();
+    }
+}
+
+fn forward() {
+    let pid = CHILD.load(Ordering::SeqCst);
+    if pid > 0 {
+        // SAFETY: kill(2) with a process id this process spawned and a valid signal number.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+    }
+}
+
+/// Installs the handler of Ctrl-C, SIGTERM and SIGHUP (once per process): the first stops the
+/// training after the current step and its checkpoint (exit status 130), a second exits at once.
 pub fn install_interrupt_handler() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let installed = ctrlc::set_handler(|| {
+            forward();
             if INTERRUPTED.swap(true, Ordering::SeqCst) {
                 eprintln!("\nsecond interrupt: exiting without a checkpoint");
                 std::process::exit(130);
             }
             eprintln!("\ninterrupt: stopping after this step and writing a checkpoint …");
         });
-        if let Err(e) = installed {
-            eprintln!("warning: cannot catch Ctrl-C ({e}); an interrupt will not checkpoint");
+        match installed {
+            Ok(()) => HANDLED.store(true, Ordering::SeqCst),
+            Err(e) => eprintln!(
+                "warning: cannot catch Ctrl-C or SIGTERM ({e}); an interrupt will not checkpoint"
+            ),
         }
     });
 }
@@ -104,6 +138,9 @@ impl FitContext<'_> {
             state: state.clone(),
         };
         let bytes = checkpoint::encode(&meta, &task.save()?)?;
+        // The metrics up to this step reach the disk before the checkpoint that says they were
+        // written: a resume after a power cut finds every line it keeps.
+        fsio::sync_file(&self.run.dir.join(run_files::METRICS))?;
         let dir = self.run.checkpoints();
         fsio::write_atomic(&dir.join(checkpoint::step_name(state.step)), &bytes)?;
         if best {

@@ -15,7 +15,8 @@ pub mod task;
 pub use checkpoint::CheckpointMeta;
 pub use config::{OptimizerKind, ScheduleKind, TrainConfig};
 pub use fit::{
-    FitContext, FitOptions, Outcome, fit, install_interrupt_handler, interrupted, rewind,
+    FitContext, FitOptions, Outcome, fit, forward_interrupts_to, install_interrupt_handler,
+    interrupted, interrupts_handled, rewind,
 };
 pub use run::Run;
 pub use state::LoopState;
