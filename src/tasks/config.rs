@@ -83,7 +83,7 @@ pub struct EvalConfig {
     pub panel_images: Option<usize>,
 }
 
-/// The defaults, and the kinds each key applies to.
+/// The keys' defaults (`resolve` says which kinds each applies to).
 const JUDGE_EPOCHS: usize = 5;
 const FID_SAMPLES: usize = 10_000;
 const GAN_TRAIN_EPOCHS: usize = 5;
