@@ -361,6 +361,28 @@ fn train_and_test_limits_keep_class_proportions() {
 }
 
 #[test]
+fn labels_per_class_keeps_n_labelled_images_of_each_class_and_counts_the_rest() {
+    let config = |n: usize| fovea::data::DataConfig {
+        train_limit: 1000,
+        labels_per_class: n,
+        ..Default::default()
+    };
+    let data = fovea::data::load(&config(7), 3).unwrap();
+    assert_eq!(data.train.len(), 70);
+    assert_eq!(data.train.class_counts(10), vec![7; 10]);
+    assert_eq!((data.source.train, data.source.unlabelled), (70, 930));
+    // validation and test sets keep every image
+    let all = fovea::data::load(&config(0), 3).unwrap();
+    assert_eq!((all.train.len(), all.source.unlabelled), (1000, 0));
+    assert_eq!((data.val, data.test), (all.val, all.test));
+    // the same seed keeps the same labels, another seed others
+    let same = fovea::data::load(&config(7), 3).unwrap();
+    assert_eq!(same.train, data.train);
+    let other = fovea::data::load(&config(7), 4).unwrap();
+    assert_ne!(other.train, data.train);
+}
+
+#[test]
 fn an_image_folder_with_train_and_test_subfolders_keeps_them_apart() {
     let dir = tempfile::tempdir().unwrap();
     let write = |split: &str, class: &str, n: u8, v: u8| {

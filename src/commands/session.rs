@@ -263,6 +263,16 @@ fn describe_start(run: &Run, config: &Config, data: &Splits, task: &dyn Task) {
         s.shape,
         s.classes.len()
     );
+    if s.unlabelled > 0 {
+        println!(
+            "labels: {} per class kept ({} labelled training images); {} training images without \
+             their labels, which a {} run does not train on",
+            config.data.labels_per_class,
+            s.train,
+            s.unlabelled,
+            config.model.kind()
+        );
+    }
     if let Some(g) = &s.synthetic {
         println!(
             "synthetic: the training set holds {} images drawn from {} ({}, step {}) and {} real ones",

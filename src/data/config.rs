@@ -21,6 +21,10 @@ pub struct DataConfig {
     pub train_limit: usize,
     /// Use at most this many test images; 0 = all.
     pub test_limit: usize,
+    /// Keep the labels of this many training images per class (chosen by the seed, after
+    /// `train_limit`), as when labels are scarce; the others are unlabelled, and the supervised
+    /// kinds leave them out. 0 = every image keeps its label.
+    pub labels_per_class: usize,
     /// For `folder` datasets: fraction of the images held out as the test set.
     pub test_fraction: f64,
     /// For `folder` datasets: resize every image to this size (height = width); 0 = keep the first image's size.
@@ -37,6 +41,7 @@ impl Default for DataConfig {
             val_fraction: 0.1,
             train_limit: 0,
             test_limit: 0,
+            labels_per_class: 0,
             test_fraction: 0.2,
             image_size: 0,
             augment: AugmentConfig::default(),

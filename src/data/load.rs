@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::DataConfig;
 use super::set::{FileRecord, ImageSet, InputShape, RawDataset};
-use super::split::{stratified_split, stratified_take};
+use super::split::{labels_per_class, stratified_split, stratified_take};
 use super::{folder, sources};
 
 /// Where a run's data came from, written into `run.json`.
@@ -20,7 +20,12 @@ pub struct DataSource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback: Option<String>,
     pub files: Vec<FileRecord>,
+    /// Labelled training images.
     pub train: usize,
+    /// Training images left without their labels (`data.labels_per_class`), not trained on by
+    /// a supervised kind.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unlabelled: usize,
     pub val: usize,
     pub test: usize,
     pub classes: Vec<String>,
@@ -28,6 +33,10 @@ pub struct DataSource {
     /// The generated images in the training set (`[data.synthetic]`); absent when none are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synthetic: Option<SyntheticSource>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Where a training set's generated images came from.
@@ -53,7 +62,7 @@ pub struct Splits {
 }
 
 /// Loads the configured dataset and splits it: validation held out of the training set by the
-/// seed (stratified per class), then the limits applied.
+/// seed (stratified per class), then the limits applied, then `labels_per_class`.
 pub fn load(config: &DataConfig, seed: u64) -> Result<Splits> {
     let (raw, dataset, fallback) = load_raw(config, seed)?;
     let classes = raw.classes.len();
@@ -61,6 +70,17 @@ pub fn load(config: &DataConfig, seed: u64) -> Result<Splits> {
         stratified_split(&raw.train.labels, classes, config.val_fraction, seed);
     if config.train_limit > 0 && train_idx.len() > config.train_limit {
         train_idx = stratified_take(&raw.train.labels, &train_idx, classes, config.train_limit);
+    }
+    let mut unlabelled = 0;
+    if config.labels_per_class > 0 {
+        let (labelled, rest) = labels_per_class(
+            &raw.train.labels,
+            &train_idx,
+            classes,
+            config.labels_per_class,
+            seed,
+        );
+        (train_idx, unlabelled) = (labelled, rest.len());
     }
     let mut test = raw.test;
     if config.test_limit > 0 && test.len() > config.test_limit {
@@ -83,6 +103,7 @@ pub fn load(config: &DataConfig, seed: u64) -> Result<Splits> {
         fallback,
         files: raw.files,
         train: train.len(),
+        unlabelled,
         val: val.len(),
         test: test.len(),
         classes: raw.classes,

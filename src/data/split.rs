@@ -1,5 +1,6 @@
 //! Stratified splits of labelled indices, chosen by a seed: the validation split, a folder's test
-//! split, and the `train_limit` / `test_limit` subsets.
+//! split, the `train_limit` / `test_limit` subsets, and the images that keep their labels
+//! (`labels_per_class`).
 
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -51,6 +52,35 @@ pub fn stratified_take(labels: &[u32], indices: &[usize], classes: usize, n: usi
     out
 }
 
+/// Splits `indices` into (labelled, unlabelled): `n` of each class keep their label (all of a
+/// class with fewer), chosen by `seed`; both lists come back in ascending order.
+pub fn labels_per_class(
+    labels: &[u32],
+    indices: &[usize],
+    classes: usize,
+    n: usize,
+    seed: u64,
+) -> (Vec<usize>, Vec<usize>) {
+    let mut by_class = vec![Vec::new(); classes];
+    for &i in indices {
+        by_class[labels[i] as usize].push(i);
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ LABEL_SALT);
+    let (mut labelled, mut unlabelled) = (Vec::new(), Vec::new());
+    for mut idx in by_class {
+        idx.shuffle(&mut rng);
+        let keep = n.min(idx.len());
+        labelled.extend_from_slice(&idx[..keep]);
+        unlabelled.extend_from_slice(&idx[keep..]);
+    }
+    labelled.sort_unstable();
+    unlabelled.sort_unstable();
+    (labelled, unlabelled)
+}
+
+/// Mixed into the seed of which images keep their labels, so that it differs from the split.
+const LABEL_SALT: u64 = 0x1ABE_15BE_C1A5_5002;
+
 /// A constant mixed into the split seed so that the split and the epoch order differ.
 const SPLIT_SALT: u64 = 0x5EED_5B11_7000_0001;
 
@@ -73,6 +103,40 @@ mod tests {
             assert_eq!(b.iter().filter(|&&i| labels[i] == c).count(), 10);
         }
         assert!(a.iter().all(|i| !b.contains(i)));
+    }
+
+    #[test]
+    fn labels_per_class_keeps_n_of_each_class_chosen_by_the_seed() {
+        // 50 images of class 0, 30 of class 1, 3 of class 2; every other index offered
+        let labels: Vec<u32> = (0..166)
+            .map(|i| match i / 2 {
+                0..50 => 0,
+                50..80 => 1,
+                _ => 2,
+            })
+            .collect();
+        let offered: Vec<usize> = (0..166).step_by(2).collect();
+        let (kept, rest) = labels_per_class(&labels, &offered, 3, 10, 7);
+        let count = |v: &[usize], c| v.iter().filter(|&&i| labels[i] == c).count();
+        assert_eq!(
+            (count(&kept, 0), count(&kept, 1), count(&kept, 2)),
+            (10, 10, 3)
+        );
+        assert_eq!(
+            (count(&rest, 0), count(&rest, 1), count(&rest, 2)),
+            (40, 20, 0)
+        );
+        let mut all = [kept.clone(), rest.clone()].concat();
+        all.sort_unstable();
+        assert_eq!(all, offered, "a partition of the offered indices");
+        assert!(kept.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(
+            labels_per_class(&labels, &offered, 3, 10, 7),
+            (kept.clone(), rest)
+        );
+        assert_ne!(labels_per_class(&labels, &offered, 3, 10, 8).0, kept);
+        // the split's seed is not the labels' seed: the first shuffled images differ
+        assert_ne!(kept, stratified_split(&labels, 3, 0.5, 7).1[..23].to_vec());
     }
 
     #[test]
