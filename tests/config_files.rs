@@ -49,6 +49,21 @@ fn every_config_file_loads_and_builds_its_model() {
 }
 
 #[test]
+fn every_experiment_file_reads_and_every_arm_loads() {
+    let mut n = 0;
+    for entry in std::fs::read_dir("config/experiments").unwrap() {
+        let path = entry.unwrap().path();
+        let e = fovea::commands::experiment::read(&path).unwrap_or_else(|e| panic!("{e:#}"));
+        for arm in &e.arms {
+            config::load(Some(&arm.config), &arm.set)
+                .unwrap_or_else(|e| panic!("{}: arm {}: {e:#}", path.display(), arm.name));
+        }
+        n += 1;
+    }
+    assert!(n >= 2, "found only {n} experiment files");
+}
+
+#[test]
 fn reference_cnn_reaches_the_v4_layer_of_3136_neurons() {
     let c = config::load(Some(Path::new("config/cnn.toml")), &[]).unwrap();
     let fovea::models::ModelConfig::Cnn(cnn) = &c.model else {
