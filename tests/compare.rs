@@ -136,3 +136,44 @@ fn a_kernel_svm_beyond_its_memory_limit_is_refused_at_once() {
         "nothing is written for a refused config"
     );
 }
+
+/// SIGTERM to `compare` alone (as `timeout` or `docker stop` send it) reaches the training it is
+/// running in a child process: that run checkpoints and stops, compare exits with 130, and no
+/// child is left behind.
+#[test]
+fn sigterm_to_compare_interrupts_the_run_it_is_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let file = format!(
+        "title = \"t\"\nset = [\"data.dataset=\\\"sample\\\"\", \"data.val_fraction=0.0\", \
+         \"train.epochs=20\"]\n[[model]]\nname = \"cnn\"\nconfig = \"{}/config/cnn.toml\"\n",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::write(d.join("cmp.toml"), file).unwrap();
+    let mut parent = common::fovea(d)
+        .args(["compare", "--config", "cmp.toml", "--quiet"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let run_dir = d.join("artifacts/cmp/cnn");
+    let start = std::time::Instant::now();
+    while fovea::train::checkpoint::list(&run_dir.join("checkpoints"))
+        .map(|l| l.is_empty())
+        .unwrap_or(true)
+    {
+        assert!(start.elapsed().as_secs() < 120, "no checkpoint appeared");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::process::Command::new("kill")
+        .args(["-TERM", &parent.id().to_string()])
+        .status()
+        .unwrap();
+    let status = parent.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{status:?}");
+    assert_eq!(
+        read_json(&run_dir.join("run.json"))["status"],
+        "interrupted"
+    );
+    assert!(!run_dir.join("summary.json").exists());
+}
