@@ -275,12 +275,7 @@ fn data_info_reports_what_the_sample_decodes_to_and_its_files_digests() {
 fn every_image_format_the_build_decodes_is_read_and_others_are_named() {
     let dir = tempfile::tempdir().unwrap();
     for (class, v) in [("a", 30u8), ("b", 220)] {
-        std::fs::create_dir_all(dir.path().join(class)).unwrap();
-        for i in 0..3u8 {
-            let img = image::GrayImage::from_pixel(6, 6, image::Luma([v + i]));
-            img.save(dir.path().join(class).join(format!("{i}.png")))
-                .unwrap();
-        }
+        common::image_class(&dir.path().join(class), 3, 6, v);
     }
     // A portable graymap, written by hand (P5: binary PGM).
     let mut pgm = b"P5\n6 6\n255\n".to_vec();
@@ -386,13 +381,7 @@ fn labels_per_class_keeps_n_labelled_images_of_each_class_and_counts_the_rest() 
 fn an_image_folder_with_train_and_test_subfolders_keeps_them_apart() {
     let dir = tempfile::tempdir().unwrap();
     let write = |split: &str, class: &str, n: u8, v: u8| {
-        let d = dir.path().join(split).join(class);
-        std::fs::create_dir_all(&d).unwrap();
-        for i in 0..n {
-            image::GrayImage::from_pixel(5, 5, image::Luma([v + i]))
-                .save(d.join(format!("{i}.png")))
-                .unwrap();
-        }
+        common::image_class(&dir.path().join(split).join(class), n, 5, v);
     };
     write("train", "ants", 4, 10);
     write("train", "bees", 3, 200);

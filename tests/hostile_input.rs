@@ -107,12 +107,7 @@ fn an_oversized_image_size_or_model_is_refused_before_a_run_folder_exists() {
     let dir = tempfile::tempdir().unwrap();
     let folder = dir.path().join("images");
     for class in ["a", "b"] {
-        std::fs::create_dir_all(folder.join(class)).unwrap();
-        for i in 0..3 {
-            image::GrayImage::new(8, 8)
-                .save(folder.join(class).join(format!("{i}.png")))
-                .unwrap();
-        }
+        common::image_class(&folder.join(class), 3, 8, 0);
     }
     let path = format!("data.path={}", folder.display());
     for size in ["100000", "4294967296"] {
@@ -226,9 +221,7 @@ fn a_sealed_checkpoint_with_a_huge_part_count_falls_back_to_an_older_one() {
     let meta_len = u64::from_le_bytes(bytes[12..20].try_into().unwrap()) as usize;
     let at = 20 + meta_len;
     bytes[at..at + 4].copy_from_slice(&[0xff; 4]);
-    let digest = <sha2::Sha256 as sha2::Digest>::digest(&bytes);
-    bytes.extend_from_slice(&digest);
-    std::fs::write(newest, bytes).unwrap();
+    std::fs::write(newest, checkpoint::seal(bytes)).unwrap();
 
     let out = run(d, &["eval", "artifacts/r", "--checkpoint", "last"]);
     let t = text(&out);
@@ -244,14 +237,7 @@ fn compare_refuses_to_reuse_a_run_after_its_image_folder_gained_a_class() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let images = d.join("images");
-    let add_class = |class: &str, shade: u8| {
-        std::fs::create_dir_all(images.join(class)).unwrap();
-        for i in 0..12u8 {
-            image::GrayImage::from_pixel(8, 8, image::Luma([shade + i]))
-                .save(images.join(class).join(format!("{i}.png")))
-                .unwrap();
-        }
-    };
+    let add_class = |class: &str, shade: u8| common::image_class(&images.join(class), 12, 8, shade);
     add_class("dark", 10);
     add_class("light", 200);
     let file = format!(

@@ -144,10 +144,7 @@ fn valid_checkpoint() -> Vec<u8> {
 fn resealed(mutations: &[Mutation]) -> Vec<u8> {
     let mut bytes = valid_checkpoint();
     bytes.truncate(bytes.len() - 32);
-    let mut body = mutate(bytes, mutations, 64);
-    let digest = <sha2::Sha256 as sha2::Digest>::digest(&body);
-    body.extend_from_slice(&digest);
-    body
+    checkpoint::seal(mutate(bytes, mutations, 64))
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {

@@ -256,14 +256,8 @@ fn a_fall_back_to_the_sample_is_said_and_named_even_when_quiet() {
 
 /// A folder dataset of two classes with a few distinct 8×8 grayscale images each.
 fn write_folder(root: &Path) {
-    for (c, class) in ["dark", "light"].iter().enumerate() {
-        std::fs::create_dir_all(root.join(class)).unwrap();
-        for i in 0..12u8 {
-            let v = if c == 0 { 20 + i } else { 200 + i };
-            image::GrayImage::from_pixel(8, 8, image::Luma([v]))
-                .save(root.join(class).join(format!("{i}.png")))
-                .unwrap();
-        }
+    for (class, shade) in [("dark", 20), ("light", 200)] {
+        common::image_class(&root.join(class), 12, 8, shade);
     }
 }
 

@@ -12,8 +12,9 @@
 //! product, image by image), `winograd` (its 3 × 3 kernels by Winograd's F(2×2, 3×3)), `conv`
 //! (what the three convolutions share), `batch_norm`, `norm_pool` (batch norm and 2 × 2 pooling
 //! in one pass), `dense` (fully connected layers), `dropout` and `adam` (Adam's step in one
-//! pass). `compare` is the comparison their parity tests use. `extension` declares the ops, `flex` implements them on plain flex and `autodiff` on
-//! autodiff flex with their backward nodes; `simd` holds what every kernel's inner loops use.
+//! pass). `compare` is the comparison their parity tests use. `extension` declares the ops,
+//! `flex` implements them on plain flex and `autodiff` on autodiff flex with their backward
+//! nodes; `simd` holds what every kernel's inner loops use.
 //!
 //! The crate imports nothing of fovea: it is a backend extension that any Burn program on flex
 //! can use. Results never depend on the thread count: work is cut into tasks of a fixed size,

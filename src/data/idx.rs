@@ -81,20 +81,15 @@ fn parse_stream(mut r: impl Read) -> Result<IdxArray> {
     r.take(expected as u64 + 1)
         .read_to_end(&mut data)
         .context("gzip stream is corrupt or truncated")?;
-    if data.len() != expected {
-        let actual = data.len();
+    if data.len() < expected {
         bail!(
-            "dimensions {dims:?} need {expected} data bytes but the file has {} ({})",
-            if actual < expected {
-                actual.to_string()
-            } else {
-                "more".to_string()
-            },
-            if actual < expected {
-                "truncated"
-            } else {
-                "trailing data"
-            }
+            "dimensions {dims:?} need {expected} data bytes but the file has {} (truncated)",
+            data.len()
+        );
+    }
+    if data.len() > expected {
+        bail!(
+            "dimensions {dims:?} need {expected} data bytes but the file has more (trailing data)"
         );
     }
     Ok(IdxArray { dims, data })

@@ -14,22 +14,36 @@ pub fn stratified_split(
     fraction: f64,
     seed: u64,
 ) -> (Vec<usize>, Vec<usize>) {
+    let (held, kept) = split_each_class(labels, 0..labels.len(), classes, seed ^ SPLIT_SALT, |n| {
+        ((n as f64 * fraction).round() as usize).min(n.saturating_sub(1))
+    });
+    (kept, held)
+}
+
+/// Shuffles each class's `indices` by `seed` (one generator, class by class) and cuts each into
+/// its first `first(class size)` and the rest; both lists come back in ascending order.
+fn split_each_class(
+    labels: &[u32],
+    indices: impl IntoIterator<Item = usize>,
+    classes: usize,
+    seed: u64,
+    first: impl Fn(usize) -> usize,
+) -> (Vec<usize>, Vec<usize>) {
     let mut by_class = vec![Vec::new(); classes];
-    for (i, &y) in labels.iter().enumerate() {
-        by_class[y as usize].push(i);
+    for i in indices {
+        by_class[labels[i] as usize].push(i);
     }
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ SPLIT_SALT);
-    let (mut kept, mut held) = (Vec::new(), Vec::new());
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let (mut firsts, mut rests) = (Vec::new(), Vec::new());
     for mut idx in by_class {
         idx.shuffle(&mut rng);
-        let n_held =
-            ((idx.len() as f64 * fraction).round() as usize).min(idx.len().saturating_sub(1));
-        held.extend_from_slice(&idx[..n_held]);
-        kept.extend_from_slice(&idx[n_held..]);
+        let cut = first(idx.len());
+        firsts.extend_from_slice(&idx[..cut]);
+        rests.extend_from_slice(&idx[cut..]);
     }
-    kept.sort_unstable();
-    held.sort_unstable();
-    (kept, held)
+    firsts.sort_unstable();
+    rests.sort_unstable();
+    (firsts, rests)
 }
 
 /// Takes `n` of `indices` keeping class proportions (the first ones of each class, in order).
@@ -61,21 +75,13 @@ pub fn labels_per_class(
     n: usize,
     seed: u64,
 ) -> (Vec<usize>, Vec<usize>) {
-    let mut by_class = vec![Vec::new(); classes];
-    for &i in indices {
-        by_class[labels[i] as usize].push(i);
-    }
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ LABEL_SALT);
-    let (mut labelled, mut unlabelled) = (Vec::new(), Vec::new());
-    for mut idx in by_class {
-        idx.shuffle(&mut rng);
-        let keep = n.min(idx.len());
-        labelled.extend_from_slice(&idx[..keep]);
-        unlabelled.extend_from_slice(&idx[keep..]);
-    }
-    labelled.sort_unstable();
-    unlabelled.sort_unstable();
-    (labelled, unlabelled)
+    split_each_class(
+        labels,
+        indices.iter().copied(),
+        classes,
+        seed ^ LABEL_SALT,
+        |size| n.min(size),
+    )
 }
 
 /// Mixed into the seed of which images keep their labels, so that it differs from the split.

@@ -3,7 +3,7 @@
 //! instead of the process aborting mid-allocation. The counts are estimates (within a small
 //! factor), in 128-bit integers so that no config can overflow them.
 
-use anyhow::{Result, bail};
+use anyhow::{Result, anyhow};
 
 use super::ModelConfig;
 use super::cnn::BlockConfig;
@@ -145,25 +145,21 @@ impl ModelConfig {
         eval_batch: usize,
     ) -> Result<()> {
         let f = self.footprint(input, classes);
-        let memory = device::memory_bytes().unwrap_or(64 << 30) as u128;
         for (what, size, key) in [
             ("train", batch, "train.batch_size"),
             ("evaluate", eval_batch, "train.eval_batch_size"),
         ] {
-            let need = f.training_bytes(size);
-            if need > memory {
-                bail!(
-                    "a {} model for images of {input} would need {} to {what} at batch {size} \
-                     ({} weights, {} activation values per image) but this machine has {} of \
-                     memory: make {} or {key} smaller",
+            device::check_fits(
+                &format!(
+                    "a {} model for images of {input}, to {what} at batch {size} ({} weights, \
+                     {} activation values per image),",
                     self.kind(),
-                    device::human_bytes(need),
                     f.weights,
-                    f.activations,
-                    device::human_bytes(memory),
-                    self.size_keys()
-                );
-            }
+                    f.activations
+                ),
+                f.training_bytes(size),
+            )
+            .map_err(|e| anyhow!("{e}: make {} or {key} smaller", self.size_keys()))?;
         }
         Ok(())
     }

@@ -79,9 +79,14 @@ pub fn encode<M: Serialize>(meta: &M, parts: &[Part]) -> Result<Vec<u8>> {
         out.extend_from_slice(&(data.len() as u64).to_le_bytes());
         out.extend_from_slice(data);
     }
-    let digest = Sha256::digest(&out);
-    out.extend_from_slice(&digest);
-    Ok(out)
+    Ok(seal(out))
+}
+
+/// A checkpoint's body with its SHA-256 appended: the file as written.
+pub fn seal(mut body: Vec<u8>) -> Vec<u8> {
+    let digest = Sha256::digest(&body);
+    body.extend_from_slice(&digest);
+    body
 }
 
 /// Parses and verifies checkpoint bytes.
@@ -297,9 +302,7 @@ mod tests {
         out.truncate(out.len() - 32);
         let at = out.len() - 4;
         out[at..].copy_from_slice(&count.to_le_bytes());
-        let digest = Sha256::digest(&out);
-        out.extend_from_slice(&digest);
-        out
+        seal(out)
     }
 
     #[test]

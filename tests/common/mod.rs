@@ -69,6 +69,17 @@ pub fn train(dir: &Path, name: &str, extra: &[&str]) -> Output {
     run(dir, &args)
 }
 
+/// A class folder of an image dataset: `n` grayscale PNGs `0.png`, `1.png`, … of `side` ×
+/// `side` pixels, image i of one shade, `shade + i`.
+pub fn image_class(dir: &Path, n: u8, side: u32, shade: u8) {
+    std::fs::create_dir_all(dir).unwrap();
+    for i in 0..n {
+        image::GrayImage::from_pixel(side, side, image::Luma([shade + i]))
+            .save(dir.join(format!("{i}.png")))
+            .unwrap();
+    }
+}
+
 pub fn read_json(path: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()
