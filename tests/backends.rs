@@ -6,7 +6,7 @@ mod common;
 use burn::module::Module;
 use fovea::data::InputShape;
 use fovea::device::{self, BackendKind};
-use fovea::models::{Model, ModelConfig, cnn_lif, cnn_rnn, kernel_svm, rnn, svm};
+use fovea::models::{Model, ModelConfig, cnn_lif, cnn_rnn, kernel_svm, rnn, ssgan, svm};
 use fovea::train::Part;
 
 const SHAPE: InputShape = InputShape {
@@ -64,6 +64,8 @@ fn same_weights_same_logits_on_every_backend() {
         }),
         // Direct coding is deterministic; Poisson spikes come from each backend's own RNG.
         ModelConfig::CnnLif(cnn_lif::CnnLifConfig::default()),
+        // The semi-supervised GAN's classifier (its generator is the GAN's, compared below).
+        ModelConfig::Ssgan(ssgan::SsganConfig::default()),
         // The SVMs: each feature map (random Fourier features and HOG are fixed maps).
         ModelConfig::Svm(svm::SvmConfig::default()),
         ModelConfig::Svm(svm::SvmConfig {

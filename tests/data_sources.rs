@@ -369,12 +369,70 @@ fn labels_per_class_keeps_n_labelled_images_of_each_class_and_counts_the_rest() 
     // validation and test sets keep every image
     let all = fovea::data::load(&config(0), 3).unwrap();
     assert_eq!((all.train.len(), all.source.unlabelled), (1000, 0));
-    assert_eq!((data.val, data.test), (all.val, all.test));
+    assert_eq!((&data.val, &data.test), (&all.val, &all.test));
     // the same seed keeps the same labels, another seed others
     let same = fovea::data::load(&config(7), 3).unwrap();
     assert_eq!(same.train, data.train);
     let other = fovea::data::load(&config(7), 4).unwrap();
     assert_ne!(other.train, data.train);
+    // the unlabelled images are the others, labels withheld; a semi-supervised epoch reads all
+    assert_eq!(data.unlabelled.len(), 930);
+    assert!(data.unlabelled.labels.iter().all(|&y| y == 0));
+    let every = data.all_without_labels();
+    assert_eq!(every.len(), 1000);
+    assert_eq!(every.image(0), data.train.image(0));
+    let sorted = |set: &ImageSet| {
+        let mut v: Vec<Vec<u8>> = (0..set.len()).map(|i| set.image(i).to_vec()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        sorted(&every),
+        sorted(&all.train),
+        "not the same 1,000 images"
+    );
+}
+
+#[test]
+fn an_image_folder_may_hold_unlabelled_images_beside_its_classes() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    common::image_class(&root.join("ants"), 6, 5, 10);
+    common::image_class(&root.join("bees"), 6, 5, 200);
+    common::image_class(&root.join("unlabelled"), 4, 5, 100);
+    let raw = fovea::data::folder::load(root, 0, 0.5, 1).unwrap();
+    assert_eq!(
+        raw.classes,
+        vec!["ants", "bees"],
+        "unlabelled/ is not a class"
+    );
+    assert_eq!(raw.unlabelled.as_ref().map(|u| u.len()), Some(4));
+    assert!(
+        raw.files[0].path.contains("manifest of 16 image files"),
+        "{:?}",
+        raw.files
+    );
+    let config = fovea::data::DataConfig {
+        dataset: "folder".into(),
+        path: Some(root.to_path_buf()),
+        val_fraction: 0.0,
+        ..Default::default()
+    };
+    let data = fovea::data::load(&config, 1).unwrap();
+    assert_eq!((data.source.unlabelled, data.unlabelled.len()), (4, 4));
+    assert_eq!(data.unlabelled.image(0)[0], 100);
+    assert_eq!(data.all_without_labels().len(), data.train.len() + 4);
+    // test images need labels
+    common::image_class(&root.join("t/train/ants"), 2, 5, 10);
+    common::image_class(&root.join("t/train/bees"), 2, 5, 200);
+    common::image_class(&root.join("t/test/ants"), 1, 5, 10);
+    common::image_class(&root.join("t/test/bees"), 1, 5, 200);
+    common::image_class(&root.join("t/test/unlabelled"), 1, 5, 100);
+    let err = format!(
+        "{:#}",
+        fovea::data::folder::load(&root.join("t"), 0, 0.5, 1).unwrap_err()
+    );
+    assert!(err.contains("test images need labels"), "{err}");
 }
 
 #[test]

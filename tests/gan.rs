@@ -5,17 +5,15 @@ mod common;
 
 use std::path::Path;
 
-use common::{logged, on_sample, read_json, run, text, train};
+use common::{
+    crash_then_resume, logged, newest_checkpoint, on_sample, read_json, run, text, train,
+};
 
 /// The names of the newest checkpoint's parts, and the generator's, the discriminator's and the
 /// generator's moving average's weights in it (parameter ids differ between processes, so the
 /// records are compared by value).
 fn newest_weights(run_dir: &Path) -> (Vec<String>, Vec<f32>, Vec<f32>, Vec<f32>) {
-    let (_, meta, parts) = fovea::train::checkpoint::newest_intact::<fovea::train::CheckpointMeta>(
-        &run_dir.join("checkpoints"),
-    )
-    .unwrap()
-    .unwrap();
+    let (meta, parts) = newest_checkpoint(run_dir);
     let config = fovea::config::run_config(run_dir).unwrap();
     let fovea::models::ModelConfig::Gan(gan) = &config.model else {
         panic!("not a gan run")
@@ -86,16 +84,8 @@ fn a_gan_trains_with_its_own_judge_and_resumes_exactly_after_a_crash() {
     );
 
     // The second run reuses the cached judge, crashes in mid-epoch and resumes.
-    let crashed = train(
-        d,
-        "crashed",
-        &[&setup[..], &["--crash-at-step", "8"]].concat(),
-    );
-    assert_eq!(crashed.status.code(), Some(137), "{}", text(&crashed));
+    let (crashed, b) = crash_then_resume(d, "crashed", &setup, "8");
     assert!(text(&crashed).contains("reusing"), "{}", text(&crashed));
-    let resumed = run(d, &["resume", "artifacts/crashed", "--quiet"]);
-    assert!(resumed.status.success(), "{}", text(&resumed));
-    let b = d.join("artifacts/crashed");
     let (wa, wb) = (newest_weights(&a), newest_weights(&b));
     assert_eq!(
         wa.0,

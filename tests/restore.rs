@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{logged, on_sample, read_json, run, text, train};
+use common::{crash_then_resume, logged, on_sample, read_json, run, text, train};
 
 fn generator_weights(run_dir: &Path) -> Vec<f32> {
     let (_, meta, parts) = fovea::train::checkpoint::newest_intact::<fovea::train::CheckpointMeta>(
@@ -78,15 +78,7 @@ fn a_restore_run_measures_itself_resumes_exactly_and_repairs_files() {
     }
 
     // A crash in mid-epoch, then resume: the same weights and the same logged metrics.
-    let crashed = train(
-        d,
-        "crashed",
-        &[&setup[..], &["--crash-at-step", "13"]].concat(),
-    );
-    assert_eq!(crashed.status.code(), Some(137), "{}", text(&crashed));
-    let resumed = run(d, &["resume", "artifacts/crashed", "--quiet"]);
-    assert!(resumed.status.success(), "{}", text(&resumed));
-    let b = d.join("artifacts/crashed");
+    let (_, b) = crash_then_resume(d, "crashed", &setup, "13");
     assert_eq!(
         generator_weights(&a),
         generator_weights(&b),

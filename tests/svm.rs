@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{logged, on_sample, read_json, run, text, train};
+use common::{crash_then_resume, logged, on_sample, read_json, run, text, train};
 
 #[test]
 fn each_svm_trains_resumes_exactly_and_predicts() {
@@ -31,17 +31,10 @@ fn each_svm_trains_resumes_exactly_and_predicts() {
         assert!(acc > 0.4, "{name}: {s}");
         if name == "rff" {
             // a crash in mid-epoch, then resume: the same metrics, step by step
-            let crashed = train(
-                d,
-                "rff-crashed",
-                &[&setup[..], &["--crash-at-step", "13"]].concat(),
-            );
-            assert_eq!(crashed.status.code(), Some(137), "{}", text(&crashed));
-            let resumed = run(d, &["resume", "artifacts/rff-crashed", "--quiet"]);
-            assert!(resumed.status.success(), "{}", text(&resumed));
+            let (_, crashed) = crash_then_resume(d, "rff-crashed", &setup, "13");
             assert_eq!(
                 logged(&d.join("artifacts/rff")),
-                logged(&d.join("artifacts/rff-crashed")),
+                logged(&crashed),
                 "metrics.jsonl differs after resume"
             );
         }

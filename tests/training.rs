@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{read_json, run, text, train};
+use common::{crash_then_resume, read_json, run, text, train};
 
 /// Final weights of a run's last checkpoint, as floats.
 fn final_weights(run_dir: &Path) -> Vec<f32> {
@@ -90,14 +90,7 @@ fn crash_and_resume_matches_straight(model: &[&str]) {
     assert!(straight.status.success(), "{}", text(&straight));
 
     // Crash (no clean-up, no final checkpoint) after step 8; the newest checkpoint is step 6.
-    let crashed = train(
-        d,
-        "crashed",
-        &[&setup[..], &["--crash-at-step", "8"]].concat(),
-    );
-    assert_eq!(crashed.status.code(), Some(137), "{}", text(&crashed));
-    let resumed = run(d, &["resume", "artifacts/crashed", "--quiet"]);
-    assert!(resumed.status.success(), "{}", text(&resumed));
+    crash_then_resume(d, "crashed", &setup, "8");
 
     let (a, b) = (d.join("artifacts/straight"), d.join("artifacts/crashed"));
     assert_eq!(

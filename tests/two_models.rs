@@ -227,6 +227,7 @@ fn fit(dir: &Path, task: &mut AutoEncoder, state: LoopState, crash_at: Option<u6
         seed: 3,
         augment: &Default::default(),
         data: &data,
+        epoch_set: &data.train,
         normalizer: &normalizer,
         kind: "autoencoder",
         options: &options,

@@ -41,7 +41,7 @@ pub struct BenchArgs {
 }
 
 /// Every kind `--kinds all` benches.
-pub const ALL_KINDS: [&str; 8] = [
+pub const ALL_KINDS: [&str; 9] = [
     "cnn",
     "cnn-lif",
     "rnn",
@@ -49,6 +49,7 @@ pub const ALL_KINDS: [&str; 8] = [
     "svm",
     "kernel-svm",
     "gan",
+    "ssgan",
     "restore",
 ];
 
@@ -189,7 +190,8 @@ pub fn run(args: &BenchArgs, machine: &Machine) -> Result<BenchResult> {
         macs.map(|m| images_per_sec * m as f64 * 2.0 * passes / 1e9)
     };
     let train_gflops = match config.model {
-        ModelConfig::KernelSvm(_) => None,
+        // fitted by SMO; three classifier passes and a generator's per step
+        ModelConfig::KernelSvm(_) | ModelConfig::Ssgan(_) => None,
         _ => gflops(train_images_per_sec, 3.0),
     };
     Ok(BenchResult {

@@ -221,6 +221,7 @@ pub fn run(args: FileArgs) -> Result<Finished> {
         plots::learning_curves(
             &dir.join(LEARNING_CURVES_PNG),
             &format!("{} — learning curves", c.title),
+            "training images",
             &curves,
         )?;
         written.push(LEARNING_CURVES_PNG);

@@ -17,6 +17,7 @@ use crate::commands::session;
 use crate::config;
 use crate::device::BackendKind;
 use crate::fsio;
+use crate::report::plots;
 use crate::run_files;
 
 /// An experiment file.
@@ -32,6 +33,8 @@ pub struct ExperimentConfig {
     pub metric: String,
     #[serde(rename = "arm")]
     pub arms: Vec<Arm>,
+    /// What the arms' `x` counts, on the chart's axis (default "labelled training images").
+    pub x_label: Option<String>,
 }
 
 fn default_metric() -> String {
@@ -51,7 +54,14 @@ pub struct Arm {
     #[serde(default)]
     pub about: String,
     pub metric: Option<String>,
+    /// The arm's point in the chart (`chart.png`): its line (the method) and its x (e.g. the
+    /// labelled images it trains on). Arms without both are not drawn.
+    pub series: Option<String>,
+    pub x: Option<f64>,
 }
+
+/// `chart.png` of an experiment: each `series`' mean against `x`, on a log scale.
+pub const CHART: &str = "chart.png";
 
 /// `fovea experiment` and `fovea compare`: the file, and what applies to every run it lists.
 pub struct FileArgs {
@@ -196,6 +206,14 @@ impl ExperimentConfig {
         }
         check_names("arm", self.arms.iter().map(|a| a.name.as_str()))?;
         for (i, arm) in self.arms.iter().enumerate() {
+            if let Some(x) = arm.x
+                && !(x > 0.0 && x.is_finite())
+            {
+                return Err(format!(
+                    "arm `{}`: x = {x}: the chart's axis is logarithmic, x must be > 0",
+                    arm.name
+                ));
+            }
             for item in &arm.set {
                 for other in references(item) {
                     if !self.arms[..i].iter().any(|a| a.name == other) {
@@ -310,6 +328,17 @@ pub fn run(args: FileArgs) -> Result<Finished> {
         .collect();
     let table = markdown(&e, &results);
     fsio::write_atomic(&dir.join("results.md"), table.as_bytes())?;
+    let mut written = vec!["results.md", "results.json"];
+    let lines = chart_lines(&e, &results);
+    if !lines.is_empty() {
+        plots::learning_curves(
+            &dir.join(CHART),
+            &e.title,
+            e.x_label.as_deref().unwrap_or("labelled training images"),
+            &lines,
+        )?;
+        written.push(CHART);
+    }
     let json = json!({
         "title": e.title,
         "seeds": e.seeds,
@@ -327,7 +356,7 @@ pub fn run(args: FileArgs) -> Result<Finished> {
     Ok(Finished {
         dir,
         table,
-        written: vec!["results.md", "results.json"],
+        written,
         failed,
         interrupted,
     })
@@ -361,6 +390,25 @@ fn train_arm(
     let what = format!("arm `{}` with seed {seed}", arm.name);
     let folder = session::ensure_run(config, dir, run, "experiment", &what, quiet)?;
     run_files::read_summary(&folder)
+}
+
+/// The chart's lines: per `series`, in the order the arms first name it, the means of its arms
+/// that have an `x` and a value, by `x`.
+fn chart_lines(e: &ExperimentConfig, results: &[ArmResult]) -> Vec<(String, Vec<(f64, f64)>)> {
+    let mut lines: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    for (arm, r) in e.arms.iter().zip(results) {
+        let (Some(series), Some(x), Some(mean)) = (&arm.series, arm.x, r.mean) else {
+            continue;
+        };
+        match lines.iter_mut().find(|l| &l.0 == series) {
+            Some(line) => line.1.push((x, mean)),
+            None => lines.push((series.clone(), vec![(x, mean)])),
+        }
+    }
+    for line in &mut lines {
+        line.1.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    lines
 }
 
 /// The mean and the sample standard deviation (absent for one value).
@@ -452,12 +500,15 @@ mod tests {
             set: set.iter().map(|s| s.to_string()).collect(),
             about: String::new(),
             metric: None,
+            series: None,
+            x: None,
         };
         let mut e = ExperimentConfig {
             title: "t".into(),
             seeds: vec![1],
             metric: default_metric(),
             arms: vec![arm("gan", &[]), arm("aug", &["x=\"${gan}\""])],
+            x_label: None,
         };
         assert!(e.validate().is_ok());
         e.arms.swap(0, 1);
@@ -465,5 +516,63 @@ mod tests {
         assert!(err.contains("not an earlier arm"), "{err}");
         e.arms = vec![arm("a b", &[])];
         assert!(e.validate().unwrap_err().contains("letters"));
+        e.arms = vec![Arm {
+            x: Some(0.0),
+            ..arm("a", &[])
+        }];
+        assert!(e.validate().unwrap_err().contains("x must be > 0"));
+    }
+
+    #[test]
+    fn the_chart_draws_each_series_by_x_from_the_arms_that_have_a_mean() {
+        let arm = |name: &str, series: Option<&str>, x: Option<f64>| Arm {
+            name: name.into(),
+            config: "c.toml".into(),
+            set: vec![],
+            about: String::new(),
+            metric: None,
+            series: series.map(String::from),
+            x,
+        };
+        let e = ExperimentConfig {
+            title: "t".into(),
+            seeds: vec![1],
+            metric: default_metric(),
+            arms: vec![
+                arm("cnn-1000", Some("CNN"), Some(1000.0)),
+                arm("gan", None, None),
+                arm("ssgan-100", Some("SSGAN"), Some(100.0)),
+                arm("cnn-100", Some("CNN"), Some(100.0)),
+                arm("ssgan-1000", Some("SSGAN"), Some(1000.0)),
+            ],
+            x_label: None,
+        };
+        let result = |arm: &Arm, value: Option<f64>| {
+            ArmResult::new(
+                arm,
+                "test_accuracy".into(),
+                vec![RunResult {
+                    seed: 1,
+                    run: arm.name.clone(),
+                    value,
+                    training_time_s: None,
+                    error: None,
+                }],
+            )
+        };
+        let values = [Some(0.84), Some(0.5), Some(0.8), Some(0.72), None];
+        let results: Vec<ArmResult> = e
+            .arms
+            .iter()
+            .zip(values)
+            .map(|(a, v)| result(a, v))
+            .collect();
+        assert_eq!(
+            chart_lines(&e, &results),
+            vec![
+                ("CNN".to_string(), vec![(100.0, 0.72), (1000.0, 0.84)]),
+                ("SSGAN".to_string(), vec![(100.0, 0.8)]),
+            ]
+        );
     }
 }

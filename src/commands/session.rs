@@ -264,13 +264,22 @@ fn describe_start(run: &Run, config: &Config, data: &Splits, task: &dyn Task) {
         s.classes.len()
     );
     if s.unlabelled > 0 {
+        let kept = match config.data.labels_per_class {
+            0 => String::new(),
+            n => format!("{n} per class kept, "),
+        };
+        let use_of_them = if config.model.is_semi_supervised() {
+            format!(
+                "and the run's epochs pass over all {} training images without their labels",
+                s.train + s.unlabelled
+            )
+        } else {
+            format!("which a {} run does not train on", config.model.kind())
+        };
         println!(
-            "labels: {} per class kept ({} labelled training images); {} training images without \
-             their labels, which a {} run does not train on",
-            config.data.labels_per_class,
-            s.train,
-            s.unlabelled,
-            config.model.kind()
+            "labels: {kept}{} labelled training images; {} training images without labels, \
+             {use_of_them}",
+            s.train, s.unlabelled,
         );
     }
     if let Some(g) = &s.synthetic {
@@ -524,7 +533,14 @@ fn run_training(
     info: &mut RunInfo,
 ) -> Result<Finished> {
     let spec = task.spec();
-    let steps_per_epoch = batch_count(setup.data.train.len(), setup.config.train.batch_size);
+    let all;
+    let epoch_set = if setup.config.model.is_semi_supervised() {
+        all = setup.data.all_without_labels();
+        &all
+    } else {
+        &setup.data.train
+    };
+    let steps_per_epoch = batch_count(epoch_set.len(), setup.config.train.batch_size);
     let redraw = |records: &[run_files::Record]| {
         plots::curves_from_metrics(&setup.run.dir, records, steps_per_epoch, &spec.curves)
     };
@@ -534,6 +550,7 @@ fn run_training(
         seed: setup.config.seed,
         augment: &setup.config.data.augment,
         data: &setup.data,
+        epoch_set,
         normalizer: &setup.normalizer,
         kind: setup.config.model.kind(),
         options: &setup.options,

@@ -1,5 +1,6 @@
 //! Users' own images: `root/<class>/*.png|jpg|…`, or `root/train/<class>/…` + `root/test/<class>/…`.
-//! Class names are the folder names, sorted. Images are converted to the channels and size of the
+//! Class names are the folder names, sorted. A folder named `unlabelled` beside the class folders
+//! (in `root/`, or in `root/train/`) holds training images without labels. Images are converted to the channels and size of the
 //! set (grayscale when every image is grayscale, else RGB; the size of the first image unless
 //! `image_size` is set).
 //!
@@ -19,6 +20,9 @@ use super::split::stratified_split;
 
 /// The image files of one class folder.
 type Class = (String, Vec<PathBuf>);
+
+/// The folder beside the class folders whose images have no label.
+pub const UNLABELLED: &str = "unlabelled";
 
 /// Whether `path` is an image fovea can read: `Ok(true)` for a decodable format, `Ok(false)` for a
 /// file that is not an image, an error for an image format this build cannot decode.
@@ -44,9 +48,11 @@ pub fn readable_extensions() -> Vec<&'static str> {
         .collect()
 }
 
-/// Lists `(class name, image paths)` under `root`, classes sorted by name, files by path.
-fn scan(root: &Path) -> Result<Vec<Class>> {
+/// Lists `(class name, image paths)` under `root`, classes sorted by name, files by path, and
+/// the image paths of its `unlabelled/` folder (none when it has none).
+fn scan(root: &Path) -> Result<(Vec<Class>, Vec<PathBuf>)> {
     let mut classes = Vec::new();
+    let mut unlabelled = Vec::new();
     let entries = std::fs::read_dir(root)
         .with_context(|| format!("cannot list image folder {}", root.display()))?;
     for entry in entries {
@@ -69,8 +75,11 @@ fn scan(root: &Path) -> Result<Vec<Class>> {
             }
         }
         files.sort();
-        if !files.is_empty() {
-            classes.push((entry.file_name().to_string_lossy().into_owned(), files));
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name == UNLABELLED {
+            unlabelled = files;
+        } else if !files.is_empty() {
+            classes.push((name, files));
         }
     }
     classes.sort_by(|a, b| a.0.cmp(&b.0));
@@ -81,7 +90,7 @@ fn scan(root: &Path) -> Result<Vec<Class>> {
             classes.len()
         );
     }
-    Ok(classes)
+    Ok((classes, unlabelled))
 }
 
 /// Decodes one image file into the set's shape.
@@ -268,24 +277,34 @@ pub fn load(root: &Path, image_size: usize, test_fraction: f64, seed: u64) -> Re
     let origin = root.display().to_string();
     let mut manifest = Manifest::default();
     if train_dir.is_dir() && test_dir.is_dir() {
-        let train_classes = scan(&train_dir)?;
-        let test_classes = scan(&test_dir)?;
+        let (train_classes, unlabelled) = scan(&train_dir)?;
+        let (test_classes, unlabelled_tests) = scan(&test_dir)?;
+        if !unlabelled_tests.is_empty() {
+            bail!(
+                "{}: test images need labels; an {UNLABELLED}/ folder belongs in {}",
+                test_dir.join(UNLABELLED).display(),
+                train_dir.display()
+            );
+        }
         let names: Vec<String> = train_classes.iter().map(|c| c.0.clone()).collect();
         let shape = infer_shape(&train_classes, image_size)?;
         let train = load_set(root, &train_classes, &names, shape, &mut manifest)?;
         let test = load_set(root, &test_classes, &names, shape, &mut manifest)?;
+        let unlabelled = load_unlabelled(root, &unlabelled, shape, &mut manifest)?;
         return Ok(RawDataset {
             train,
             test,
+            unlabelled,
             classes: names,
             origin,
             files: vec![manifest.record(root)],
         });
     }
-    let classes = scan(root)?;
+    let (classes, unlabelled) = scan(root)?;
     let names: Vec<String> = classes.iter().map(|c| c.0.clone()).collect();
     let shape = infer_shape(&classes, image_size)?;
     let all = load_set(root, &classes, &names, shape, &mut manifest)?;
+    let unlabelled = load_unlabelled(root, &unlabelled, shape, &mut manifest)?;
     let (train_idx, test_idx) =
         stratified_split(&all.labels, names.len(), test_fraction, seed ^ 0x7e57);
     if test_idx.is_empty() {
@@ -296,10 +315,31 @@ pub fn load(root: &Path, image_size: usize, test_fraction: f64, seed: u64) -> Re
     Ok(RawDataset {
         train: all.select(&train_idx),
         test: all.select(&test_idx),
+        unlabelled,
         classes: names,
         origin,
         files: vec![manifest.record(root)],
     })
+}
+
+/// Decodes the images of an `unlabelled/` folder into the set's shape (none: no set).
+fn load_unlabelled(
+    root: &Path,
+    files: &[PathBuf],
+    shape: InputShape,
+    manifest: &mut Manifest,
+) -> Result<Option<ImageSet>> {
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let set = load_set(
+        root,
+        &[(UNLABELLED.to_string(), files.to_vec())],
+        &[UNLABELLED.to_string()],
+        shape,
+        manifest,
+    )?;
+    Ok(Some(set))
 }
 
 /// One `[c, h, w]` image as PNG (grayscale or RGB).

@@ -53,9 +53,13 @@ pub struct SyntheticSource {
     pub seed: u64,
 }
 
-/// The three splits a run uses.
+/// The three splits a run uses, and the training images left without their labels.
 pub struct Splits {
+    /// The labelled training images.
     pub train: ImageSet,
+    /// The training images without labels (each label withheld: 0): those
+    /// `data.labels_per_class` left without theirs, and an image folder's `unlabelled/`.
+    pub unlabelled: ImageSet,
     pub val: ImageSet,
     pub test: ImageSet,
     pub source: DataSource,
@@ -71,7 +75,7 @@ pub fn load(config: &DataConfig, seed: u64) -> Result<Splits> {
     if config.train_limit > 0 && train_idx.len() > config.train_limit {
         train_idx = stratified_take(&raw.train.labels, &train_idx, classes, config.train_limit);
     }
-    let mut unlabelled = 0;
+    let mut withheld = Vec::new();
     if config.labels_per_class > 0 {
         let (labelled, rest) = labels_per_class(
             &raw.train.labels,
@@ -80,7 +84,7 @@ pub fn load(config: &DataConfig, seed: u64) -> Result<Splits> {
             config.labels_per_class,
             seed,
         );
-        (train_idx, unlabelled) = (labelled, rest.len());
+        (train_idx, withheld) = (labelled, rest);
     }
     let mut test = raw.test;
     if config.test_limit > 0 && test.len() > config.test_limit {
@@ -94,6 +98,12 @@ pub fn load(config: &DataConfig, seed: u64) -> Result<Splits> {
     }
     let train = raw.train.select(&train_idx);
     let val = raw.train.select(&val_idx);
+    let mut unlabelled = raw.train.select(&withheld).without_labels();
+    if let Some(extra) = raw.unlabelled {
+        // an image folder's unlabelled/ (already in the set's shape, labels 0)
+        unlabelled.images.extend_from_slice(&extra.images);
+        unlabelled.labels.extend_from_slice(&extra.labels);
+    }
     if train.is_empty() {
         bail!("dataset `{dataset}` has no training images left after the validation split");
     }
@@ -103,7 +113,7 @@ pub fn load(config: &DataConfig, seed: u64) -> Result<Splits> {
         fallback,
         files: raw.files,
         train: train.len(),
-        unlabelled,
+        unlabelled: unlabelled.len(),
         val: val.len(),
         test: test.len(),
         classes: raw.classes,
@@ -112,10 +122,22 @@ pub fn load(config: &DataConfig, seed: u64) -> Result<Splits> {
     };
     Ok(Splits {
         train,
+        unlabelled,
         val,
         test,
         source,
     })
+}
+
+impl Splits {
+    /// Every training image, the labelled ones first, each label withheld (0): what an epoch
+    /// of a semi-supervised run passes over.
+    pub fn all_without_labels(&self) -> ImageSet {
+        let mut all = self.train.clone().without_labels();
+        all.images.extend_from_slice(&self.unlabelled.images);
+        all.labels.extend_from_slice(&self.unlabelled.labels);
+        all
+    }
 }
 
 /// Reads the configured dataset (without the validation split). Returns it with the name of the

@@ -103,6 +103,15 @@ impl ImageSet {
         }
     }
 
+    /// The same images with every label withheld (0).
+    pub fn without_labels(self) -> ImageSet {
+        let n = self.len();
+        ImageSet {
+            labels: vec![0; n],
+            ..self
+        }
+    }
+
     /// Images per class.
     pub fn class_counts(&self, classes: usize) -> Vec<usize> {
         let mut counts = vec![0; classes];
@@ -127,6 +136,9 @@ pub struct FileRecord {
 pub struct RawDataset {
     pub train: ImageSet,
     pub test: ImageSet,
+    /// Training images that come without labels (an image folder's `unlabelled/`), labels
+    /// withheld (0).
+    pub unlabelled: Option<ImageSet>,
     pub classes: Vec<String>,
     pub origin: String,
     pub files: Vec<FileRecord>,

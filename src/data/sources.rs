@@ -264,6 +264,7 @@ pub fn load_dir(spec: &DatasetSpec, dir: &Path) -> Result<RawDataset> {
             Ok(RawDataset {
                 train,
                 test,
+                unlabelled: None,
                 classes,
                 origin,
                 files,
@@ -285,6 +286,7 @@ pub fn load_dir(spec: &DatasetSpec, dir: &Path) -> Result<RawDataset> {
             Ok(RawDataset {
                 train,
                 test,
+                unlabelled: None,
                 classes,
                 origin,
                 files,
@@ -332,6 +334,7 @@ pub fn sample() -> Result<RawDataset> {
     Ok(RawDataset {
         train: set(SAMPLE_TRAIN_IMAGES, SAMPLE_TRAIN_LABELS).context("built-in sample (train)")?,
         test: set(SAMPLE_TEST_IMAGES, SAMPLE_TEST_LABELS).context("built-in sample (test)")?,
+        unlabelled: None,
         classes: FASHION_CLASSES.iter().map(|s| s.to_string()).collect(),
         origin: SAMPLE_ORIGIN.to_string(),
         files: [

@@ -65,36 +65,22 @@ impl GanConfig {
         classes: usize,
         device: &Device,
     ) -> Result<(Generator, Discriminator)> {
-        if shape.height % 4 != 0 || shape.width % 4 != 0 || shape.height < 4 || shape.width < 4 {
-            bail!(
-                "model.kind = \"gan\" draws images whose height and width are multiples of 4; \
-                 the data's images are {shape} (set data.image_size to e.g. 28 or 32)"
-            );
-        }
+        let generator = generator(
+            shape,
+            classes,
+            self.latent,
+            self.embed,
+            self.g_channels,
+            device,
+        )?;
         let (h, w) = (shape.height / 4, shape.width / 4);
-        let (g, d) = (self.g_channels, self.d_channels);
-        let up = |i: usize, o: usize| {
-            ConvTranspose2dConfig::new([i, o], [4, 4])
-                .with_stride([2, 2])
-                .with_padding([1, 1])
-                .init(device)
-        };
+        let d = self.d_channels;
         let down = |i: usize, o: usize, bias: bool| {
             Conv2dConfig::new([i, o], [4, 4])
                 .with_stride([2, 2])
                 .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
                 .with_bias(bias)
                 .init(device)
-        };
-        let generator = Generator {
-            embed: EmbeddingConfig::new(classes, self.embed).init(device),
-            project: LinearConfig::new(self.latent + self.embed, 2 * g * h * w).init(device),
-            norm0: BatchNormConfig::new(2 * g).init(device),
-            up1: up(2 * g, g),
-            norm1: BatchNormConfig::new(g).init(device),
-            up2: up(g, shape.channels),
-            latent: self.latent,
-            grid: [2 * g, h, w],
         };
         let discriminator = Discriminator {
             conv1: down(shape.channels, d, true),
@@ -111,6 +97,43 @@ impl GanConfig {
         };
         Ok((generator, discriminator))
     }
+}
+
+/// The DCGAN generator for images of `shape` (height and width divisible by 4) in `classes`
+/// classes: noise of `latent` values and a label embedding of `embed` values, projected to a
+/// `2g`-channel grid of a quarter of the image's side, then two transposed convolutions (`g`
+/// channels, then the image's).
+pub fn generator(
+    shape: InputShape,
+    classes: usize,
+    latent: usize,
+    embed_size: usize,
+    g: usize,
+    device: &Device,
+) -> Result<Generator> {
+    if shape.height % 4 != 0 || shape.width % 4 != 0 || shape.height < 4 || shape.width < 4 {
+        bail!(
+            "a GAN draws images whose height and width are multiples of 4; \
+             the data's images are {shape} (set data.image_size to e.g. 28 or 32)"
+        );
+    }
+    let (h, w) = (shape.height / 4, shape.width / 4);
+    let up = |i: usize, o: usize| {
+        ConvTranspose2dConfig::new([i, o], [4, 4])
+            .with_stride([2, 2])
+            .with_padding([1, 1])
+            .init(device)
+    };
+    Ok(Generator {
+        embed: EmbeddingConfig::new(classes, embed_size).init(device),
+        project: LinearConfig::new(latent + embed_size, 2 * g * h * w).init(device),
+        norm0: BatchNormConfig::new(2 * g).init(device),
+        up1: up(2 * g, g),
+        norm1: BatchNormConfig::new(g).init(device),
+        up2: up(g, shape.channels),
+        latent,
+        grid: [2 * g, h, w],
+    })
 }
 
 /// Labels `[b]` → embeddings `[b, d]`.

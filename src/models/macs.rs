@@ -14,13 +14,9 @@ impl ModelConfig {
         let dense =
             |widths: &[usize]| -> u64 { widths.windows(2).map(|w| (w[0] * w[1]) as u64).sum() };
         match self {
-            ModelConfig::Cnn(c) => {
-                let (convs, out) = conv_macs(&c.blocks, input);
-                let mut widths = vec![out.pixels()];
-                widths.extend(&c.hidden);
-                widths.push(classes);
-                Some(convs + dense(&widths))
-            }
+            ModelConfig::Cnn(c) => Some(cnn_macs(&c.blocks, &c.hidden, input, classes)),
+            // the classifier (the generator is not counted)
+            ModelConfig::Ssgan(c) => Some(cnn_macs(&c.blocks, &c.hidden, input, classes)),
             ModelConfig::CnnLif(c) => {
                 // the fully connected spiking layers run once per time step
                 let (convs, out) = conv_macs(&c.blocks, input);
@@ -51,6 +47,15 @@ impl ModelConfig {
             ModelConfig::Gan(_) | ModelConfig::Restore(_) | ModelConfig::KernelSvm(_) => None,
         }
     }
+}
+
+/// A `cnn` classifier's multiply-adds: its conv blocks, hidden layers and output layer.
+fn cnn_macs(blocks: &[BlockConfig], hidden: &[usize], input: InputShape, classes: usize) -> u64 {
+    let (convs, out) = conv_macs(blocks, input);
+    let mut widths = vec![out.pixels()];
+    widths.extend(hidden);
+    widths.push(classes);
+    convs + widths.windows(2).map(|w| (w[0] * w[1]) as u64).sum::<u64>()
 }
 
 /// The conv blocks' multiply-adds (stride 1, "same" padding) and their output shape.

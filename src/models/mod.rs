@@ -12,6 +12,7 @@ pub mod macs;
 pub mod restore;
 pub mod rnn;
 pub mod size;
+pub mod ssgan;
 pub mod svm;
 
 use burn::prelude::*;
@@ -28,6 +29,7 @@ pub enum ModelConfig {
     CnnRnn(cnn_rnn::CnnRnnConfig),
     CnnLif(cnn_lif::CnnLifConfig),
     Gan(gan::GanConfig),
+    Ssgan(ssgan::SsganConfig),
     Restore(restore::RestoreConfig),
     Svm(svm::SvmConfig),
     KernelSvm(kernel_svm::KernelSvmConfig),
@@ -47,13 +49,22 @@ impl ModelConfig {
             ModelConfig::CnnRnn(_) => "cnn-rnn",
             ModelConfig::CnnLif(_) => "cnn-lif",
             ModelConfig::Gan(_) => "gan",
+            ModelConfig::Ssgan(_) => "ssgan",
             ModelConfig::Restore(_) => "restore",
             ModelConfig::Svm(_) => "svm",
             ModelConfig::KernelSvm(_) => "kernel-svm",
         }
     }
 
-    /// Whether the run is a classifier (every kind but `gan` and `restore`).
+    /// Whether the run learns from the training images without their labels too
+    /// (`data.labels_per_class` leaves the others unlabelled): its epochs pass over every
+    /// training image.
+    pub fn is_semi_supervised(&self) -> bool {
+        matches!(self, ModelConfig::Ssgan(_))
+    }
+
+    /// Whether the run is a classifier (every kind but `gan` and `restore`; an `ssgan` run's
+    /// discriminator is one).
     pub fn is_classifier(&self) -> bool {
         !matches!(self, ModelConfig::Gan(_) | ModelConfig::Restore(_))
     }
@@ -66,6 +77,7 @@ impl ModelConfig {
             ModelConfig::CnnRnn(c) => c.validate(),
             ModelConfig::CnnLif(c) => c.validate(),
             ModelConfig::Gan(c) => c.validate(),
+            ModelConfig::Ssgan(c) => c.validate(),
             ModelConfig::Restore(c) => c.validate(),
             ModelConfig::Svm(c) => c.validate(),
             ModelConfig::KernelSvm(c) => c.validate(),
@@ -73,7 +85,8 @@ impl ModelConfig {
     }
 
     /// Builds the classifier for images of `input` shape and `classes` outputs (every kind but
-    /// `gan` and `restore`, whose tasks build their two networks themselves).
+    /// `gan` and `restore`, whose tasks build their two networks themselves; an `ssgan` run's
+    /// discriminator, without its generator).
     pub fn init(
         &self,
         input: InputShape,
@@ -82,6 +95,7 @@ impl ModelConfig {
     ) -> anyhow::Result<Model> {
         Ok(match self {
             ModelConfig::Cnn(c) => Model::Cnn(c.init(input, classes, device)?),
+            ModelConfig::Ssgan(c) => Model::Cnn(c.classifier(input, classes, device)?),
             ModelConfig::Rnn(c) => Model::Rnn(c.init(input, classes, device)?),
             ModelConfig::CnnRnn(c) => Model::CnnRnn(c.init(input, classes, device)?),
             ModelConfig::CnnLif(c) => Model::CnnLif(c.init(input, classes, device)?),

@@ -97,20 +97,22 @@ impl ModelConfig {
             ModelConfig::Gan(g) => {
                 let (h, w) = (input.height as u128 / 4, input.width as u128 / 4);
                 let (c, hw) = (input.channels as u128, h * w);
-                let (gc, dc) = (g.g_channels as u128, g.d_channels as u128);
-                let (latent, embed) = (g.latent as u128, g.embed as u128);
-                let generator = Footprint {
-                    weights: classes * embed
-                        + (latent + embed) * 2 * gc * hw
-                        + 2 * gc * gc * 16
-                        + gc * c * 16,
-                    activations: 3 * (2 * gc * hw + gc * 4 * hw + c * 16 * hw),
-                };
+                let dc = g.d_channels as u128;
                 let discriminator = Footprint {
                     weights: c * dc * 16 + dc * 2 * dc * 16 + 2 * dc * hw * (1 + classes),
                     activations: 3 * (dc * 4 * hw + 2 * dc * hw),
                 };
-                generator.add(discriminator)
+                generator(input, classes, g.latent, g.embed, g.g_channels).add(discriminator)
+            }
+            ModelConfig::Ssgan(s) => {
+                let (convs, out) = conv_stack(&s.blocks, input);
+                // the classifier reads three batches a step: labelled, unlabelled, generated
+                let d = convs.add(dense(pixels(out), &s.hidden, classes));
+                let classifier = Footprint {
+                    weights: d.weights,
+                    activations: 3 * d.activations,
+                };
+                generator(input, 1, s.latent, 1, s.g_channels).add(classifier)
             }
             ModelConfig::Restore(r) => {
                 let c = r.channels as u128;
@@ -174,8 +176,20 @@ impl ModelConfig {
             ModelConfig::Svm(_) => "model.components",
             ModelConfig::KernelSvm(_) => "model.subset, model.max_kernel_mib",
             ModelConfig::Gan(_) => "model.g_channels, model.d_channels, model.latent, model.embed",
+            ModelConfig::Ssgan(_) => "model.blocks, model.hidden, model.g_channels, model.latent",
             ModelConfig::Restore(_) => "model.channels, model.d_channels",
         }
+    }
+}
+
+/// The DCGAN generator's footprint (`models::gan::generator`).
+fn generator(input: InputShape, classes: u128, latent: usize, embed: usize, g: usize) -> Footprint {
+    let (h, w) = (input.height as u128 / 4, input.width as u128 / 4);
+    let (c, hw) = (input.channels as u128, h * w);
+    let (gc, latent, embed) = (g as u128, latent as u128, embed as u128);
+    Footprint {
+        weights: classes * embed + (latent + embed) * 2 * gc * hw + 2 * gc * gc * 16 + gc * c * 16,
+        activations: 3 * (2 * gc * hw + gc * 4 * hw + c * 16 * hw),
     }
 }
 

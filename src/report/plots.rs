@@ -319,7 +319,7 @@ fn draw_cell<DB: DrawingBackend>(
 }
 
 /// A grid of images: one row per label, its name on the left, images as `[c, h, w]` bytes
-/// (1 or 3 channels) drawn `scale` pixels per image pixel.
+/// (1 or 3 channels) drawn `scale` pixels per image pixel. The folder is created if needed.
 pub fn image_grid(
     path: &Path,
     title: &str,
@@ -327,6 +327,10 @@ pub fn image_grid(
     shape: InputShape,
     scale: u32,
 ) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow!("cannot create {}: {e}", dir.display()))?;
+    }
     fonts();
     let cols = rows.iter().map(|r| r.1.len()).max().unwrap_or(0) as u32;
     let (h, w) = (shape.height as u32 * scale, shape.width as u32 * scale);
@@ -562,10 +566,12 @@ pub fn per_class_heat_map(
 }
 
 /// `learning-curves.png`: test accuracy against the number of training images (log scale), one
-/// line per model.
+/// line per model; `x_desc` names the images counted ("training images", "labelled training
+/// images").
 pub fn learning_curves(
     path: &Path,
     title: &str,
+    x_desc: &str,
     curves: &[(String, Vec<(f64, f64)>)],
 ) -> Result<()> {
     fonts();
@@ -592,7 +598,7 @@ pub fn learning_curves(
         .configure_mesh()
         .x_labels(12)
         .x_label_formatter(&|x| format!("{x:.0}"))
-        .x_desc("training images (log scale)")
+        .x_desc(format!("{x_desc} (log scale)"))
         .y_desc("test accuracy")
         .draw()
         .map_err(err(path))?;

@@ -110,6 +110,22 @@ impl Classifier {
     pub fn model(&self) -> &Model {
         self.model.as_ref().expect("model is present between steps")
     }
+
+    /// The base learning rate.
+    pub fn lr(&self) -> f64 {
+        self.lr
+    }
+
+    /// One optimizer step on the loss `f` computes from the model (in training mode, on the
+    /// autodiff device), at the base learning rate × `lr_factor`; returns what `f` returns
+    /// beside the loss.
+    pub fn update<T>(&mut self, lr_factor: f64, f: impl FnOnce(&Model) -> (Tensor<1>, T)) -> T {
+        let model = self.model.take().expect("model is present between steps");
+        let (loss, out) = f(&model);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        self.model = Some(self.optim.step(self.lr * lr_factor, model, grads));
+        out
+    }
 }
 
 impl Task for Classifier {
@@ -158,18 +174,18 @@ impl Task for Classifier {
         self.device.seed(mix(&[self.seed, step, 3]));
         let count = batch.len();
         let (x, y) = to_tensors(batch, self.shape, &self.device);
-        let model = self.model.take().expect("model is present between steps");
-        let logits = model.forward(x); // [b, classes]
-        let correct = correct_count(logits.clone(), y.clone());
-        let loss = data_loss(&model, logits, y);
-        let loss_value: f64 = loss.clone().into_scalar::<f64>();
-        // An SVM minimizes its hinge loss plus the L2 term; the log shows the hinge loss alone.
-        let objective = match &model {
-            Model::Svm(m) => loss + m.penalty(),
-            _ => loss,
-        };
-        let grads = GradientsParams::from_grads(objective.backward(), &model);
-        self.model = Some(self.optim.step(self.lr * lr_factor, model, grads));
+        let (loss_value, correct) = self.update(lr_factor, |model| {
+            let logits = model.forward(x); // [b, classes]
+            let correct = correct_count(logits.clone(), y.clone());
+            let loss = data_loss(model, logits, y);
+            let loss_value: f64 = loss.clone().into_scalar::<f64>();
+            // An SVM minimizes its hinge loss plus the L2 term; the log shows the hinge loss alone.
+            let objective = match model {
+                Model::Svm(m) => loss + m.penalty(),
+                _ => loss,
+            };
+            (objective, (loss_value, correct))
+        });
         Ok(StepStats {
             count,
             sums: vec![
@@ -262,7 +278,8 @@ pub fn load_model(model: Model, parts: &[Part]) -> Result<Model> {
     load_module(model, parts, "model")
 }
 
-fn correct_count(logits: Tensor<2>, y: Tensor<1, Int>) -> usize {
+/// The predictions of `logits` `[b, k]` that match `y` `[b]`.
+pub fn correct_count(logits: Tensor<2>, y: Tensor<1, Int>) -> usize {
     let pred = logits.argmax(1).flatten::<1>(0, 1); // [b]
     pred.equal(y).int().sum().into_scalar::<i64>() as usize
 }

@@ -29,6 +29,10 @@ pub fn optimizers(model: &ModelConfig) -> Optimizers {
             ("generator", adam(2e-4)),
             ("discriminator", adam(2e-4)),
         ]),
+        ModelConfig::Ssgan(_) => Optimizers::Named(vec![
+            ("generator", adam(1e-3)),
+            ("discriminator", adam(1e-3)),
+        ]),
         ModelConfig::Restore(_) => Optimizers::Named(vec![
             ("generator", adam(1e-3)),
             ("discriminator", adam(2e-4)),

@@ -59,6 +59,8 @@ pub struct GanTask {
     /// The judge's Gaussian of real training images: the FID floor's reference.
     reference: Gaussian,
     eval_batch: usize,
+    /// Sample grids are drawn after the epochs that are validated (`train.eval_every`).
+    grid_every: usize,
 }
 
 impl GanTask {
@@ -102,6 +104,7 @@ impl GanTask {
             judge,
             reference,
             eval_batch,
+            grid_every: s.train.eval_every.max(1),
         })
     }
 
@@ -231,10 +234,6 @@ impl GanTask {
     }
 
     fn draw_grid(&self, path: &Path, title: &str) -> Result<()> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-        }
         plots::image_grid(path, title, &self.grid_rows()?, self.shape, 2)
     }
 }
@@ -472,6 +471,9 @@ impl Task for GanTask {
     }
 
     fn epoch_end(&self, epoch: usize, run_dir: &Path) -> Result<()> {
+        if !epoch.is_multiple_of(self.grid_every) {
+            return Ok(());
+        }
         self.draw_grid(
             &run_dir
                 .join(EPOCH_SAMPLES)
@@ -564,6 +566,7 @@ mod tests {
             },
             reference: Gaussian::fit(&[0.0; 6], 2).unwrap(),
             eval_batch: 16,
+            grid_every: 1,
         }
     }
 

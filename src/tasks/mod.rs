@@ -1,6 +1,7 @@
 //! The tasks fovea trains, each one `Task` for the shared loop, chosen by `[model] kind`:
 //! `cnn`, `rnn`, `cnn-rnn`, `cnn-lif` and `svm` are classifiers; `gan` is the conditional GAN;
-//! `restore` repairs damaged images.
+//! `ssgan` the semi-supervised GAN, whose discriminator is a classifier; `restore` repairs
+//! damaged images.
 
 pub mod classify;
 pub mod config;
@@ -10,6 +11,7 @@ pub mod judge;
 pub mod kernel_svm;
 pub mod records;
 pub mod restore;
+pub mod ssgan;
 
 use anyhow::{Context, Result};
 use burn::tensor::Device;
@@ -43,6 +45,9 @@ pub fn build(
         return Ok(Box::new(restore::RestoreTask::new(
             s, r, data, normalizer, judge, ad,
         )?));
+    }
+    if let ModelConfig::Ssgan(c) = s.model {
+        return Ok(Box::new(ssgan::SsganTask::new(s, c, data, normalizer, ad)?));
     }
     let shape = data.train.shape;
     let net = match s.model.init(shape, data.source.classes.len(), &ad)? {

@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
@@ -267,10 +267,6 @@ impl RestoreTask {
     }
 
     fn draw_panels(&self, path: &Path, title: &str) -> Result<()> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-        }
         plots::image_grid(path, title, &self.panel_rows()?, self.shape, 3)
     }
 }

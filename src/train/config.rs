@@ -270,6 +270,60 @@ impl RestoreTraining {
     }
 }
 
+/// What the semi-supervised GAN's generator minimizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SsganGeneratorLoss {
+    /// Feature matching (Salimans et al., 2016): the squared distance between the mean features
+    /// (the classifier's last hidden layer) of an unlabelled batch and of a generated one,
+    /// averaged over the features.
+    FeatureMatching,
+    /// The non-saturating GAN loss: −log D(G(z)) = softplus(−log Z(G(z))).
+    NonSaturating,
+}
+
+/// `[train.ssgan]`: how a semi-supervised GAN is trained.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SsganTraining {
+    pub generator_loss: SsganGeneratorLoss,
+    /// Weight of the unsupervised terms (unlabelled images real, generated ones generated) next
+    /// to the labelled images' cross-entropy (weight 1).
+    pub unsupervised_weight: f64,
+    /// Standard deviation of Gaussian noise added to every image the classifier reads in
+    /// training (labelled, unlabelled and generated; in the normalized space, where a pixel's
+    /// standard deviation is 1). 0 = none.
+    pub input_noise: f64,
+}
+
+impl Default for SsganTraining {
+    fn default() -> Self {
+        Self {
+            generator_loss: SsganGeneratorLoss::FeatureMatching,
+            unsupervised_weight: 0.5,
+            input_noise: 0.0,
+        }
+    }
+}
+
+impl SsganTraining {
+    fn validate(&self) -> Result<(), String> {
+        if !(self.unsupervised_weight >= 0.0 && self.unsupervised_weight.is_finite()) {
+            return Err(format!(
+                "unsupervised_weight must be ≥ 0 (got {})",
+                self.unsupervised_weight
+            ));
+        }
+        if !(self.input_noise >= 0.0 && self.input_noise.is_finite()) {
+            return Err(format!(
+                "input_noise must be ≥ 0 (got {})",
+                self.input_noise
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// `[train]` of a config file.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -320,6 +374,9 @@ pub struct TrainConfig {
     /// `[train.restore]` (restore runs).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restore: Option<RestoreTraining>,
+    /// `[train.ssgan]` (ssgan runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ssgan: Option<SsganTraining>,
 }
 
 impl Default for TrainConfig {
@@ -348,6 +405,7 @@ impl Default for TrainConfig {
             eval_every: 1,
             gan: None,
             restore: None,
+            ssgan: None,
         }
     }
 }
@@ -483,6 +541,15 @@ impl TrainConfig {
             return Err(format!(
                 "restore: [train.restore] applies to restore runs; this is a {kind} run"
             ));
+        }
+        if self.ssgan.is_some() && !is("ssgan") {
+            return Err(format!(
+                "ssgan: [train.ssgan] applies to ssgan runs; this is a {kind} run"
+            ));
+        }
+        if is("ssgan") {
+            let ssgan = self.ssgan.get_or_insert_with(SsganTraining::default);
+            ssgan.validate().map_err(|e| format!("ssgan.{e}"))?;
         }
         if is("gan") {
             let gan = self.gan.get_or_insert_with(GanTraining::default);

@@ -14,7 +14,7 @@ use super::schedule;
 use super::state::LoopState;
 use super::task::{Task, TaskSpec};
 use crate::data::batch::{Normalizer, batch_count, epoch_order, spawn_batches};
-use crate::data::{AugmentConfig, Splits};
+use crate::data::{AugmentConfig, ImageSet, Splits};
 use crate::fsio;
 use crate::progress::Progress;
 use crate::run_files;
@@ -105,6 +105,9 @@ pub struct FitContext<'a> {
     pub seed: u64,
     pub augment: &'a AugmentConfig,
     pub data: &'a Splits,
+    /// The images an epoch passes over: `data.train`, or for a semi-supervised kind every
+    /// training image with its label withheld (`Splits::all_without_labels`).
+    pub epoch_set: &'a ImageSet,
     pub normalizer: &'a Normalizer,
     /// The task's kind as configured (recorded in checkpoints).
     pub kind: &'a str,
@@ -115,7 +118,7 @@ pub struct FitContext<'a> {
 
 impl FitContext<'_> {
     fn steps_per_epoch(&self) -> usize {
-        batch_count(self.data.train.len(), self.train.batch_size)
+        batch_count(self.epoch_set.len(), self.train.batch_size)
     }
 
     /// Each optimizer's learning rate at `step`, by name.
@@ -218,12 +221,12 @@ fn run_epoch(
     let seen_before = state.epoch_seen;
     let mut window_start = Instant::now();
     progress.start_epoch(state.epoch + 1, t.epochs, spe, state.batch);
-    let order = epoch_order(ctx.data.train.len(), ctx.seed, state.epoch);
+    let order = epoch_order(ctx.epoch_set.len(), ctx.seed, state.epoch);
     let augment = ctx.augment.is_on().then(|| ctx.augment.clone());
     let stopped = std::thread::scope(|scope| -> Result<Option<Outcome>> {
         let batches = spawn_batches(
             scope,
-            &ctx.data.train,
+            ctx.epoch_set,
             order,
             state.batch,
             t.batch_size,

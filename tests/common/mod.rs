@@ -80,6 +80,35 @@ pub fn image_class(dir: &Path, n: u8, side: u32, shade: u8) {
     }
 }
 
+/// Trains `setup` as the run `name`, stopped as `kill -9` would stop it right after step `at`
+/// (exit status 137), then resumes it to its end; returns the crashed run's output and the
+/// run folder.
+pub fn crash_then_resume(
+    dir: &Path,
+    name: &str,
+    setup: &[&str],
+    at: &str,
+) -> (Output, std::path::PathBuf) {
+    let crashed = train(dir, name, &[setup, &["--crash-at-step", at]].concat());
+    assert_eq!(crashed.status.code(), Some(137), "{}", text(&crashed));
+    let folder = format!("artifacts/{name}");
+    let resumed = run(dir, &["resume", &folder, "--quiet"]);
+    assert!(resumed.status.success(), "{}", text(&resumed));
+    (crashed, dir.join(folder))
+}
+
+/// The newest intact checkpoint of a run: its metadata and parts.
+pub fn newest_checkpoint(
+    run_dir: &Path,
+) -> (fovea::train::CheckpointMeta, Vec<fovea::train::Part>) {
+    let (_, meta, parts) = fovea::train::checkpoint::newest_intact::<fovea::train::CheckpointMeta>(
+        &run_dir.join("checkpoints"),
+    )
+    .unwrap()
+    .unwrap();
+    (meta, parts)
+}
+
 pub fn read_json(path: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()
