@@ -99,10 +99,9 @@ pub fn load(config: &DataConfig, seed: u64) -> Result<Splits> {
     let train = raw.train.select(&train_idx);
     let val = raw.train.select(&val_idx);
     let mut unlabelled = raw.train.select(&withheld).without_labels();
-    if let Some(extra) = raw.unlabelled {
+    if let Some(extra) = &raw.unlabelled {
         // an image folder's unlabelled/ (already in the set's shape, labels 0)
-        unlabelled.images.extend_from_slice(&extra.images);
-        unlabelled.labels.extend_from_slice(&extra.labels);
+        unlabelled.append(extra);
     }
     if train.is_empty() {
         bail!("dataset `{dataset}` has no training images left after the validation split");
@@ -134,8 +133,7 @@ impl Splits {
     /// of a semi-supervised run passes over.
     pub fn all_without_labels(&self) -> ImageSet {
         let mut all = self.train.clone().without_labels();
-        all.images.extend_from_slice(&self.unlabelled.images);
-        all.labels.extend_from_slice(&self.unlabelled.labels);
+        all.append(&self.unlabelled);
         all
     }
 }

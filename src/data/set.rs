@@ -112,6 +112,13 @@ impl ImageSet {
         }
     }
 
+    /// Appends `other`'s images and labels (of the same shape).
+    pub fn append(&mut self, other: &ImageSet) {
+        debug_assert_eq!(self.shape, other.shape);
+        self.images.extend_from_slice(&other.images);
+        self.labels.extend_from_slice(&other.labels);
+    }
+
     /// Images per class.
     pub fn class_counts(&self, classes: usize) -> Vec<usize> {
         let mut counts = vec![0; classes];
