@@ -660,8 +660,12 @@ fn data_info(dataset: Option<String>, data_dir: Option<PathBuf>) -> Result<()> {
                 }
             }
         }?;
+        let unlabelled = match &raw.unlabelled {
+            Some(u) => format!(" + {} unlabelled", u.len()),
+            None => String::new(),
+        };
         println!(
-            "{name}: {} — {} train + {} test images of {}, {} classes",
+            "{name}: {} — {} train{unlabelled} + {} test images of {}, {} classes",
             raw.origin,
             raw.train.len(),
             raw.test.len(),

@@ -422,6 +422,13 @@ fn an_image_folder_may_hold_unlabelled_images_beside_its_classes() {
     assert_eq!((data.source.unlabelled, data.unlabelled.len()), (4, 4));
     assert_eq!(data.unlabelled.image(0)[0], 100);
     assert_eq!(data.all_without_labels().len(), data.train.len() + 4);
+    let out = common::fovea(root)
+        .args(["data", "info", "--dataset", "folder", "--data-dir"])
+        .arg(root)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains(" train + 4 unlabelled + "), "{said}");
     // test images need labels
     common::image_class(&root.join("t/train/ants"), 2, 5, 10);
     common::image_class(&root.join("t/train/bees"), 2, 5, 200);

@@ -44,6 +44,7 @@ fn an_ssgan_learns_from_unlabelled_images_resumes_exactly_and_classifies() {
             "model.g_channels=8",
             "model.latent=8",
             "train.batch_size=32",
+            "data.augment.shift=2",
         ],
     );
     let straight = train(d, "straight", &setup);

@@ -122,6 +122,7 @@ pub fn build_task(
         model: &config.model,
         train: &config.train,
         eval: &config.eval,
+        augment: &config.data.augment,
         seed: config.seed,
     };
     tasks::build(&settings, data, normalizer, judge, device)

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use burn::optim::ModuleOptimizer;
 use serde::{Deserialize, Serialize};
 
+use crate::data::config::AugmentConfig;
 use crate::models::ModelConfig;
 use crate::train::config::{OptimizerConfig, Optimizers};
 use crate::train::{TrainConfig, optim};
@@ -47,6 +48,9 @@ pub struct Settings<'a> {
     pub model: &'a ModelConfig,
     pub train: &'a TrainConfig,
     pub eval: &'a EvalConfig,
+    /// The training images' augmentation (`data.augment`), for a task that draws its own
+    /// batches.
+    pub augment: &'a AugmentConfig,
     pub seed: u64,
 }
 

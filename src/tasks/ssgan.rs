@@ -19,14 +19,15 @@ use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::tensor::activation::{sigmoid, softplus};
 use rand::SeedableRng;
-use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
 
 use super::classify::{Classifier, correct_count, cross_entropy, to_tensors};
 use super::config::Settings;
 use super::gan::{generate, to_bytes};
 use super::judge::normalize_pixels;
 use super::records::{load_module, load_optim, module_part, optim_part};
-use crate::data::batch::{Batch, Normalizer, make_batch, mix};
+use crate::data::batch::{Batch, Normalizer, epoch_order, make_batch, mix};
+use crate::data::config::AugmentConfig;
 use crate::data::{ImageSet, InputShape, Splits};
 use crate::models::Model;
 use crate::models::cnn::Cnn;
@@ -51,6 +52,8 @@ pub struct SsganTask {
     training: SsganTraining,
     /// The labelled training images.
     labelled: ImageSet,
+    /// `data.augment`, applied to the labelled batches as to the unlabelled ones.
+    augment: AugmentConfig,
     /// The normalization's lookup tables, for the labelled batches.
     tables: Vec<[f32; 256]>,
     normalizer: Normalizer,
@@ -144,6 +147,7 @@ impl SsganTask {
             lr_g,
             training: s.train.ssgan.clone().unwrap_or_default(),
             labelled: data.train.clone(),
+            augment: s.augment.clone(),
             tables: normalizer.tables(),
             normalizer: normalizer.clone(),
             batch_size: s.train.batch_size,
@@ -159,26 +163,25 @@ impl SsganTask {
     }
 
     /// `n` labelled images for `step`: positions step × batch_size … of an endless sequence of
-    /// passes over the labelled set, each pass in an order drawn from (seed, pass).
+    /// passes over the labelled set, each pass in its own order, augmented as the unlabelled
+    /// images are (`data.augment`) with draws seeded by the step, so that resume is exact.
     fn labelled_batch(&self, step: u64, n: usize) -> Batch {
         let size = self.labelled.len();
         let start = step as usize * self.batch_size;
+        let order_seed = mix(&[self.seed, 29]);
         let mut pass = usize::MAX;
         let mut order: Vec<usize> = Vec::new();
         let mut indices = Vec::with_capacity(n);
         for p in start..start + n {
             if p / size != pass {
                 pass = p / size;
-                order = (0..size).collect();
-                order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(mix(&[
-                    self.seed,
-                    pass as u64,
-                    29,
-                ])));
+                order = epoch_order(size, order_seed, pass);
             }
             indices.push(order[p % size]);
         }
-        make_batch(&self.labelled, &indices, &self.tables, None, 0)
+        let mut rng = ChaCha8Rng::seed_from_u64(mix(&[self.seed, step, 31]));
+        let augment = self.augment.is_on().then_some((&self.augment, &mut rng));
+        make_batch(&self.labelled, &indices, &self.tables, augment, 0)
     }
 
     /// `x` with the classifier's training noise added (`input_noise`), drawn from the device's
@@ -429,6 +432,53 @@ mod tests {
         close(loss.total, ce + 0.5 * (real + fake));
         close(loss.d_real, 0.8);
         close(loss.d_fake, 0.5);
+    }
+
+    #[test]
+    fn labelled_batches_are_augmented_by_draws_of_their_step() {
+        let config = crate::config::from_str(
+            r#"
+            [data]
+            dataset = "sample"
+            labels_per_class = 3
+            [model]
+            kind = "ssgan"
+            blocks = [{ channels = 8, batch_norm = false }]
+            hidden = [16]
+            latent = 8
+            g_channels = 8
+            [train]
+            batch_size = 8
+            "#,
+            "test",
+        )
+        .unwrap();
+        let data = crate::data::load(&config.data, config.seed).unwrap();
+        let normalizer = Normalizer::fit(&data.train);
+        let crate::models::ModelConfig::Ssgan(cfg) = &config.model else {
+            panic!("not an ssgan config")
+        };
+        let task = |augment: &AugmentConfig| {
+            let s = Settings {
+                model: &config.model,
+                train: &config.train,
+                eval: &config.eval,
+                augment,
+                seed: config.seed,
+            };
+            SsganTask::new(&s, cfg, &data, &normalizer, Device::flex()).unwrap()
+        };
+        let plain = task(&AugmentConfig::default());
+        let shifted = task(&AugmentConfig {
+            shift: 2,
+            flip: false,
+        });
+        let (a, b) = (plain.labelled_batch(3, 8), shifted.labelled_batch(3, 8));
+        // the same images in the same order, moved
+        assert_eq!(a.labels, b.labels);
+        assert_ne!(a.images, b.images, "the labelled batch was not augmented");
+        // the draws are the step's: the same step, the same batch (resume is exact)
+        assert_eq!(b.images, shifted.labelled_batch(3, 8).images);
     }
 
     #[test]
