@@ -2,6 +2,7 @@
 //! done in `commands` (and `data` for `fovea data`).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Result, bail};
 use clap::{Parser, Subcommand};
@@ -11,7 +12,7 @@ use crate::commands::compare;
 use crate::commands::experiment;
 use crate::commands::repair;
 use crate::commands::session::{self, TrainArgs};
-use crate::commands::{generate, predict, runs};
+use crate::commands::{export, generate, predict, runs, serve};
 use crate::config;
 use crate::data::{self, sources};
 use crate::device::{self, BackendKind};
@@ -61,6 +62,10 @@ pub enum Command {
     Eval(EvalCmd),
     /// Classify image files with a trained run.
     Predict(PredictCmd),
+    /// Write a run's classifier as a file other tools read (safetensors, PyTorch's names).
+    Export(ExportCmd),
+    /// Serve a run's classifier over HTTP: POST /predict, GET /health, GET /metrics.
+    Serve(ServeCmd),
     /// Draw labelled images from a GAN run into an image folder (or IDX files).
     Generate(GenerateCmd),
     /// Write damaged copies of images: noise, salt-and-pepper, a missing square, low resolution.
@@ -206,6 +211,67 @@ pub struct PredictCmd {
 }
 
 #[derive(clap::Args, Debug)]
+pub struct ExportCmd {
+    run: PathBuf,
+    /// The file's format.
+    #[arg(long, value_enum)]
+    format: ExportFormat,
+    /// The file to write (replaced only once the new one is complete).
+    #[arg(long)]
+    out: PathBuf,
+    /// `best`, `last` or a step number.
+    #[arg(long, default_value = "best")]
+    checkpoint: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ServeCmd {
+    run: PathBuf,
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// The port (0: any free one; the address is printed).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    #[arg(long, default_value = "best")]
+    checkpoint: String,
+    #[arg(long, value_enum)]
+    backend: Option<BackendKind>,
+    /// Spiking models: read each decision at the first time step where the top two
+    /// probabilities differ by this margin.
+    #[arg(long, value_name = "MARGIN")]
+    exit_margin: Option<f64>,
+    /// The most images classified together.
+    #[arg(long, default_value_t = 32)]
+    max_batch: usize,
+    /// How long the first image of a batch waits for others, in milliseconds.
+    #[arg(long, default_value_t = 2)]
+    max_wait_ms: u64,
+    /// Images accepted and not yet classified, at most; beyond it, requests get 503.
+    #[arg(long, default_value_t = 256)]
+    queue: usize,
+    /// The largest request body, in bytes.
+    #[arg(long, default_value_t = 8 << 20)]
+    max_body: usize,
+    /// The most pixels (width × height) an image may have.
+    #[arg(long, default_value_t = 4096 * 4096)]
+    max_pixels: u64,
+    /// How long a request's body may take to arrive, in seconds.
+    #[arg(long, default_value_t = 10)]
+    read_timeout: u64,
+    /// Test hook: hold each batch this long before classifying it.
+    #[arg(long, hide = true)]
+    hold_ms: Option<u64>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum ExportFormat {
+    /// The weights, named and laid out as PyTorch's, with classes, input shape, normalization
+    /// and config in the metadata.
+    Safetensors,
+}
+
+#[derive(clap::Args, Debug)]
 pub struct GenerateCmd {
     run: PathBuf,
     /// Images per class.
@@ -327,6 +393,37 @@ pub enum Exit {
 pub fn run(cli: Cli) -> Result<Exit> {
     match cli.command {
         Command::Train(c) => train(c),
+        Command::Serve(c) => {
+            let options = serve::ServeOptions {
+                host: c.host,
+                port: c.port,
+                checkpoint: c.checkpoint,
+                backend: c.backend,
+                exit_margin: c.exit_margin,
+                max_batch: c.max_batch,
+                max_wait: Duration::from_millis(c.max_wait_ms),
+                queue: c.queue,
+                max_body: c.max_body,
+                max_pixels: c.max_pixels,
+                read_timeout: Duration::from_secs(c.read_timeout),
+                hold: c.hold_ms.map(Duration::from_millis),
+            };
+            serve::serve(&c.run, options)?;
+            Ok(Exit::Ok)
+        }
+        Command::Export(c) => {
+            let done = match c.format {
+                ExportFormat::Safetensors => export::safetensors(&c.run, &c.checkpoint, &c.out)?,
+            };
+            println!(
+                "wrote {} ({} tensors, {:.1} MiB) from {}",
+                done.path.display(),
+                done.tensors,
+                done.bytes as f64 / (1 << 20) as f64,
+                done.checkpoint.display()
+            );
+            Ok(Exit::Ok)
+        }
         Command::Resume(c) => {
             let options = FitOptions {
                 quiet: c.quiet,

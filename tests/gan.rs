@@ -264,12 +264,25 @@ fn a_gan_trains_with_its_own_judge_and_resumes_exactly_after_a_crash() {
     let e: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let s = read_json(&d.join("artifacts/straight/summary.json"));
     assert_eq!(e["test_fid"], s["last"]["test_fid"], "{e}");
-    // predict reads classifier runs only, and says so.
-    let out = run(d, &["predict", "artifacts/straight", "x.png"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(
-        text(&out).contains("a gan run has no classifier"),
-        "{}",
-        text(&out)
-    );
+    // predict and export read classifier runs only, and say so.
+    for args in [
+        &["predict", "artifacts/straight", "x.png"][..],
+        &[
+            "export",
+            "artifacts/straight",
+            "--format",
+            "safetensors",
+            "--out",
+            "g.st",
+        ],
+    ] {
+        let out = run(d, args);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        assert!(
+            text(&out).contains("a gan run has no classifier"),
+            "{}",
+            text(&out)
+        );
+    }
+    assert!(!d.join("g.st").exists());
 }

@@ -10,6 +10,7 @@ use crate::data::batch::eval_batches;
 use crate::data::{self, ImageSet};
 use crate::device::BackendKind;
 use crate::models::Model;
+use crate::models::cnn_lif::CnnLif;
 use crate::tasks::classify::{self, Evaluation};
 
 /// `fovea eval`: test metrics of a checkpoint, on the run's test set or another dataset's.
@@ -72,65 +73,113 @@ pub fn predict(
     top_k: usize,
     exit_margin: Option<f64>,
 ) -> Result<Vec<Prediction>> {
-    let spiking = match (&loaded.model, exit_margin) {
-        (_, None) => None,
-        (Model::CnnLif(m), Some(margin)) => {
-            if !(0.0..=1.0).contains(&margin) {
-                bail!("--exit-margin must be in [0, 1] (got {margin})");
-            }
-            Some((m, margin))
-        }
-        (_, Some(_)) => bail!(
-            "--exit-margin applies to spiking models (kind = \"cnn-lif\"); this run's model is `{}`",
-            loaded.config.model.kind()
-        ),
-    };
-    // Poisson spike coding draws from the device RNG: the same run, the same predictions.
-    loaded.device.seed(loaded.config.seed);
+    let reader = Reader::new(loaded, exit_margin)?;
     let shape = loaded.meta.shape;
     let mut pixels = Vec::with_capacity(files.len() * shape.pixels());
     for f in files {
         pixels.extend(data::folder::decode(f, shape)?);
     }
-    let set = ImageSet::new(shape, pixels, vec![0; files.len()])?;
-    let mut out = Vec::new();
-    let mut names = files.iter();
-    for batch in eval_batches(
-        &set,
-        loaded.config.train.eval_batch_size,
-        &loaded.meta.normalizer,
-    ) {
-        let decided: Vec<(Vec<f32>, Option<usize>)> = match spiking {
-            Some((m, margin)) => {
-                classify::probabilities_early_exit(m, batch.images, shape, margin, &loaded.device)?
-                    .into_iter()
-                    .map(|(p, step)| (p, Some(step)))
-                    .collect()
-            }
-            None => classify::probabilities(&loaded.model, batch.images, shape, &loaded.device)?
-                .into_iter()
-                .map(|p| (p, None))
-                .collect(),
-        };
-        for (probs, step) in decided {
-            let mut ranked: Vec<(usize, f32)> = probs.into_iter().enumerate().collect();
-            ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
-            let top = ranked
-                .into_iter()
-                .take(top_k.max(1))
-                .map(|(i, p)| (loaded.meta.classes[i].clone(), p))
-                .collect();
-            out.push(Prediction {
-                file: names
-                    .next()
-                    .expect("one name per image")
-                    .display()
-                    .to_string(),
-                top,
-                decided_at_step: step,
-                steps: spiking.map(|(m, _)| m.steps()),
-            });
-        }
+    let decided = reader.classify(pixels, loaded.config.train.eval_batch_size)?;
+    Ok(files
+        .iter()
+        .zip(decided)
+        .map(|(file, d)| Prediction {
+            file: file.display().to_string(),
+            top: d.top(&loaded.meta.classes, top_k),
+            decided_at_step: d.step,
+            steps: reader.steps(),
+        })
+        .collect())
+}
+
+/// One image's class probabilities, and for a spiking model that stopped early, the time step
+/// they were read at.
+pub struct Decision {
+    pub probabilities: Vec<f32>,
+    pub step: Option<usize>,
+}
+
+impl Decision {
+    /// The `k` most probable classes (at least one), most probable first.
+    pub fn top(&self, classes: &[String], k: usize) -> Vec<(String, f32)> {
+        let mut ranked: Vec<(usize, f32)> =
+            self.probabilities.iter().copied().enumerate().collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+        ranked
+            .into_iter()
+            .take(k.max(1))
+            .map(|(i, p)| (classes[i].clone(), p))
+            .collect()
     }
-    Ok(out)
+}
+
+/// Reads a loaded classifier's decisions for images already in its shape: `predict` and `serve`.
+pub struct Reader<'a> {
+    loaded: &'a Loaded,
+    spiking: Option<(&'a CnnLif, f64)>,
+}
+
+impl<'a> Reader<'a> {
+    /// With `exit_margin` (spiking models only), each decision is read at the first time step
+    /// where the top two probabilities differ by at least that much.
+    pub fn new(loaded: &'a Loaded, exit_margin: Option<f64>) -> Result<Self> {
+        let spiking = match (&loaded.model, exit_margin) {
+            (_, None) => None,
+            (Model::CnnLif(m), Some(margin)) => {
+                if !(0.0..=1.0).contains(&margin) {
+                    bail!("--exit-margin must be in [0, 1] (got {margin})");
+                }
+                Some((m, margin))
+            }
+            (_, Some(_)) => bail!(
+                "--exit-margin applies to spiking models (kind = \"cnn-lif\"); this run's model is `{}`",
+                loaded.config.model.kind()
+            ),
+        };
+        Ok(Self { loaded, spiking })
+    }
+
+    /// A spiking model's time steps, when decisions may stop early.
+    pub fn steps(&self) -> Option<usize> {
+        self.spiking.map(|(m, _)| m.steps())
+    }
+
+    /// The decisions for `pixels` (whole images of the model's shape, one after another), in
+    /// batches of `batch_size`.
+    pub fn classify(&self, pixels: Vec<u8>, batch_size: usize) -> Result<Vec<Decision>> {
+        let loaded = self.loaded;
+        // Poisson spike coding draws from the device RNG: the same run, the same predictions.
+        loaded.device.seed(loaded.config.seed);
+        let shape = loaded.meta.shape;
+        let n = pixels.len() / shape.pixels();
+        let set = ImageSet::new(shape, pixels, vec![0; n])?;
+        let mut out = Vec::with_capacity(n);
+        for batch in eval_batches(&set, batch_size, &loaded.meta.normalizer) {
+            match self.spiking {
+                Some((m, margin)) => out.extend(
+                    classify::probabilities_early_exit(
+                        m,
+                        batch.images,
+                        shape,
+                        margin,
+                        &loaded.device,
+                    )?
+                    .into_iter()
+                    .map(|(probabilities, step)| Decision {
+                        probabilities,
+                        step: Some(step),
+                    }),
+                ),
+                None => out.extend(
+                    classify::probabilities(&loaded.model, batch.images, shape, &loaded.device)?
+                        .into_iter()
+                        .map(|probabilities| Decision {
+                            probabilities,
+                            step: None,
+                        }),
+                ),
+            }
+        }
+        Ok(out)
+    }
 }
