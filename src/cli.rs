@@ -62,7 +62,7 @@ pub enum Command {
     Eval(EvalCmd),
     /// Classify image files with a trained run.
     Predict(PredictCmd),
-    /// Write a run's classifier as a file other tools read (safetensors, PyTorch's names).
+    /// Write a run's weights as a file other tools read (safetensors, PyTorch's names).
     Export(ExportCmd),
     /// Serve a run's classifier over HTTP: POST /predict, GET /health, GET /metrics.
     Serve(ServeCmd),

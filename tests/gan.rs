@@ -264,9 +264,17 @@ fn a_gan_trains_with_its_own_judge_and_resumes_exactly_after_a_crash() {
     let e: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let s = read_json(&d.join("artifacts/straight/summary.json"));
     assert_eq!(e["test_fid"], s["last"]["test_fid"], "{e}");
-    // predict and export read classifier runs only, and say so.
-    for args in [
-        &["predict", "artifacts/straight", "x.png"][..],
+    // predict reads classifier runs only, and says so.
+    let out = run(d, &["predict", "artifacts/straight", "x.png"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("a gan run has no classifier"),
+        "{}",
+        text(&out)
+    );
+    // export writes both networks and the moving average, each under its own name.
+    let out = run(
+        d,
         &[
             "export",
             "artifacts/straight",
@@ -275,14 +283,20 @@ fn a_gan_trains_with_its_own_judge_and_resumes_exactly_after_a_crash() {
             "--out",
             "g.st",
         ],
-    ] {
-        let out = run(d, args);
-        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-        assert!(
-            text(&out).contains("a gan run has no classifier"),
-            "{}",
-            text(&out)
-        );
-    }
-    assert!(!d.join("g.st").exists());
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let bytes = std::fs::read(d.join("g.st")).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let names = file.names();
+    let values = |prefix: &str| -> usize {
+        names
+            .iter()
+            .filter(|n| n.starts_with(prefix) && !n.ends_with(".num_batches_tracked"))
+            .map(|n| file.tensor(n).unwrap().shape().iter().product::<usize>())
+            .sum()
+    };
+    let (_, g, disc, ema) = newest_weights(&d.join("artifacts/straight"));
+    assert_eq!(values("generator."), g.len(), "{names:?}");
+    assert_eq!(values("generator_ema."), ema.len(), "{names:?}");
+    assert_eq!(values("discriminator."), disc.len(), "{names:?}");
 }

@@ -1,6 +1,6 @@
-//! `fovea export`: a run's classifier leaves fovea as a safetensors file, its tensors named
-//! and laid out as PyTorch's modules name and lay out theirs, with what a user needs to feed
-//! it (classes, input shape, normalization, the run's config) in the file's metadata.
+//! `fovea export`: a run's networks leave fovea as a safetensors file, a classifier's tensors
+//! named and laid out as PyTorch's modules name and lay out theirs, with what a user needs to
+//! feed it (classes, input shape, normalization, the run's config) in the file's metadata.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -9,10 +9,14 @@ use anyhow::{Context, Result, bail};
 use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, burn_pack};
 use safetensors::tensor::{Dtype, TensorView};
 
-use super::runs::{Loaded, load_run};
+use super::runs::Opened;
 use crate::device::BackendKind;
+use crate::models::Model;
 use crate::models::ModelConfig;
 use crate::models::cnn::BlockConfig;
+use crate::tasks::classify::load_model;
+use crate::tasks::gan::EMA_PART;
+use crate::tasks::records::load_module;
 
 /// What `fovea export` wrote.
 #[derive(Debug)]
@@ -31,12 +35,57 @@ struct Named {
     bytes: Vec<u8>,
 }
 
-/// `fovea export RUN --format safetensors --out FILE`: the `which` checkpoint's classifier.
-/// The file is written beside `out` and renamed over it only when complete.
+/// `fovea export RUN --format safetensors --out FILE`: the `which` checkpoint's networks: a
+/// classifier's, named as PyTorch's modules (`pytorch_tensors`); a `gan`'s generator (and its
+/// moving average) and discriminator, a `restore` run's U-Net and patch discriminator, by their
+/// module paths under `generator.`, `generator_ema.`, `discriminator.`. The file is written
+/// beside `out` and renamed over it only when complete.
 pub fn safetensors(dir: &Path, which: &str, out: &Path) -> Result<Exported> {
-    let loaded = load_run(dir, which, Some(BackendKind::Flex))?;
-    let tensors = pytorch_tensors(&loaded)?;
-    let metadata = metadata(&loaded)?;
+    let run = Opened::open(dir, which, Some(BackendKind::Flex))?;
+    let (meta, device) = (&run.meta, &run.device);
+    let steps = meta.state.step as i64;
+    let tensors = match &run.config.model {
+        ModelConfig::Gan(gan) => {
+            let (g, d) = gan.init(meta.shape, meta.classes.len(), device)?;
+            let mut t = own_tensors(
+                "generator",
+                &load_module(g.clone(), &run.parts, "generator")?,
+                steps,
+            )?;
+            if run.parts.iter().any(|(name, _)| name == EMA_PART) {
+                t.extend(own_tensors(
+                    "generator_ema",
+                    &load_module(g, &run.parts, EMA_PART)?,
+                    steps,
+                )?);
+            }
+            t.extend(own_tensors(
+                "discriminator",
+                &load_module(d, &run.parts, "discriminator")?,
+                steps,
+            )?);
+            t
+        }
+        ModelConfig::Restore(r) => {
+            let (g, d) = r.init(meta.shape, device)?;
+            let mut t = own_tensors(
+                "generator",
+                &load_module(g, &run.parts, "generator")?,
+                steps,
+            )?;
+            t.extend(own_tensors(
+                "discriminator",
+                &load_module(d, &run.parts, "discriminator")?,
+                steps,
+            )?);
+            t
+        }
+        m => {
+            let model = m.init(meta.shape, meta.classes.len(), device)?;
+            pytorch_tensors(&load_model(model, &run.parts)?, m, steps)?
+        }
+    };
+    let metadata = metadata(&run)?;
     let views = tensors
         .iter()
         .map(|t| {
@@ -50,9 +99,40 @@ pub fn safetensors(dir: &Path, which: &str, out: &Path) -> Result<Exported> {
     crate::fsio::write_atomic(out, &bytes)?;
     Ok(Exported {
         path: out.to_path_buf(),
-        checkpoint: loaded.checkpoint,
+        checkpoint: run.checkpoint,
         tensors: tensors.len(),
         bytes: bytes.len() as u64,
+    })
+}
+
+/// A network's tensors by its module paths under `prefix`, linear and batch-norm tensors laid
+/// out as PyTorch's.
+fn own_tensors(prefix: &str, module: &impl ModuleSnapshot, steps: i64) -> Result<Vec<Named>> {
+    let mut out = Vec::new();
+    for t in module.collect(None, Some(Box::new(BurnToPyTorchAdapter)), true) {
+        let (path, dtype, shape, _, bytes) = t
+            .into_parts()
+            .map_err(|e| anyhow::anyhow!("reading a weight of the model: {e:?}"))?;
+        let name = format!("{prefix}.{path}");
+        out.extend(batches_tracked(&name, steps));
+        out.push(Named {
+            name,
+            dtype: dtype_of(dtype)?,
+            shape: shape.to_vec(),
+            bytes: bytes.to_vec(),
+        });
+    }
+    Ok(out)
+}
+
+/// Beside a batch norm's `running_var`, PyTorch's `num_batches_tracked`: how many batches its
+/// statistics have seen (the checkpoint's step).
+fn batches_tracked(name: &str, steps: i64) -> Option<Named> {
+    name.ends_with(".running_var").then(|| Named {
+        name: name.replace(".running_var", ".num_batches_tracked"),
+        dtype: Dtype::I64,
+        shape: vec![],
+        bytes: steps.to_le_bytes().to_vec(),
     })
 }
 
@@ -67,12 +147,9 @@ pub fn safetensors(dir: &Path, which: &str, out: &Path) -> Result<Exported> {
 /// scan's layers as `columns_gru` or `columns_lstm`); a `cnn-rnn` as its `CnnRnn` (`conv.N`,
 /// the recurrent layers, `out`). A `cnn-lif`, which PyTorch has no module for, keeps fovea's
 /// module paths.
-fn pytorch_tensors(loaded: &Loaded) -> Result<Vec<Named>> {
-    let collected = loaded
-        .model
-        .collect(None, Some(Box::new(BurnToPyTorchAdapter)), true);
-    let steps = loaded.meta.state.step as i64;
-    let layout = Layout::of(&loaded.config.model);
+fn pytorch_tensors(model: &Model, config: &ModelConfig, steps: i64) -> Result<Vec<Named>> {
+    let collected = model.collect(None, Some(Box::new(BurnToPyTorchAdapter)), true);
+    let layout = Layout::of(config);
     let mut out = Vec::with_capacity(collected.len());
     let mut gates: BTreeMap<String, Vec<(usize, Named)>> = BTreeMap::new();
     for t in collected {
@@ -94,15 +171,7 @@ fn pytorch_tensors(loaded: &Loaded) -> Result<Vec<Named>> {
                 .or_default()
                 .push((at, named(name)?)),
             Renamed::Whole(name) => {
-                if name.ends_with(".running_var") {
-                    // PyTorch's batch norm counts the batches its statistics have seen
-                    out.push(Named {
-                        name: name.replace(".running_var", ".num_batches_tracked"),
-                        dtype: Dtype::I64,
-                        shape: vec![],
-                        bytes: steps.to_le_bytes().to_vec(),
-                    });
-                }
+                out.extend(batches_tracked(&name, steps));
                 out.push(named(name)?);
             }
         }
@@ -254,8 +323,8 @@ fn dtype_of(d: burn_pack::DType) -> Result<Dtype> {
 
 /// The file's metadata (string to string, as safetensors has it): what fovea wrote it from
 /// and what a user needs to feed the model.
-fn metadata(loaded: &Loaded) -> Result<HashMap<String, String>> {
-    let meta = &loaded.meta;
+fn metadata(run: &Opened) -> Result<HashMap<String, String>> {
+    let meta = &run.meta;
     let shape = meta.shape;
     Ok(HashMap::from([
         ("format".into(), "pt".into()),
@@ -273,6 +342,6 @@ fn metadata(loaded: &Loaded) -> Result<HashMap<String, String>> {
         ("mean".into(), serde_json::to_string(&meta.normalizer.mean)?),
         ("std".into(), serde_json::to_string(&meta.normalizer.std)?),
         ("step".into(), meta.state.step.to_string()),
-        ("config".into(), loaded.config.to_toml()),
+        ("config".into(), run.config.to_toml()),
     ]))
 }

@@ -102,7 +102,7 @@ impl ModelConfig {
             ModelConfig::Svm(c) => Model::Svm(c.init(input, classes, device)?),
             ModelConfig::KernelSvm(c) => Model::KernelSvm(c.init(input, classes, device)),
             ModelConfig::Gan(_) | ModelConfig::Restore(_) => anyhow::bail!(
-                "a {} run has no classifier: predict and export read classifier runs (cnn, rnn, cnn-rnn, cnn-lif, svm, kernel-svm, ssgan)",
+                "a {} run has no classifier: predict and serve read classifier runs (cnn, rnn, cnn-rnn, cnn-lif, svm, kernel-svm, ssgan)",
                 self.kind()
             ),
         })
