@@ -11,7 +11,6 @@ use safetensors::tensor::{Dtype, TensorView};
 
 use super::runs::Opened;
 use crate::device::BackendKind;
-use crate::models::Model;
 use crate::models::ModelConfig;
 use crate::models::cnn::BlockConfig;
 use crate::tasks::classify::load_model;
@@ -36,7 +35,7 @@ struct Named {
 }
 
 /// `fovea export RUN --format safetensors --out FILE`: the `which` checkpoint's networks: a
-/// classifier's, named as PyTorch's modules (`pytorch_tensors`); a `gan`'s generator (and its
+/// classifier's, named as PyTorch's modules (`tensors`); a `gan`'s generator (and its
 /// moving average) and discriminator, a `restore` run's U-Net and patch discriminator, by their
 /// module paths under `generator.`, `generator_ema.`, `discriminator.`. The file is written
 /// beside `out` and renamed over it only when complete.
@@ -47,20 +46,20 @@ pub fn safetensors(dir: &Path, which: &str, out: &Path) -> Result<Exported> {
     let tensors = match &run.config.model {
         ModelConfig::Gan(gan) => {
             let (g, d) = gan.init(meta.shape, meta.classes.len(), device)?;
-            let mut t = own_tensors(
-                "generator",
+            let mut t = tensors(
+                &Layout::Own("generator."),
                 &load_module(g.clone(), &run.parts, "generator")?,
                 steps,
             )?;
             if run.parts.iter().any(|(name, _)| name == EMA_PART) {
-                t.extend(own_tensors(
-                    "generator_ema",
+                t.extend(tensors(
+                    &Layout::Own("generator_ema."),
                     &load_module(g, &run.parts, EMA_PART)?,
                     steps,
                 )?);
             }
-            t.extend(own_tensors(
-                "discriminator",
+            t.extend(tensors(
+                &Layout::Own("discriminator."),
                 &load_module(d, &run.parts, "discriminator")?,
                 steps,
             )?);
@@ -68,13 +67,13 @@ pub fn safetensors(dir: &Path, which: &str, out: &Path) -> Result<Exported> {
         }
         ModelConfig::Restore(r) => {
             let (g, d) = r.init(meta.shape, device)?;
-            let mut t = own_tensors(
-                "generator",
+            let mut t = tensors(
+                &Layout::Own("generator."),
                 &load_module(g, &run.parts, "generator")?,
                 steps,
             )?;
-            t.extend(own_tensors(
-                "discriminator",
+            t.extend(tensors(
+                &Layout::Own("discriminator."),
                 &load_module(d, &run.parts, "discriminator")?,
                 steps,
             )?);
@@ -82,7 +81,7 @@ pub fn safetensors(dir: &Path, which: &str, out: &Path) -> Result<Exported> {
         }
         m => {
             let model = m.init(meta.shape, meta.classes.len(), device)?;
-            pytorch_tensors(&load_model(model, &run.parts)?, m, steps)?
+            tensors(&Layout::of(m), &load_model(model, &run.parts)?, steps)?
         }
     };
     let metadata = metadata(&run)?;
@@ -105,26 +104,6 @@ pub fn safetensors(dir: &Path, which: &str, out: &Path) -> Result<Exported> {
     })
 }
 
-/// A network's tensors by its module paths under `prefix`, linear and batch-norm tensors laid
-/// out as PyTorch's.
-fn own_tensors(prefix: &str, module: &impl ModuleSnapshot, steps: i64) -> Result<Vec<Named>> {
-    let mut out = Vec::new();
-    for t in module.collect(None, Some(Box::new(BurnToPyTorchAdapter)), true) {
-        let (path, dtype, shape, _, bytes) = t
-            .into_parts()
-            .map_err(|e| anyhow::anyhow!("reading a weight of the model: {e:?}"))?;
-        let name = format!("{prefix}.{path}");
-        out.extend(batches_tracked(&name, steps));
-        out.push(Named {
-            name,
-            dtype: dtype_of(dtype)?,
-            shape: shape.to_vec(),
-            bytes: bytes.to_vec(),
-        });
-    }
-    Ok(out)
-}
-
 /// Beside a batch norm's `running_var`, PyTorch's `num_batches_tracked`: how many batches its
 /// statistics have seen (the checkpoint's step).
 fn batches_tracked(name: &str, steps: i64) -> Option<Named> {
@@ -136,7 +115,7 @@ fn batches_tracked(name: &str, steps: i64) -> Option<Named> {
     })
 }
 
-/// The classifier's tensors as PyTorch names and lays them out: linear weights `[out, in]`,
+/// A network's tensors as PyTorch names and lays them out: linear weights `[out, in]`,
 /// batch norm's `weight`, `bias`, `running_mean`, `running_var` and `num_batches_tracked`,
 /// and a recurrent layer's gates stacked into `weight_ih_l{n}`, `weight_hh_l{n}`,
 /// `bias_ih_l{n}`, `bias_hh_l{n}` (`_reverse` for the backward direction) in PyTorch's order:
@@ -145,11 +124,10 @@ fn batches_tracked(name: &str, steps: i64) -> Option<Named> {
 /// `features.N` an `nn.Sequential` of conv, batch norm, ReLU, max-pool and dropout for each
 /// block, then `hidden` and `out`; an `rnn` as its `Rnn` (`gru` or `lstm`, `out`; a column
 /// scan's layers as `columns_gru` or `columns_lstm`); a `cnn-rnn` as its `CnnRnn` (`conv.N`,
-/// the recurrent layers, `out`). A `cnn-lif`, which PyTorch has no module for, keeps fovea's
-/// module paths.
-fn pytorch_tensors(model: &Model, config: &ModelConfig, steps: i64) -> Result<Vec<Named>> {
-    let collected = model.collect(None, Some(Box::new(BurnToPyTorchAdapter)), true);
-    let layout = Layout::of(config);
+/// the recurrent layers, `out`). Other networks (a `cnn-lif`, an `svm`, a GAN's) keep fovea's
+/// module paths, under a prefix where a file holds several (`Layout::Own`).
+fn tensors(layout: &Layout, module: &impl ModuleSnapshot, steps: i64) -> Result<Vec<Named>> {
+    let collected = module.collect(None, Some(Box::new(BurnToPyTorchAdapter)), true);
     let mut out = Vec::with_capacity(collected.len());
     let mut gates: BTreeMap<String, Vec<(usize, Named)>> = BTreeMap::new();
     for t in collected {
@@ -220,8 +198,8 @@ enum Layout<'a> {
     Rnn,
     /// `cnn-rnn`: its blocks.
     CnnRnn(&'a [BlockConfig]),
-    /// fovea's own paths.
-    Own,
+    /// fovea's own paths, after a prefix (`generator.`, or none).
+    Own(&'a str),
 }
 
 const GRU_GATES: [&str; 3] = ["reset_gate", "update_gate", "new_gate"];
@@ -234,7 +212,7 @@ impl<'a> Layout<'a> {
             ModelConfig::Ssgan(c) => Layout::Cnn(&c.blocks, c.hidden.len()),
             ModelConfig::Rnn(_) => Layout::Rnn,
             ModelConfig::CnnRnn(c) => Layout::CnnRnn(&c.blocks),
-            _ => Layout::Own,
+            _ => Layout::Own(""),
         }
     }
 
@@ -242,7 +220,7 @@ impl<'a> Layout<'a> {
         let parts: Vec<&str> = path.split('.').collect();
         let whole = |s: String| Some(Renamed::Whole(s));
         match (self, parts.as_slice()) {
-            (Layout::Own, _) => whole(path.to_string()),
+            (Layout::Own(prefix), _) => whole(format!("{prefix}{path}")),
             (Layout::Cnn(blocks, _), ["blocks", "blocks", rest @ ..])
             | (Layout::CnnRnn(blocks), ["convs", "blocks", rest @ ..]) => {
                 let prefix = if matches!(self, Layout::Cnn(..)) {
