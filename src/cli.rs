@@ -222,6 +222,9 @@ pub struct ExportCmd {
     /// `best`, `last` or a step number.
     #[arg(long, default_value = "best")]
     checkpoint: String,
+    /// ONNX: a fixed batch size instead of any (for kinds whose forward pass depends on it).
+    #[arg(long, value_name = "N")]
+    batch: Option<usize>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -256,7 +259,7 @@ pub struct ServeCmd {
     /// The most pixels (width × height) an image may have.
     #[arg(long, default_value_t = 4096 * 4096)]
     max_pixels: u64,
-    /// How long a request's body may take to arrive, in seconds.
+    /// How long a request's headers, and then its body, may each take to arrive, in seconds.
     #[arg(long, default_value_t = 10)]
     read_timeout: u64,
     /// Test hook: hold each batch this long before classifying it.
@@ -266,6 +269,9 @@ pub struct ServeCmd {
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 pub enum ExportFormat {
+    /// The whole inference path of a classifier, pixels in [0, 255] to class probabilities, as
+    /// an ONNX model (opset 18, any batch size), with classes and input shape in its metadata.
+    Onnx,
     /// The weights, named and laid out as PyTorch's, with classes, input shape, normalization
     /// and config in the metadata.
     Safetensors,
@@ -413,12 +419,16 @@ pub fn run(cli: Cli) -> Result<Exit> {
         }
         Command::Export(c) => {
             let done = match c.format {
+                ExportFormat::Safetensors if c.batch.is_some() => {
+                    bail!("--batch applies to --format onnx")
+                }
                 ExportFormat::Safetensors => export::safetensors(&c.run, &c.checkpoint, &c.out)?,
+                ExportFormat::Onnx => export::onnx(&c.run, &c.checkpoint, &c.out, c.batch)?,
             };
             println!(
-                "wrote {} ({} tensors, {:.1} MiB) from {}",
+                "wrote {} ({}, {:.1} MiB) from {}",
                 done.path.display(),
-                done.tensors,
+                done.contents,
                 done.bytes as f64 / (1 << 20) as f64,
                 done.checkpoint.display()
             );

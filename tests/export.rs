@@ -1,6 +1,7 @@
-//! `fovea export --format safetensors`: a run's classifier in a file other tools read, its
-//! tensors named and laid out as PyTorch's modules have theirs; what is wrong named, and a file
-//! already there kept when an export fails.
+//! `fovea export`: a run's classifier in a file other tools read: safetensors, its tensors named
+//! and laid out as PyTorch's modules have theirs; ONNX, its whole inference path, which ONNX
+//! Runtime runs to the same answers as `fovea predict`. What is wrong named, and a file already
+//! there kept when an export fails.
 
 mod common;
 
@@ -9,6 +10,7 @@ use std::path::Path;
 
 use burn::store::{ModuleSnapshot, burn_pack};
 use common::{on_sample, run, text, train};
+use onnx_ir::Message;
 use safetensors::SafeTensors;
 
 fn floats(bytes: &[u8]) -> Vec<f32> {
@@ -37,10 +39,8 @@ fn transpose(v: &[f32], rows: usize, cols: usize) -> Vec<f32> {
         .collect()
 }
 
-#[test]
-fn a_cnn_leaves_as_safetensors_named_and_laid_out_as_pytorch_has_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+/// A small cnn trained on the sample, in `d/artifacts/c`.
+fn trained_cnn(d: &Path) {
     let setup = on_sample(
         "cnn.toml",
         &[
@@ -53,6 +53,13 @@ fn a_cnn_leaves_as_safetensors_named_and_laid_out_as_pytorch_has_it() {
     );
     let out = train(d, "c", &setup);
     assert!(out.status.success(), "{}", text(&out));
+}
+
+#[test]
+fn a_cnn_leaves_as_safetensors_named_and_laid_out_as_pytorch_has_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    trained_cnn(d);
     let out = run(
         d,
         &[
@@ -124,7 +131,7 @@ fn a_cnn_leaves_as_safetensors_named_and_laid_out_as_pytorch_has_it() {
     assert!(mean[0] > 0.0 && mean[0] < 1.0, "{mean:?}");
 
     // The safetensors package (Python) reads the same names, shapes and values.
-    let Some(python) = python_with_safetensors() else {
+    let Some(python) = python() else {
         return;
     };
     let out = std::process::Command::new(python)
@@ -158,10 +165,10 @@ from safetensors.numpy import load_file
 print(json.dumps({k: [list(v.shape), float(v.astype("float64").sum())] for k, v in load_file(sys.argv[1]).items()}))
 "#;
 
-/// The Python named by `FOVEA_PYTHON`, which has the safetensors package (CI's venv). Without
+/// The Python named by `FOVEA_PYTHON`, which has safetensors, onnxruntime and numpy (CI's venv). Without
 /// it the check is skipped, saying so; with `FOVEA_REQUIRE_PYTHON` set (CI sets it), its absence
 /// is a failure.
-fn python_with_safetensors() -> Option<String> {
+fn python() -> Option<String> {
     match std::env::var("FOVEA_PYTHON") {
         Ok(p) => Some(p),
         Err(_) if std::env::var_os("FOVEA_REQUIRE_PYTHON").is_some() => {
@@ -169,7 +176,7 @@ fn python_with_safetensors() -> Option<String> {
         }
         Err(_) => {
             eprintln!(
-                "skipped: reading the file with Python (set FOVEA_PYTHON to a Python with safetensors)"
+                "skipped: reading the file with Python (set FOVEA_PYTHON to a Python with safetensors, onnxruntime and numpy)"
             );
             None
         }
@@ -213,6 +220,28 @@ fn recurrent_gates_stack_in_pytorch_order() {
     let t = file.tensor("gru.bias_hh_l0").unwrap();
     let (_, b) = &ours["rows.layers.0.forward.update_gate.hidden_transform.bias"];
     assert_eq!(&floats(t.data())[8..16], &b[..]);
+
+    // ONNX: the recurrent cell's operations have no translation; the refusal names one, and
+    // no file is left behind.
+    let out = run(
+        d,
+        &[
+            "export",
+            "artifacts/r",
+            "--format",
+            "onnx",
+            "--out",
+            "r.onnx",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("a `rnn` model does not export to ONNX")
+            && text(&out).contains("the operation `"),
+        "{}",
+        text(&out)
+    );
+    assert!(!d.join("r.onnx").exists());
 }
 
 #[test]
@@ -243,4 +272,106 @@ fn a_failed_export_names_the_problem_and_keeps_the_file_there() {
     );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("pickle"), "{}", text(&out));
+}
+
+#[test]
+fn a_cnn_exports_to_onnx_that_onnx_runtime_runs_to_predicts_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    trained_cnn(d);
+    let out = run(
+        d,
+        &[
+            "export",
+            "artifacts/c",
+            "--format",
+            "onnx",
+            "--out",
+            "c.onnx",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("operations"), "{}", text(&out));
+
+    // The graph's boundaries and metadata, as an ONNX reader sees them.
+    let bytes = std::fs::read(d.join("c.onnx")).unwrap();
+    let model = onnx_ir::ModelProto::parse_from_bytes(&bytes).unwrap();
+    let meta: BTreeMap<&str, &str> = model
+        .metadata_props
+        .iter()
+        .map(|e| (e.key.as_str(), e.value.as_str()))
+        .collect();
+    assert_eq!(meta["kind"], "cnn");
+    assert_eq!(meta["input_shape"], "[1,28,28]");
+    let classes: Vec<String> = serde_json::from_str(meta["classes"]).unwrap();
+    assert_eq!(classes.len(), 10);
+    assert_eq!(model.producer_name, "fovea");
+    assert_eq!(model.opset_import[0].version, 18);
+    let graph = model.graph.as_ref().unwrap();
+    assert_eq!(graph.input.len(), 1);
+    assert_eq!(graph.input[0].name, "pixels");
+    assert_eq!(graph.output[0].name, "probabilities");
+    // the batch axis is named, not fixed
+    let dims = |v: &onnx_ir::ValueInfoProto| -> Vec<String> {
+        v.type_
+            .tensor_type()
+            .shape
+            .dim
+            .iter()
+            .map(|d| {
+                if d.has_dim_param() {
+                    d.dim_param().to_string()
+                } else {
+                    d.dim_value().to_string()
+                }
+            })
+            .collect()
+    };
+    assert_eq!(dims(&graph.input[0]), ["batch", "1", "28", "28"]);
+    assert_eq!(dims(&graph.output[0]), ["batch", "10"]);
+    // or for a fixed batch size
+    let out = run(
+        d,
+        &[
+            "export",
+            "artifacts/c",
+            "--format",
+            "onnx",
+            "--out",
+            "c4.onnx",
+            "--batch",
+            "4",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let fixed =
+        onnx_ir::ModelProto::parse_from_bytes(&std::fs::read(d.join("c4.onnx")).unwrap()).unwrap();
+    let graph4 = fixed.graph.as_ref().unwrap();
+    assert_eq!(dims(&graph4.input[0]), ["4", "1", "28", "28"]);
+    assert_eq!(dims(&graph4.output[0]), ["4", "10"]);
+
+    // ONNX Runtime on 1,000 Fashion-MNIST test images (the sample's), against `fovea predict`.
+    let Some(python) = python() else {
+        return;
+    };
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/onnx_check.py");
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample");
+    let out = std::process::Command::new(python)
+        .current_dir(d)
+        .arg(script)
+        .args(["artifacts/c", "c.onnx", "--images", "1000"])
+        .arg("--data-dir")
+        .arg(sample)
+        .arg("--fovea")
+        .arg(env!("CARGO_BIN_EXE_fovea"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["images"], 1000, "{report}");
+    assert_eq!(report["top1_agree"], 1000, "{report}");
+    assert!(
+        report["max_probability_difference"].as_f64().unwrap() <= 1e-4,
+        "{report}"
+    );
 }

@@ -299,4 +299,23 @@ fn a_gan_trains_with_its_own_judge_and_resumes_exactly_after_a_crash() {
     assert_eq!(values("generator."), g.len(), "{names:?}");
     assert_eq!(values("generator_ema."), ema.len(), "{names:?}");
     assert_eq!(values("discriminator."), disc.len(), "{names:?}");
+    // ONNX export is a classifier's inference path; a gan run is told where its weights go.
+    let out = run(
+        d,
+        &[
+            "export",
+            "artifacts/straight",
+            "--format",
+            "onnx",
+            "--out",
+            "g.onnx",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("ONNX export takes a classifier run")
+            && text(&out).contains("--format safetensors"),
+        "{}",
+        text(&out)
+    );
 }

@@ -25,14 +25,35 @@ fn trained(d: &Path) -> Vec<u8> {
     );
     let out = train(d, "c", &setup);
     assert!(out.status.success(), "{}", text(&out));
+    pattern(0)
+}
+
+/// A 28 × 28 PNG of stripes, different for each `i`.
+fn pattern(i: u32) -> Vec<u8> {
     let mut img = image::GrayImage::new(28, 28);
     for (x, y, p) in img.enumerate_pixels_mut() {
-        *p = image::Luma([((x * 7 + y * 3) % 256) as u8]);
+        *p = image::Luma([((x * (7 + i) + y * 3) % 256) as u8]);
     }
     let mut png = Vec::new();
     img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
         .unwrap();
     png
+}
+
+/// A served answer (`{"top": [{"class", "probability"}, …]}`) is `fovea predict --json`'s for
+/// one image (`{"top": [[class, probability], …]}`): the same classes in the same order, the
+/// same probabilities.
+fn assert_same_answer(served: &serde_json::Value, predicted: &serde_json::Value) {
+    let (top, want) = (
+        served["top"].as_array().unwrap(),
+        predicted["top"].as_array().unwrap(),
+    );
+    assert!(top.len() <= want.len(), "{served} {predicted}");
+    for (s, p) in top.iter().zip(want) {
+        assert_eq!(s["class"], p[0], "{served} {predicted}");
+        let (a, b) = (s["probability"].as_f64().unwrap(), p[1].as_f64().unwrap());
+        assert!((a - b).abs() < 1e-6, "{a} {b}: {served} {predicted}");
+    }
 }
 
 /// `fovea serve` on a free port, and the address it printed.
@@ -87,16 +108,40 @@ impl Drop for Server {
 
 /// One request on its own connection: the status and the body.
 fn http(address: &str, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    request(address, method, path, "", body)
+}
+
+/// One request with extra header lines (each ending in CRLF).
+fn request(address: &str, method: &str, path: &str, headers: &str, body: &[u8]) -> (u16, String) {
     let mut s = TcpStream::connect(address).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: x\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )
     .unwrap();
     s.write_all(body).unwrap();
     response(s)
+}
+
+/// `POST path` with a multipart form of one field, `name`, holding `bytes` (with a file name
+/// when `file` is given), as `curl -F name=@file` sends it.
+fn form(address: &str, path: &str, name: &str, file: Option<&str>, bytes: &[u8]) -> (u16, String) {
+    let boundary = "fovea-test-boundary";
+    let filename = file
+        .map(|f| format!("; filename=\"{f}\""))
+        .unwrap_or_default();
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhello\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"{filename}\r\n\
+         Content-Type: application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let headers = format!("Content-Type: multipart/form-data; boundary={boundary}\r\n");
+    request(address, "POST", path, &headers, &body)
 }
 
 fn response(mut s: TcpStream) -> (u16, String) {
@@ -128,21 +173,25 @@ fn a_served_cnn_answers_as_predict_does_and_counts_its_requests() {
     );
     let (status, body) = http(&server.address, "POST", "/predict?k=2", &png);
     assert_eq!(status, 200, "{body}");
+    // the same image in a form's file field, after another field, gets the same answer
+    let (status, from_form) = form(
+        &server.address,
+        "/predict?k=2",
+        "upload",
+        Some("x.png"),
+        &png,
+    );
+    assert_eq!((status, &from_form), (200, &body));
     let served: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let top = served["top"].as_array().unwrap();
-    assert_eq!(top.len(), 2, "{served}");
-    for (s, p) in top.iter().zip(predicted[0]["top"].as_array().unwrap()) {
-        assert_eq!(s["class"], p[0], "{served} {predicted}");
-        let (a, b) = (s["probability"].as_f64().unwrap(), p[1].as_f64().unwrap());
-        assert!((a - b).abs() < 1e-6, "{a} {b}");
-    }
+    assert_eq!(served["top"].as_array().unwrap().len(), 2, "{served}");
+    assert_same_answer(&served, &predicted[0]);
     let (status, metrics) = http(&server.address, "GET", "/metrics", b"");
     assert_eq!(status, 200);
     for line in [
-        "fovea_requests_total 1\n",
-        "fovea_responses_total{status=\"200\"} 1\n",
-        "fovea_batch_size_bucket{le=\"1\"} 1\n",
-        "fovea_request_seconds_count 1\n",
+        "fovea_requests_total 2\n",
+        "fovea_responses_total{status=\"200\"} 2\n",
+        "fovea_batch_size_bucket{le=\"1\"} 2\n",
+        "fovea_request_seconds_count 2\n",
     ] {
         assert!(metrics.contains(line), "{line} in {metrics}");
     }
@@ -192,6 +241,20 @@ fn every_limit_has_its_answer_and_the_server_keeps_serving() {
         // still serving
         assert_eq!(http(a, "POST", "/predict", &png).0, 200, "after {path}");
     }
+    // a form without a file field; a form whose boundary never comes
+    let (status, answer) = form(a, "/predict", "caption", None, b"a boot");
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.contains("no file field"), "{answer}");
+    let (status, answer) = request(
+        a,
+        "POST",
+        "/predict",
+        "Content-Type: multipart/form-data; boundary=zz\r\n",
+        &png,
+    );
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.contains("the form"), "{answer}");
+    assert_eq!(http(a, "POST", "/predict", &png).0, 200, "after the forms");
     // a client that sends its headers and then too little of its body
     let mut slow = TcpStream::connect(a).unwrap();
     write!(
@@ -202,8 +265,25 @@ fn every_limit_has_its_answer_and_the_server_keeps_serving() {
     let (status, answer) = response(slow);
     assert_eq!(status, 408, "{answer}");
     assert_eq!(http(a, "POST", "/predict", &png).0, 200);
+    // a client that trickles its headers and never ends them: its connection is closed after
+    // the read timeout (1 s here), long before the client's own 20 s
+    let mut trickle = TcpStream::connect(a).unwrap();
+    trickle
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    write!(trickle, "POST /predict HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let mut said = Vec::new();
+    let ended = trickle.read_to_end(&mut said);
+    assert!(
+        ended.is_ok() && started.elapsed() < Duration::from_secs(10),
+        "{ended:?} after {:?}: {}",
+        started.elapsed(),
+        String::from_utf8_lossy(&said)
+    );
+    assert_eq!(http(a, "POST", "/predict", &png).0, 200);
     let (_, metrics) = http(a, "GET", "/metrics", b"");
-    assert!(metrics.contains("fovea_errors_total 8\n"), "{metrics}");
+    assert!(metrics.contains("fovea_errors_total 10\n"), "{metrics}");
     let (code, said) = server.stop();
     assert_eq!(code, Some(0), "{said}");
 }
@@ -233,4 +313,143 @@ fn a_full_queue_is_refused_and_sigterm_answers_what_was_accepted() {
     assert_eq!(code, Some(0), "{said}");
     assert_eq!(first.join().unwrap().0, 200);
     assert_eq!(second.join().unwrap().0, 200);
+}
+
+#[test]
+fn a_spiking_model_that_draws_its_spikes_answers_an_image_alike_in_any_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let setup = on_sample(
+        "cnn-lif.toml",
+        &[
+            "train.epochs=1",
+            "data.train_limit=64",
+            "model.blocks=[{ channels = 4 }, { channels = 8 }]",
+            "model.coding=\"poisson\"",
+            "model.steps=4",
+        ],
+    );
+    let out = train(d, "c", &setup);
+    assert!(out.status.success(), "{}", text(&out));
+    let pngs: Vec<Vec<u8>> = (0..4).map(pattern).collect();
+    std::fs::write(d.join("x.png"), &pngs[0]).unwrap();
+    let out = run(
+        d,
+        &["predict", "artifacts/c", "x.png", "-k", "10", "--json"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let alone: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    // the first request holds the model's thread; the next four arrive meanwhile and are
+    // taken as one batch
+    let server = Server::start(
+        d,
+        &[
+            "--hold-ms",
+            "600",
+            "--max-wait-ms",
+            "300",
+            "--max-batch",
+            "8",
+        ],
+    );
+    let send = |png: Vec<u8>, address: String| {
+        std::thread::spawn(move || http(&address, "POST", "/predict?k=10", &png))
+    };
+    let blocker = send(pngs[1].clone(), server.address.clone());
+    std::thread::sleep(Duration::from_millis(200));
+    let together: Vec<_> = pngs
+        .iter()
+        .map(|png| send(png.clone(), server.address.clone()))
+        .collect();
+    let answers: Vec<(u16, String)> = together.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(blocker.join().unwrap().0, 200);
+    let (_, metrics) = http(&server.address, "GET", "/metrics", b"");
+    assert!(
+        metrics.contains("fovea_batch_size_bucket{le=\"2\"} 1\n")
+            && metrics.contains("fovea_batch_size_count 2\n"),
+        "the four were not one batch: {metrics}"
+    );
+    let (status, body) = &answers[0];
+    assert_eq!(*status, 200, "{body}");
+    let served: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_same_answer(&served, &alone[0]);
+    let (code, said) = server.stop();
+    assert_eq!(code, Some(0), "{said}");
+}
+
+#[test]
+fn bad_requests_mixed_with_good_ones_leave_every_good_one_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let png = trained(d);
+    let server = Server::start(
+        d,
+        &[
+            "--max-body",
+            "4000",
+            "--read-timeout",
+            "1",
+            "--max-batch",
+            "4",
+        ],
+    );
+    let (status, expected) = http(&server.address, "POST", "/predict", &png);
+    assert_eq!(status, 200, "{expected}");
+    let mut corrupt = png.clone();
+    corrupt.truncate(png.len() / 2);
+    // a body that stops half-way, a request whose headers never end
+    let slow_body = |a: String| {
+        let mut s = TcpStream::connect(&a).unwrap();
+        write!(
+            s,
+            "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\nConnection: close\r\n\r\nab"
+        )
+        .unwrap();
+        response(s).0
+    };
+    let slow_headers = |a: String| {
+        let mut s = TcpStream::connect(&a).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        write!(s, "POST /predict HTTP/1.1\r\nHost: x\r\n").unwrap();
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
+        0
+    };
+    let mut bad = Vec::new();
+    for _ in 0..3 {
+        for kind in 0..5 {
+            let (a, corrupt) = (server.address.clone(), corrupt.clone());
+            bad.push(std::thread::spawn(move || match kind {
+                0 => http(&a, "POST", "/predict", &[7u8; 6000]).0,
+                1 => http(&a, "POST", "/predict", &corrupt).0,
+                2 => http(&a, "POST", "/predict", b"{\"not\": \"an image\"}").0,
+                3 => slow_body(a),
+                _ => slow_headers(a),
+            }));
+        }
+    }
+    let good: Vec<_> = (0..4)
+        .map(|_| {
+            let (a, png) = (server.address.clone(), png.clone());
+            std::thread::spawn(move || {
+                (0..15)
+                    .map(|_| http(&a, "POST", "/predict", &png))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for answers in good {
+        for (status, body) in answers.join().unwrap() {
+            assert_eq!((status, &body), (200, &expected));
+        }
+    }
+    let refused: Vec<u16> = bad.into_iter().map(|t| t.join().unwrap()).collect();
+    for (i, status) in refused.iter().enumerate() {
+        let want = [413, 400, 415, 408, 0][i % 5];
+        assert_eq!(*status, want, "bad request {i}: {refused:?}");
+    }
+    assert_eq!(http(&server.address, "GET", "/health", b"").0, 200);
+    let (code, said) = server.stop();
+    assert_eq!(code, Some(0), "{said}");
 }

@@ -9,8 +9,8 @@ use super::runs::{Loaded, load_run};
 use crate::data::batch::eval_batches;
 use crate::data::{self, ImageSet};
 use crate::device::BackendKind;
-use crate::models::Model;
-use crate::models::cnn_lif::CnnLif;
+use crate::models::cnn_lif::{CnnLif, Coding};
+use crate::models::{Model, ModelConfig};
 use crate::tasks::classify::{self, Evaluation};
 
 /// `fovea eval`: test metrics of a checkpoint, on the run's test set or another dataset's.
@@ -137,6 +137,13 @@ impl<'a> Reader<'a> {
             ),
         };
         Ok(Self { loaded, spiking })
+    }
+
+    /// Whether the model draws random spikes (Poisson coding): a decision then depends on the
+    /// draws of the batch an image is read in, so `serve` reads each image alone, seeded by the
+    /// run's seed, which makes its answer the one `fovea predict` gives the image alone.
+    pub fn draws(&self) -> bool {
+        matches!(&self.loaded.config.model, ModelConfig::CnnLif(c) if c.coding == Coding::Poisson)
     }
 
     /// A spiking model's time steps, when decisions may stop early.

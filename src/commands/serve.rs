@@ -1,11 +1,12 @@
 //! `fovea serve`: a run's classifier behind HTTP. `POST /predict` takes an image (the request's
-//! body) and answers its top classes as JSON; `GET /health`; `GET /metrics` in Prometheus' text
-//! format. Requests that arrive together are classified together: one thread owns the model and
-//! takes from a bounded queue up to `max_batch` images, waiting at most `max_wait` after the
-//! first for others on their way. Every limit has its answer: a body too large (413), too many pixels (413),
-//! a format that is not an image's (415), an image that does not decode (400), a body that
-//! arrives too slowly (408), a full queue (503). SIGTERM or Ctrl-C: stop accepting, answer what
-//! was accepted, exit 0.
+//! body, or a multipart form's file field) and answers its top classes as JSON; `GET /health`;
+//! `GET /metrics` in Prometheus' text format. Requests that arrive together are classified
+//! together: one thread owns the model and takes from a bounded queue up to `max_batch` images,
+//! waiting at most `max_wait` after the first for others on their way. Every limit has its
+//! answer: a body too large (413), too many pixels (413), a format that is not an image's (415),
+//! an image that does not decode (400), a body that arrives too slowly (408), a full queue
+//! (503); headers that arrive too slowly close the connection. SIGTERM or Ctrl-C: stop
+//! accepting, answer what was accepted, exit 0.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -16,16 +17,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use axum::Router;
-use axum::body::Body;
-use axum::extract::{Query, State};
-use axum::http::{StatusCode, header};
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use super::predict::Reader;
-use super::runs::{Loaded, load_run};
+use super::runs::load_run;
 use crate::data::InputShape;
 use crate::device::BackendKind;
 
@@ -49,7 +50,7 @@ pub struct ServeOptions {
     pub max_body: usize,
     /// The most pixels (width × height) an image may have.
     pub max_pixels: u64,
-    /// How long a request's body may take to arrive.
+    /// How long a request's headers, and then its body, may each take to arrive.
     pub read_timeout: Duration,
     /// Test hook: how long each batch is held before it is classified.
     pub hold: Option<Duration>,
@@ -90,7 +91,6 @@ pub fn serve(run: &Path, options: ServeOptions) -> Result<()> {
     anyhow::ensure!(options.max_batch >= 1, "--max-batch must be at least 1");
     anyhow::ensure!(options.queue >= 1, "--queue must be at least 1");
     let loaded = load_run(run, &options.checkpoint, options.backend)?;
-    Reader::new(&loaded, options.exit_margin)?; // the margin checked before anything listens
     let (queue, jobs) = std::sync::mpsc::sync_channel::<Job>(options.queue);
     let shared = Arc::new(Shared {
         queue,
@@ -99,6 +99,23 @@ pub fn serve(run: &Path, options: ServeOptions) -> Result<()> {
         options: options.clone(),
         metrics: Arc::new(Metrics::default()),
     });
+    // The model's thread; its reader (and so --exit-margin) is checked before anything listens.
+    let (ready, started) = std::sync::mpsc::channel();
+    let batcher = {
+        let (metrics, o) = (shared.metrics.clone(), options.clone());
+        std::thread::spawn(move || match Reader::new(&loaded, o.exit_margin) {
+            Ok(reader) => {
+                let _ = ready.send(Ok(()));
+                batch_loop(&reader, &loaded.meta.classes, jobs, &o, &metrics);
+            }
+            Err(e) => {
+                let _ = ready.send(Err(e));
+            }
+        })
+    };
+    started
+        .recv()
+        .map_err(|_| anyhow::anyhow!("the model's thread ended before it started"))??;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -111,27 +128,28 @@ pub fn serve(run: &Path, options: ServeOptions) -> Result<()> {
         )))
         .with_context(|| format!("cannot listen on {}:{}", options.host, options.port))?;
     let address: SocketAddr = listener.local_addr()?;
-    let batcher = {
-        let metrics = shared.metrics.clone();
-        std::thread::spawn(move || batch_loop(loaded, jobs, &options, &metrics))
-    };
     println!(
         "serving {} ({} classes, {}) on http://{address}",
         run.display(),
         shared.classes,
         shared.shape
     );
-    println!("  POST /predict[?k=3] with an image as the body; GET /health; GET /metrics");
+    println!(
+        "  POST /predict[?k=3] with an image as the body or a form's file; GET /health; GET /metrics"
+    );
     let app = Router::new()
         .route("/predict", post(predict))
         .route("/health", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
+        // a form is parsed from a body already read within --max-body
+        .layer(DefaultBodyLimit::max(shared.options.max_body))
         .with_state(shared.clone());
-    let served = runtime.block_on(async {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(stop_signal())
-            .await
-    });
+    runtime.block_on(connections(
+        listener,
+        app,
+        shared.options.read_timeout,
+        stop_signal(),
+    ));
     // Every accepted request has been answered. With the runtime's tasks and `shared` gone, the
     // queue's last sender is, and the model's thread ends.
     runtime.shutdown_timeout(Duration::from_secs(1));
@@ -139,9 +157,59 @@ pub fn serve(run: &Path, options: ServeOptions) -> Result<()> {
     batcher
         .join()
         .map_err(|_| anyhow::anyhow!("the batcher thread panicked"))?;
-    served.context("the server failed")?;
     println!("stopped");
     Ok(())
+}
+
+/// Accepts connections and serves each (HTTP/1.1) until `stop`: then accepts no more, lets
+/// each connection finish the request it is answering, and returns once all have closed. A
+/// client must send a request's headers within `header_timeout` (hyper's header read timeout),
+/// or its connection is closed: a client that trickles its headers holds nothing for long.
+async fn connections(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    header_timeout: Duration,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let (closing, closed) = tokio::sync::watch::channel(false);
+    let mut open = tokio::task::JoinSet::new();
+    tokio::pin!(stop);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                // a connection reset before it was accepted, or out of file descriptors:
+                // the listener stays; wait a moment and go on accepting
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut stop => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let mut closed = closed.clone();
+        open.spawn(async move {
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                _ = closed.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+        });
+        // forget connections already closed
+        while open.try_join_next().is_some() {}
+    }
+    drop(listener);
+    let _ = closing.send(true);
+    while open.join_next().await.is_some() {}
 }
 
 /// SIGTERM or Ctrl-C.
@@ -171,11 +239,13 @@ async fn stop_signal() {
 
 /// The model's thread: takes a batch from the queue (the first job, then others until the batch
 /// is full or `max_wait` has passed), classifies it and answers each job.
-fn batch_loop(loaded: Loaded, jobs: Receiver<Job>, o: &ServeOptions, metrics: &Metrics) {
-    let reader = match Reader::new(&loaded, o.exit_margin) {
-        Ok(r) => r,
-        Err(_) => return, // checked before the server started
-    };
+fn batch_loop(
+    reader: &Reader,
+    classes: &[String],
+    jobs: Receiver<Job>,
+    o: &ServeOptions,
+    metrics: &Metrics,
+) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         let deadline = Instant::now() + o.max_wait;
@@ -198,15 +268,28 @@ fn batch_loop(loaded: Loaded, jobs: Receiver<Job>, o: &ServeOptions, metrics: &M
         if let Some(h) = o.hold {
             std::thread::sleep(h);
         }
-        let pixels: Vec<u8> = batch
-            .iter()
-            .flat_map(|j| j.pixels.iter().copied())
-            .collect();
-        match reader.classify(pixels, o.max_batch) {
+        let decisions = if reader.draws() {
+            // random spikes: each image read alone, with the run's seed
+            batch
+                .iter()
+                .map(|j| {
+                    reader
+                        .classify(j.pixels.clone(), 1)
+                        .map(|mut d| d.remove(0))
+                })
+                .collect()
+        } else {
+            let pixels: Vec<u8> = batch
+                .iter()
+                .flat_map(|j| j.pixels.iter().copied())
+                .collect();
+            reader.classify(pixels, o.max_batch)
+        };
+        match decisions {
             Ok(decisions) => {
                 for (job, d) in batch.into_iter().zip(decisions) {
                     let top = d
-                        .top(&loaded.meta.classes, job.k)
+                        .top(classes, job.k)
                         .into_iter()
                         .map(|(class, probability)| Ranked { class, probability })
                         .collect();
@@ -232,16 +315,12 @@ struct PredictQuery {
     k: Option<usize>,
 }
 
-async fn predict(
-    State(shared): State<Arc<Shared>>,
-    query: Result<Query<PredictQuery>, axum::extract::rejection::QueryRejection>,
-    body: Body,
-) -> Response {
+async fn predict(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let start = Instant::now();
     let m = &shared.metrics;
     let response = {
         let _counted = InFlight::enter(m);
-        answer(&shared, query, body).await
+        answer(&shared, request).await
     };
     m.requests.fetch_add(1, Ordering::Relaxed);
     m.count_status(response.status().as_u16());
@@ -281,13 +360,10 @@ fn refuse(status: StatusCode, message: impl Into<String>) -> Response {
         .into_response()
 }
 
-async fn answer(
-    shared: &Shared,
-    query: Result<Query<PredictQuery>, axum::extract::rejection::QueryRejection>,
-    body: Body,
-) -> Response {
+async fn answer(shared: &Shared, request: Request) -> Response {
     let o = &shared.options;
-    let k = match query {
+    let (parts, body) = request.into_parts();
+    let k = match Query::<PredictQuery>::try_from_uri(&parts.uri) {
         Ok(Query(q)) => q.k.unwrap_or(3),
         Err(e) => return refuse(StatusCode::BAD_REQUEST, format!("query: {e}")),
     };
@@ -313,6 +389,14 @@ async fn answer(
         }
         Ok(Ok(b)) => b,
     };
+    let bytes = if is_form(&parts.headers) {
+        match form_file(Request::from_parts(parts, Body::from(bytes))).await {
+            Ok(b) => b,
+            Err(message) => return refuse(StatusCode::BAD_REQUEST, message),
+        }
+    } else {
+        bytes
+    };
     let pixels = match decode(&bytes, shared.shape, o.max_pixels) {
         Ok(p) => p,
         Err((status, message)) => return refuse(status, message),
@@ -335,6 +419,36 @@ async fn answer(
         Ok(Err(e)) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e),
         Err(_) => refuse(StatusCode::SERVICE_UNAVAILABLE, "the server is stopping"),
     }
+}
+
+/// Whether the request's body is a multipart form (`curl -F image=@photo.png`).
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("multipart/form-data"))
+}
+
+/// The image of a multipart form, whose body has been read already: its first file field
+/// (a part with a file name), or a field named `image` or `file`.
+async fn form_file(request: Request) -> Result<Bytes, String> {
+    let mut form = Multipart::from_request(request, &())
+        .await
+        .map_err(|e| format!("the form: {}", e.body_text()))?;
+    while let Some(field) = form
+        .next_field()
+        .await
+        .map_err(|e| format!("the form: {}", e.body_text()))?
+    {
+        if field.file_name().is_some() || matches!(field.name(), Some("image" | "file")) {
+            let name = field.name().unwrap_or("").to_string();
+            return field
+                .bytes()
+                .await
+                .map_err(|e| format!("the form's field `{name}`: {}", e.body_text()));
+        }
+    }
+    Err("the form has no file field: send the image as one (curl -F image=@photo.png)".into())
 }
 
 /// The image in `bytes`, converted to the model's shape; or why not, with its status. The size is

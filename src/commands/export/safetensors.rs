@@ -1,30 +1,21 @@
-//! `fovea export`: a run's networks leave fovea as a safetensors file, a classifier's tensors
-//! named and laid out as PyTorch's modules name and lay out theirs, with what a user needs to
-//! feed it (classes, input shape, normalization, the run's config) in the file's metadata.
+//! `fovea export --format safetensors`: a run's networks as a safetensors file, a classifier's
+//! tensors named and laid out as PyTorch's modules name and lay out theirs.
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, burn_pack};
 use safetensors::tensor::{Dtype, TensorView};
 
-use super::runs::Opened;
+use super::{Exported, metadata};
+use crate::commands::runs::Opened;
 use crate::device::BackendKind;
 use crate::models::ModelConfig;
 use crate::models::cnn::BlockConfig;
 use crate::tasks::classify::load_model;
 use crate::tasks::gan::EMA_PART;
 use crate::tasks::records::load_module;
-
-/// What `fovea export` wrote.
-#[derive(Debug)]
-pub struct Exported {
-    pub path: PathBuf,
-    pub checkpoint: PathBuf,
-    pub tensors: usize,
-    pub bytes: u64,
-}
 
 /// One tensor of the file: its name, element type, shape and little-endian bytes.
 struct Named {
@@ -84,7 +75,8 @@ pub fn safetensors(dir: &Path, which: &str, out: &Path) -> Result<Exported> {
             tensors(&Layout::of(m), &load_model(model, &run.parts)?, steps)?
         }
     };
-    let metadata = metadata(&run)?;
+    let mut metadata = metadata(&run)?;
+    metadata.insert("format".into(), "pt".into());
     let views = tensors
         .iter()
         .map(|t| {
@@ -99,7 +91,7 @@ pub fn safetensors(dir: &Path, which: &str, out: &Path) -> Result<Exported> {
     Ok(Exported {
         path: out.to_path_buf(),
         checkpoint: run.checkpoint,
-        tensors: tensors.len(),
+        contents: format!("{} tensors", tensors.len()),
         bytes: bytes.len() as u64,
     })
 }
@@ -297,29 +289,4 @@ fn dtype_of(d: burn_pack::DType) -> Result<Dtype> {
         burn_pack::DType::I32 => Dtype::I32,
         other => bail!("a weight of type {other:?} has no safetensors type"),
     })
-}
-
-/// The file's metadata (string to string, as safetensors has it): what fovea wrote it from
-/// and what a user needs to feed the model.
-fn metadata(run: &Opened) -> Result<HashMap<String, String>> {
-    let meta = &run.meta;
-    let shape = meta.shape;
-    Ok(HashMap::from([
-        ("format".into(), "pt".into()),
-        ("producer".into(), format!("fovea {}", meta.fovea_version)),
-        ("kind".into(), meta.model_kind.clone()),
-        ("classes".into(), serde_json::to_string(&meta.classes)?),
-        (
-            "input_shape".into(),
-            serde_json::to_string(&[shape.channels, shape.height, shape.width])?,
-        ),
-        (
-            "input".into(),
-            "pixels / 255, then (x - mean) / std per channel".into(),
-        ),
-        ("mean".into(), serde_json::to_string(&meta.normalizer.mean)?),
-        ("std".into(), serde_json::to_string(&meta.normalizer.std)?),
-        ("step".into(), meta.state.step.to_string()),
-        ("config".into(), run.config.to_toml()),
-    ]))
 }

@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""Does ONNX Runtime compute what fovea does, from the model `fovea export --format onnx` wrote?
+
+Runs the exported model with onnxruntime on the first N test images of an IDX folder
+(Fashion-MNIST's, or fovea's built-in sample in data/sample), as raw pixels in [0, 255]; classifies
+the same images (as PGM files) with `fovea predict RUN`; and compares the two: top-1 agreement
+and the largest difference of a class probability. Also checks the model's metadata (classes,
+input shape) and that a batch of one gives what the whole batch gave. Prints one JSON line and
+exits 1 if any top-1 differs or a probability differs by more than --tolerance.
+
+    bench/onnx_check.py artifacts/RUN model.onnx --data-dir DIR [--images 1000]
+
+Needs onnxruntime and numpy (`pip install onnxruntime numpy`).
+"""
+
+import argparse
+import gzip
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import onnxruntime as ort
+
+
+def read_idx_images(data_dir):
+    """The test images of an IDX folder, `[n, rows, cols]` bytes (gzipped or not)."""
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte"):
+        path = os.path.join(data_dir, name)
+        if os.path.exists(path):
+            opener = gzip.open if name.endswith(".gz") else open
+            with opener(path, "rb") as f:
+                data = f.read()
+            n, rows, cols = (int.from_bytes(data[i:i + 4], "big") for i in (4, 8, 12))
+            return np.frombuffer(data, np.uint8, offset=16).reshape(n, rows, cols)
+    sys.exit(f"no t10k-images-idx3-ubyte(.gz) in {data_dir}")
+
+
+def fovea_probabilities(fovea, run, checkpoint, images, classes):
+    """`fovea predict`'s probabilities of each image, `[n, classes]`, in the order of `classes`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        files = []
+        for i, img in enumerate(images):
+            files.append(os.path.join(tmp, f"{i:05}.pgm"))
+            with open(files[-1], "wb") as f:
+                f.write(b"P5 %d %d 255\n" % (img.shape[1], img.shape[0]) + img.tobytes())
+        out = subprocess.run(
+            [fovea, "predict", run, "--checkpoint", checkpoint, "--json",
+             "-k", str(len(classes)), *files],
+            check=True, capture_output=True, text=True,
+        ).stdout
+    probs = np.zeros((len(files), len(classes)))
+    for i, p in enumerate(json.loads(out)):
+        for name, prob in p["top"]:
+            probs[i, classes.index(name)] = prob
+    return probs
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run")
+    ap.add_argument("file")
+    ap.add_argument("--data-dir", required=True, help="a folder with t10k-images-idx3-ubyte(.gz)")
+    ap.add_argument("--images", type=int, default=1000)
+    ap.add_argument("--checkpoint", default="best", help="the checkpoint the file was exported from")
+    ap.add_argument("--fovea", default="target/release/fovea")
+    ap.add_argument("--tolerance", type=float, default=1e-4)
+    args = ap.parse_args()
+
+    session = ort.InferenceSession(args.file, providers=["CPUExecutionProvider"])
+    meta = session.get_modelmeta().custom_metadata_map
+    classes = json.loads(meta["classes"])
+    shape = json.loads(meta["input_shape"])
+    (inp,), (out,) = session.get_inputs(), session.get_outputs()
+    if shape != [1, 28, 28]:
+        sys.exit(f"this check feeds 28 x 28 grayscale images; the model takes {shape}")
+
+    images = read_idx_images(args.data_dir)[: args.images]
+    x = images.astype(np.float32)[:, None, :, :]
+    (onnx,) = session.run([out.name], {inp.name: x})
+    (one,) = session.run([out.name], {inp.name: x[:1]})
+    fovea = fovea_probabilities(args.fovea, args.run, args.checkpoint, images, classes)
+
+    diff = float(np.abs(onnx - fovea).max())
+    agree = int((onnx.argmax(1) == fovea.argmax(1)).sum())
+    batch_of_one = float(np.abs(one[0] - onnx[0]).max())
+    print(json.dumps({
+        "kind": meta["kind"],
+        "input": [inp.name, inp.shape],
+        "output": [out.name, out.shape],
+        "images": len(images),
+        "top1_agree": agree,
+        "max_probability_difference": diff,
+        "batch_of_one_difference": batch_of_one,
+        "onnxruntime": ort.__version__,
+    }))
+    if agree != len(images) or diff > args.tolerance or batch_of_one > args.tolerance:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
