@@ -4,8 +4,9 @@
 Runs the exported model with onnxruntime on the first N test images of an IDX folder
 (Fashion-MNIST's, or fovea's built-in sample in data/sample), as raw pixels in [0, 255]; classifies
 the same images (as PGM files) with `fovea predict RUN`; and compares the two: top-1 agreement
-and the largest difference of a class probability. Also checks the model's metadata (classes,
-input shape) and that a batch of one gives what the whole batch gave. Prints one JSON line and
+and the largest difference of a class probability. Also checks that a batch of one gives what
+the whole batch gave, and reports ONNX Runtime's accuracy (where the folder has the labels)
+and its speed on the whole batch. Prints one JSON line and
 exits 1 if any top-1 differs or a probability differs by more than --tolerance.
 
     bench/onnx_check.py artifacts/RUN model.onnx --data-dir DIR [--images 1000]
@@ -20,22 +21,23 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 
 import numpy as np
 import onnxruntime as ort
 
 
-def read_idx_images(data_dir):
-    """The test images of an IDX folder, `[n, rows, cols]` bytes (gzipped or not)."""
-    for name in ("t10k-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte"):
-        path = os.path.join(data_dir, name)
+def read_idx(data_dir, name):
+    """An IDX file of the folder (gzipped or not) as an array of bytes, or None."""
+    for file in (name + ".gz", name):
+        path = os.path.join(data_dir, file)
         if os.path.exists(path):
-            opener = gzip.open if name.endswith(".gz") else open
+            opener = gzip.open if file.endswith(".gz") else open
             with opener(path, "rb") as f:
                 data = f.read()
-            n, rows, cols = (int.from_bytes(data[i:i + 4], "big") for i in (4, 8, 12))
-            return np.frombuffer(data, np.uint8, offset=16).reshape(n, rows, cols)
-    sys.exit(f"no t10k-images-idx3-ubyte(.gz) in {data_dir}")
+            dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(data[3])]
+            return np.frombuffer(data, np.uint8, offset=4 + 4 * len(dims)).reshape(dims)
+    return None
 
 
 def fovea_probabilities(fovea, run, checkpoint, images, classes):
@@ -77,9 +79,15 @@ def main():
     if shape != [1, 28, 28]:
         sys.exit(f"this check feeds 28 x 28 grayscale images; the model takes {shape}")
 
-    images = read_idx_images(args.data_dir)[: args.images]
+    images = read_idx(args.data_dir, "t10k-images-idx3-ubyte")
+    if images is None:
+        sys.exit(f"no t10k-images-idx3-ubyte(.gz) in {args.data_dir}")
+    images = images[: args.images]
+    labels = read_idx(args.data_dir, "t10k-labels-idx1-ubyte")
     x = images.astype(np.float32)[:, None, :, :]
+    started = time.perf_counter()
     (onnx,) = session.run([out.name], {inp.name: x})
+    seconds = time.perf_counter() - started
     (one,) = session.run([out.name], {inp.name: x[:1]})
     fovea = fovea_probabilities(args.fovea, args.run, args.checkpoint, images, classes)
 
@@ -94,6 +102,9 @@ def main():
         "top1_agree": agree,
         "max_probability_difference": diff,
         "batch_of_one_difference": batch_of_one,
+        "onnx_accuracy": None if labels is None
+        else float((onnx.argmax(1) == labels[: len(images)]).mean()),
+        "onnx_images_per_second": round(len(images) / seconds),
         "onnxruntime": ort.__version__,
     }))
     if agree != len(images) or diff > args.tolerance or batch_of_one > args.tolerance:

@@ -426,10 +426,10 @@ pub fn run(cli: Cli) -> Result<Exit> {
                 ExportFormat::Onnx => export::onnx(&c.run, &c.checkpoint, &c.out, c.batch)?,
             };
             println!(
-                "wrote {} ({}, {:.1} MiB) from {}",
+                "wrote {} ({}, {}) from {}",
                 done.path.display(),
                 done.contents,
-                done.bytes as f64 / (1 << 20) as f64,
+                device::human_bytes(done.bytes.into()),
                 done.checkpoint.display()
             );
             Ok(Exit::Ok)

@@ -187,7 +187,6 @@ async fn connections(
             },
             () = &mut stop => break,
         };
-        let _ = stream.set_nodelay(true);
         let service = hyper_util::service::TowerToHyperService::new(app.clone());
         let mut closed = closed.clone();
         open.spawn(async move {

@@ -27,6 +27,9 @@ pub const OUTPUT: &str = "probabilities";
 /// refused, naming the operation. The file is written beside `out` and renamed over it only
 /// when complete.
 pub fn onnx(dir: &Path, which: &str, out: &Path, fixed_batch: Option<usize>) -> Result<Exported> {
+    if fixed_batch == Some(0) {
+        bail!("--batch must be at least 1");
+    }
     let run = Opened::open(dir, which, Some(BackendKind::Flex))?;
     let (meta, device) = (&run.meta, &run.device);
     let kind = run.config.model.kind();
@@ -53,7 +56,6 @@ pub fn onnx(dir: &Path, which: &str, out: &Path, fixed_batch: Option<usize>) -> 
     let forward = |m: &Model, x: Tensor<4>| inference(m, x, normalizer);
     let exporter = OnnxExporter::new();
     let traced = match fixed_batch {
-        Some(0) => bail!("--batch must be at least 1"),
         Some(n) => exporter
             .export(&model, batch(n), forward)
             .map_err(|e| refusal(kind, e))?,
@@ -102,13 +104,13 @@ pub fn onnx(dir: &Path, which: &str, out: &Path, fixed_batch: Option<usize>) -> 
         entry.value = value;
     }
     let nodes = proto.graph.node.len();
-    let weights = proto.graph.initializer.len();
+    let tensors = proto.graph.initializer.len();
     let bytes = proto.write_to_bytes().context("writing the ONNX model")?;
     crate::fsio::write_atomic(out, &bytes)?;
     Ok(Exported {
         path: out.to_path_buf(),
         checkpoint: run.checkpoint,
-        contents: format!("{nodes} operations, {weights} weights"),
+        contents: format!("{nodes} operations, {tensors} tensors"),
         bytes: bytes.len() as u64,
     })
 }
