@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 use crate::commands::bench::{self, BenchArgs};
 use crate::commands::compare;
+use crate::commands::executor::{ExecutorFlags, ExecutorKind, OnInterrupt};
 use crate::commands::experiment;
 use crate::commands::repair;
 use crate::commands::session::{self, TrainArgs};
@@ -126,6 +127,35 @@ pub struct FileRunOptions {
     name: Option<String>,
     #[arg(long, short)]
     quiet: bool,
+    /// Where the trainings run: here (`local`) or as Slurm jobs (`slurm`); the file's
+    /// `[executor]`, else local.
+    #[arg(long, value_enum)]
+    executor: Option<ExecutorKind>,
+    /// local: trainings at once, each on its share of the threads.
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// slurm: CPUs of each job.
+    #[arg(long)]
+    cpus_per_task: Option<usize>,
+    /// slurm: memory of each job (`sbatch --mem`, e.g. 4G).
+    #[arg(long)]
+    mem: Option<String>,
+    /// slurm: time limit of each job (e.g. 2:00:00).
+    #[arg(long)]
+    time: Option<String>,
+    /// slurm: the partition.
+    #[arg(long)]
+    partition: Option<String>,
+    /// slurm: one more sbatch argument, e.g. --sbatch-arg=--gres=gpu:1 (repeatable).
+    #[arg(long = "sbatch-arg", value_name = "ARG", allow_hyphen_values = true)]
+    sbatch_args: Vec<String>,
+    /// slurm: seconds between two looks at the queue.
+    #[arg(long)]
+    poll_seconds: Option<f64>,
+    /// slurm: on Ctrl-C or SIGTERM, cancel the jobs or leave them running (default: asked on a
+    /// terminal, left otherwise).
+    #[arg(long, value_enum)]
+    on_interrupt: Option<OnInterrupt>,
 }
 
 impl FileRunOptions {
@@ -138,6 +168,17 @@ impl FileRunOptions {
             out: self.out,
             name: self.name,
             quiet: self.quiet,
+            executor: ExecutorFlags {
+                kind: self.executor,
+                jobs: self.jobs,
+                cpus_per_task: self.cpus_per_task,
+                mem: self.mem,
+                time: self.time,
+                partition: self.partition,
+                sbatch_args: self.sbatch_args,
+                poll_seconds: self.poll_seconds,
+                on_interrupt: self.on_interrupt,
+            },
         }
     }
 }

@@ -117,11 +117,19 @@ fn pollster_block<F: std::future::Future>(fut: F) -> F::Output {
     }
 }
 
-/// The threads the CPU backends and fovea's own parallel work run on.
+/// The threads the CPU backends and fovea's own parallel work run on: `RAYON_NUM_THREADS` where
+/// set (the thread pool they share reads it; `compare` and `experiment` set it to give each of
+/// several trainings its share), the machine's otherwise.
 pub fn threads() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
 }
 
 /// Peak resident memory of this process (Linux), in MiB.

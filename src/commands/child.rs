@@ -1,6 +1,6 @@
-//! `fovea` running itself as a child process (`compare` trains each model in one, `bench
-//! --kinds` benches each kind in one), so each child has its own peak memory and a crash is one
-//! failed entry, not the end of the whole command.
+//! `fovea` running itself as a child process (`compare` and `experiment` train each run in one,
+//! `bench --kinds` benches each kind in one), so each child has its own peak memory and a crash
+//! is one failed entry, not the end of the whole command.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
@@ -31,10 +31,10 @@ pub fn run(mut cmd: Command) -> Result<Option<String>> {
         .spawn()
         .context("cannot start a fovea child process")?;
     if forward {
-        train::forward_interrupts_to(Some(child.id()));
+        train::forward_interrupts_to(child.id(), true);
     }
     let ended = run_to_end(&mut child);
-    train::forward_interrupts_to(None);
+    train::forward_interrupts_to(child.id(), false);
     ended
 }
 

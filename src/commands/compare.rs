@@ -15,12 +15,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::runs;
-use crate::commands::child;
+use crate::commands::executor::{self, Ended, ExecutorConfig, Training};
 use crate::commands::experiment::{self, FileArgs, Finished};
 use crate::commands::session;
 use crate::config::{self, Config};
@@ -47,6 +47,9 @@ pub struct CompareConfig {
     pub set: Vec<String>,
     #[serde(rename = "model")]
     pub models: Vec<Entry>,
+    /// Where the trainings run (`local`, `slurm`) and how.
+    #[serde(default)]
+    pub executor: ExecutorConfig,
 }
 
 /// One model of the comparison.
@@ -101,7 +104,7 @@ impl CompareConfig {
         if let Some(bad) = self.train_sizes.iter().find(|&&n| n == 0) {
             return Err(format!("train_sizes: {bad} is not a size (at least 1)"));
         }
-        Ok(())
+        self.executor.validate()
     }
 }
 
@@ -127,9 +130,10 @@ pub fn run(args: FileArgs) -> Result<Finished> {
         c.train_sizes.iter().map(|&n| Some(n)).collect()
     };
     crate::train::install_interrupt_handler();
-    let mut rows = Vec::new();
-    let mut interrupted = false;
-    'sizes: for &size in &sizes {
+    // every (size, model): its training, or why it has none
+    let mut planned: Vec<(&Entry, Option<usize>, String, Result<usize>)> = Vec::new();
+    let mut trainings = Vec::new();
+    for &size in &sizes {
         for entry in &c.models {
             let run = run_name(&entry.name, size);
             let mut overrides = c.set.clone();
@@ -138,33 +142,62 @@ pub fn run(args: FileArgs) -> Result<Finished> {
                 overrides.push(format!("data.train_limit={n}"));
             }
             overrides.extend_from_slice(&cli);
-            let outcome = config::load(Some(&entry.config), &overrides)
+            let training = config::load(Some(&entry.config), &overrides)
                 .with_context(|| format!("model `{}`", entry.name))
-                .and_then(|config| {
-                    let folder =
-                        ensure_trained(&config, entry, &overrides, &dir, &run, args.quiet)?;
-                    measure(&config, &folder)
+                .map(|config| {
+                    trainings.push(Training {
+                        run: run.clone(),
+                        config,
+                        config_file: entry.config.clone(),
+                        overrides,
+                        needs: Vec::new(),
+                        what: format!("{} ({})", entry.name, entry.config.display()),
+                    });
+                    trainings.len() - 1
                 });
-            let row = match outcome {
-                Ok(m) => m.into_row(entry, size, &run),
-                Err(err) => {
-                    eprintln!("compare: {run} failed: {err:#}");
-                    Row::failed(entry, size, &run, format!("{err:#}"))
-                }
-            };
-            if !args.quiet && row.error.is_none() {
-                println!(
-                    "compare: {run}: test accuracy {:.4}",
-                    row.test_accuracy.unwrap_or(f64::NAN)
-                );
-            }
-            rows.push(row);
-            if crate::train::interrupted() {
-                interrupted = true;
-                break 'sizes;
-            }
+            planned.push((entry, size, run, training));
         }
     }
+    let executor = c.executor.with(&args.executor);
+    let ended = executor::run_all(
+        &executor,
+        args.executor.on_interrupt,
+        &dir,
+        &trainings,
+        "compare",
+        args.quiet,
+    )?;
+    let mut rows = Vec::new();
+    let mut interrupted = false;
+    for (entry, size, run, training) in planned {
+        // a training the interrupt stopped has no row yet: the same command again resumes it
+        if let Ok(i) = &training
+            && ended[*i] == Ended::Stopped
+        {
+            interrupted = true;
+            continue;
+        }
+        let outcome = training.and_then(|i| match &ended[i] {
+            Ended::Done(folder) => measure(&trainings[i].config, folder),
+            Ended::Failed(why) => Err(anyhow::anyhow!("{why}")),
+            Ended::Stopped => Err(anyhow::anyhow!("interrupted")),
+        });
+        let row = match outcome {
+            Ok(m) => m.into_row(entry, size, &run),
+            Err(err) => {
+                eprintln!("compare: {run} failed: {err:#}");
+                Row::failed(entry, size, &run, format!("{err:#}"))
+            }
+        };
+        if !args.quiet && row.error.is_none() {
+            println!(
+                "compare: {run}: test accuracy {:.4}",
+                row.test_accuracy.unwrap_or(f64::NAN)
+            );
+        }
+        rows.push(row);
+    }
+    interrupted |= crate::train::interrupted();
     let classes = first_classes(&dir, &rows);
     let table = markdown(&c, &rows, &classes);
     fsio::write_atomic(&dir.join("comparison.md"), table.as_bytes())?;
@@ -266,68 +299,6 @@ fn first_classes(dir: &Path, rows: &[Row]) -> Vec<String> {
             serde_json::from_value(s["classes"].clone()).ok()
         })
         .unwrap_or_default()
-}
-
-/// Brings the model's run to its end in a child `fovea` process and returns its folder: a
-/// finished run of the same config is reused, an interrupted one resumed, otherwise it is trained.
-fn ensure_trained(
-    config: &Config,
-    entry: &Entry,
-    overrides: &[String],
-    dir: &Path,
-    run: &str,
-    quiet: bool,
-) -> Result<PathBuf> {
-    let folder = dir.join(run);
-    let exists = folder.join(run_files::RUN_JSON).is_file();
-    if exists {
-        session::check_same_config(&folder, config, "compare")?;
-    }
-    if folder.join(run_files::SUMMARY).is_file() {
-        eprintln!("compare: reusing {} (finished before)", folder.display());
-        return Ok(folder);
-    }
-    let mut cmd = child::fovea()?;
-    if exists {
-        eprintln!("compare: resuming the interrupted run {}", folder.display());
-        cmd.arg("resume").arg(&folder);
-        if let Some(d) = &config.data.path {
-            cmd.arg("--data-dir").arg(d);
-        }
-        cmd.arg("--backend").arg(config.backend.to_string());
-    } else {
-        eprintln!(
-            "compare: training {} ({}) into {}",
-            entry.name,
-            entry.config.display(),
-            folder.display()
-        );
-        cmd.arg("train")
-            .arg("--config")
-            .arg(&entry.config)
-            .arg("--out")
-            .arg(dir)
-            .arg("--name")
-            .arg(run);
-        for o in overrides {
-            cmd.arg("--set").arg(o);
-        }
-    }
-    if quiet {
-        cmd.arg("--quiet");
-    }
-    let last_error = child::run(cmd)?;
-    if !folder.join(run_files::SUMMARY).is_file() {
-        let status = run_files::read_info(&folder)
-            .map(|i| i.status)
-            .unwrap_or_else(|_| "no run folder".into());
-        bail!(
-            "training did not finish ({}){}",
-            status,
-            last_error.map(|l| format!(": {l}")).unwrap_or_default()
-        );
-    }
-    Ok(folder)
 }
 
 /// What is measured of one finished run.

@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 
+use crate::commands::executor::{self, Ended, ExecutorConfig, ExecutorFlags, Training};
 use crate::commands::session;
 use crate::config;
 use crate::device::BackendKind;
@@ -35,6 +36,9 @@ pub struct ExperimentConfig {
     pub arms: Vec<Arm>,
     /// What the arms' `x` counts, on the chart's axis (default "labelled training images").
     pub x_label: Option<String>,
+    /// Where the trainings run (`local`, `slurm`) and how.
+    #[serde(default)]
+    pub executor: ExecutorConfig,
 }
 
 fn default_metric() -> String {
@@ -72,6 +76,8 @@ pub struct FileArgs {
     pub out: PathBuf,
     pub name: Option<String>,
     pub quiet: bool,
+    /// The command line's executor settings, over the file's `[executor]`.
+    pub executor: ExecutorFlags,
 }
 
 /// One arm's results over the seeds.
@@ -225,7 +231,7 @@ impl ExperimentConfig {
                 }
             }
         }
-        Ok(())
+        self.executor.validate()
     }
 }
 
@@ -266,58 +272,83 @@ pub fn run(args: FileArgs) -> Result<Finished> {
         .iter()
         .map(|a| a.metric.clone().unwrap_or_else(|| e.metric.clone()))
         .collect();
-    // Per arm, its runs so far.
-    let mut runs: Vec<Vec<RunResult>> = vec![Vec::new(); e.arms.len()];
-    let mut interrupted = false;
-    'seeds: for &seed in &e.seeds {
+    crate::train::install_interrupt_handler();
+    // Per seed and arm: its training, or why it has none.
+    let mut planned: Vec<(usize, u64, String, Result<usize>)> = Vec::new();
+    let mut trainings: Vec<Training> = Vec::new();
+    for &seed in &e.seeds {
+        let first = planned.len();
         for (i, arm) in e.arms.iter().enumerate() {
             let run = run_name(&arm.name, seed);
-            let missing: Vec<String> = arm
-                .set
-                .iter()
-                .flat_map(|s| references(s))
-                .filter(|r| {
-                    !e.arms.iter().zip(&runs).any(|(a, done)| {
-                        &a.name == r && done.last().is_some_and(|x| x.error.is_none())
+            let training = plan_arm(arm, seed, &cli, &dir, &run).map(|mut t| {
+                // the arms it names, of the same seed
+                t.needs = arm
+                    .set
+                    .iter()
+                    .flat_map(|item| references(item))
+                    .filter_map(|r| {
+                        planned[first..]
+                            .iter()
+                            .find(|p| p.2 == run_name(&r, seed))
+                            .and_then(|p| p.3.as_ref().ok().copied())
                     })
-                })
-                .collect();
-            let outcome = if missing.is_empty() {
-                train_arm(arm, seed, &cli, &dir, &run, args.quiet)
-            } else {
-                Err(anyhow::anyhow!("skipped: needs {}", missing.join(", ")))
-            };
-            let metric = &metrics[i];
-            let result = match outcome.and_then(|summary| {
+                    .collect();
+                trainings.push(t);
+                trainings.len() - 1
+            });
+            planned.push((i, seed, run, training));
+        }
+    }
+    let executor = e.executor.with(&args.executor);
+    let ended = executor::run_all(
+        &executor,
+        args.executor.on_interrupt,
+        &dir,
+        &trainings,
+        "experiment",
+        args.quiet,
+    )?;
+    // Per arm, its runs.
+    let mut runs: Vec<Vec<RunResult>> = vec![Vec::new(); e.arms.len()];
+    let mut interrupted = crate::train::interrupted();
+    for (i, seed, run, training) in planned {
+        if let Ok(t) = &training
+            && ended[*t] == Ended::Stopped
+        {
+            interrupted = true;
+            continue;
+        }
+        let metric = &metrics[i];
+        let value = training.and_then(|t| match &ended[t] {
+            Ended::Done(folder) => {
+                let summary = run_files::read_summary(folder)?;
                 let value = summary[metric]
                     .as_f64()
                     .with_context(|| format!("{run}/summary.json has no number `{metric}`"))?;
                 Ok((value, summary["training_time_s"].as_f64()))
-            }) {
-                Ok((value, time)) => RunResult {
-                    seed,
-                    run: run.clone(),
-                    value: Some(value),
-                    training_time_s: time,
-                    error: None,
-                },
-                Err(err) => {
-                    eprintln!("experiment: {run} failed: {err:#}");
-                    RunResult {
-                        seed,
-                        run: run.clone(),
-                        value: None,
-                        training_time_s: None,
-                        error: Some(format!("{err:#}")),
-                    }
-                }
-            };
-            runs[i].push(result);
-            if crate::train::interrupted() {
-                interrupted = true;
-                break 'seeds;
             }
-        }
+            Ended::Failed(why) => Err(anyhow::anyhow!("{why}")),
+            Ended::Stopped => Err(anyhow::anyhow!("interrupted")),
+        });
+        runs[i].push(match value {
+            Ok((value, time)) => RunResult {
+                seed,
+                run,
+                value: Some(value),
+                training_time_s: time,
+                error: None,
+            },
+            Err(err) => {
+                eprintln!("experiment: {run} failed: {err:#}");
+                RunResult {
+                    seed,
+                    run,
+                    value: None,
+                    training_time_s: None,
+                    error: Some(format!("{err:#}")),
+                }
+            }
+        });
     }
     let results: Vec<ArmResult> = e
         .arms
@@ -362,15 +393,9 @@ pub fn run(args: FileArgs) -> Result<Finished> {
     })
 }
 
-/// Loads the arm's config for `seed` and brings its run to the end; returns its summary.
-fn train_arm(
-    arm: &Arm,
-    seed: u64,
-    cli: &[String],
-    dir: &Path,
-    run: &str,
-    quiet: bool,
-) -> Result<Value> {
+/// The arm's training for `seed`: its config loaded with the arm's overrides (`${arm}` replaced
+/// by that arm's run folder of the same seed), the seed and the command line's.
+fn plan_arm(arm: &Arm, seed: u64, cli: &[String], dir: &Path, run: &str) -> Result<Training> {
     let mut overrides: Vec<String> = arm
         .set
         .iter()
@@ -387,9 +412,14 @@ fn train_arm(
     overrides.extend_from_slice(cli);
     let config = config::load(Some(&arm.config), &overrides)
         .with_context(|| format!("arm `{}`", arm.name))?;
-    let what = format!("arm `{}` with seed {seed}", arm.name);
-    let folder = session::ensure_run(config, dir, run, "experiment", &what, quiet)?;
-    run_files::read_summary(&folder)
+    Ok(Training {
+        run: run.to_string(),
+        config,
+        config_file: arm.config.clone(),
+        overrides,
+        needs: Vec::new(),
+        what: format!("arm `{}` with seed {seed}", arm.name),
+    })
 }
 
 /// The chart's lines: per `series`, in the order the arms first name it, the means of its arms

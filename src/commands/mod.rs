@@ -8,6 +8,7 @@
 pub mod bench;
 pub mod child;
 pub mod compare;
+pub mod executor;
 pub mod experiment;
 pub mod export;
 pub mod generate;

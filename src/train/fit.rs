@@ -1,7 +1,8 @@
 //! The loop: epochs, data order, the learning-rate schedule, metrics, checkpoints, progress and
 //! interruption — for any `Task`. What a step computes is the task's.
 
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{Result, bail};
@@ -24,8 +25,8 @@ use crate::run_files::{Record, Values};
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 /// Whether this process has installed its interrupt handler.
 static HANDLED: AtomicBool = AtomicBool::new(false);
-/// The fovea child process an interrupt is passed on to (0: none).
-static CHILD: AtomicI32 = AtomicI32::new(0);
+/// The fovea child processes an interrupt is passed on to.
+static CHILDREN: Mutex<Vec<i32>> = Mutex::new(Vec::new());
 
 /// Whether an interrupt has come to this process (a command that trains several runs stops
 /// after the one it interrupted).
@@ -38,18 +39,32 @@ pub fn interrupts_handled() -> bool {
     HANDLED.load(Ordering::SeqCst)
 }
 
-/// While the fovea child process `pid` runs, each interrupt this process gets is passed on to it
-/// (as SIGTERM, which it handles as Ctrl-C); `None` when it has ended. The child runs in a
-/// process group of its own, so a terminal's Ctrl-C reaches it this way only, once.
-pub fn forward_interrupts_to(pid: Option<u32>) {
-    CHILD.store(pid.map_or(0, |p| p as i32), Ordering::SeqCst);
-    if pid.is_some() && interrupted() {
-        forward();
+/// While the fovea child process `pid` runs (`running`), each interrupt this process gets is
+/// passed on to it (as SIGTERM, which it handles as Ctrl-C); call again with `running = false`
+/// once it has ended. Several children may run at once. Each runs in a process group of its
+/// own, so a terminal's Ctrl-C reaches it this way only, once.
+pub fn forward_interrupts_to(pid: u32, running: bool) {
+    let pid = pid as i32;
+    {
+        let mut children = CHILDREN.lock().unwrap_or_else(|e| e.into_inner());
+        children.retain(|&c| c != pid);
+        if running {
+            children.push(pid);
+        }
+    }
+    if running && interrupted() {
+        signal(pid);
     }
 }
 
 fn forward() {
-    let pid = CHILD.load(Ordering::SeqCst);
+    let children = CHILDREN.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    for pid in children {
+        signal(pid);
+    }
+}
+
+fn signal(pid: i32) {
     if pid > 0 {
         // SAFETY: kill(2) with a process id this process spawned and a valid signal number.
         unsafe {
@@ -58,8 +73,6 @@ fn forward() {
     }
 }
 
-/// Installs the handler of Ctrl-C, SIGTERM and SIGHUP (once per process): the first stops the
-/// training after the current step and its checkpoint (exit status 130), a second exits at once.
 pub fn install_interrupt_handler() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
