@@ -596,6 +596,7 @@ mod tests {
             title: "t".into(),
             train_sizes: vec![100, 200],
             set: vec![],
+            executor: Default::default(),
             models: vec![
                 Entry {
                     name: "cnn".into(),
@@ -638,6 +639,7 @@ mod tests {
             title: "t".into(),
             train_sizes: vec![],
             set: vec![],
+            executor: Default::default(),
             models: vec![Entry {
                 name: "a b".into(),
                 config: "a.toml".into(),

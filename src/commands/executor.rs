@@ -459,8 +459,9 @@ mod slurm {
             "--open-mode=append".into(),
             format!("--cpus-per-task={}", x.cpus_per_task),
             "--requeue".into(),
-            // a job killed at its time limit or preempted gets SIGTERM and time to checkpoint
-            "--signal=TERM@60".into(),
+            // 60 s before its time limit, SIGTERM to the batch shell, which is fovea (`exec`):
+            // it checkpoints and stops (preemption and scancel send SIGTERM anyway)
+            "--signal=B:TERM@60".into(),
         ];
         if let Some(m) = &x.mem {
             args.push(format!("--mem={m}"));

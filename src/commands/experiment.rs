@@ -537,6 +537,7 @@ mod tests {
             title: "t".into(),
             seeds: vec![1],
             metric: default_metric(),
+            executor: Default::default(),
             arms: vec![arm("gan", &[]), arm("aug", &["x=\"${gan}\""])],
             x_label: None,
         };
@@ -568,6 +569,7 @@ mod tests {
             title: "t".into(),
             seeds: vec![1],
             metric: default_metric(),
+            executor: Default::default(),
             arms: vec![
                 arm("cnn-1000", Some("CNN"), Some(1000.0)),
                 arm("gan", None, None),
