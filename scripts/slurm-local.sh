@@ -6,8 +6,9 @@
 #   scripts/slurm-local.sh          # start it (again: a no-op while it runs); waits until idle
 #   scripts/slurm-local.sh stop     # stop it
 #
-# The node has this machine's CPUs and 90 % of its memory, in one partition, `local`. There is
-# no accounting database: finished jobs are read with `scontrol show job` for a few minutes.
+# The node has this machine's CPUs and 90 % of its memory, in one partition, `local`; a job
+# without --mem gets its CPUs' share of the memory. There is no accounting database: finished
+# jobs are read with `scontrol show job` for a few minutes.
 set -euo pipefail
 
 STATE=${SLURM_LOCAL_DIR:-/var/lib/fovea-slurm}
@@ -71,6 +72,7 @@ AccountingStorageType=accounting_storage/none
 ReturnToService=2
 MinJobAge=600
 KillWait=30
+DefMemPerCPU=$((mem / cpus))
 NodeName=$node CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=local Nodes=$node Default=YES MaxTime=INFINITE State=UP
 CONF

@@ -424,14 +424,19 @@ mod slurm {
             words.join(" ")
         };
         let folder = dir.join(&t.run);
+        // the paths below may be relative to where the command was run
+        let here = std::env::current_dir().context("cannot read the current folder")?;
         Ok(format!(
             "#!/bin/sh\n\
              # {what}, written by fovea: resumes the run where it finds one.\n\
              export RAYON_NUM_THREADS={cpus}\n\
+             cd {here} || {{ echo \"error: {here_plain} is not on this node: run folders must be on storage the nodes share\"; exit 2; }}\n\
              [ -d {dir} ] || {{ echo \"error: {dir_plain} is not on this node: run folders must be on storage the nodes share\"; exit 2; }}\n\
              [ -x {exe} ] || {{ echo \"error: {exe_plain} is not on this node: fovea must be on storage the nodes share\"; exit 2; }}\n\
              if [ -f {run_json} ]; then\n  exec {resume}\nelse\n  exec {train}\nfi\n",
             what = t.what,
+            here = quote(&here.display().to_string()),
+            here_plain = here.display(),
             dir = quote(&dir.display().to_string()),
             dir_plain = dir.display(),
             exe = quote(&exe.display().to_string()),
@@ -535,6 +540,8 @@ mod slurm {
             }
         }
         let mut shown = String::new();
+        // each training's state as last shown
+        let mut states: Vec<&str> = vec![""; trainings.len()];
         loop {
             if train::interrupted() {
                 return interrupt(on_interrupt, trainings, ended, &started, &jobs, label);
@@ -599,6 +606,10 @@ mod slurm {
                     Some(s) if active(&s) => {
                         let shown_as = if s == "PENDING" { "queued" } else { "running" };
                         *counts.entry(shown_as).or_default() += 1;
+                        if states[i] != shown_as {
+                            eprintln!("{label}: {}: {shown_as} (job {id})", t.run);
+                            states[i] = shown_as;
+                        }
                     }
                     s => {
                         let e = outcome(dir, t, last_error(dir, &t.run));
@@ -608,8 +619,9 @@ mod slurm {
                             }
                             (e, _) => e,
                         };
-                        if let Ended::Failed(why) = &e {
-                            eprintln!("{label}: {} failed: {why}", t.run);
+                        match &e {
+                            Ended::Failed(why) => eprintln!("{label}: {} failed: {why}", t.run),
+                            _ => eprintln!("{label}: {}: done (job {id})", t.run),
                         }
                         ended[i] = Some(e);
                     }
