@@ -280,21 +280,24 @@ pub fn run(args: FileArgs) -> Result<Finished> {
         let first = planned.len();
         for (i, arm) in e.arms.iter().enumerate() {
             let run = run_name(&arm.name, seed);
-            let training = plan_arm(arm, seed, &cli, &dir, &run).map(|mut t| {
-                // the arms it names, of the same seed
-                t.needs = arm
-                    .set
-                    .iter()
-                    .flat_map(|item| references(item))
-                    .filter_map(|r| {
-                        planned[first..]
-                            .iter()
-                            .find(|p| p.2 == run_name(&r, seed))
-                            .and_then(|p| p.3.as_ref().ok().copied())
-                    })
-                    .collect();
+            // the arms it names, of the same seed: their trainings, or why one has none
+            let needs: Result<Vec<usize>> = arm
+                .set
+                .iter()
+                .flat_map(|item| references(item))
+                .map(|r| {
+                    let named = run_name(&r, seed);
+                    match planned[first..].iter().find(|p| p.2 == named) {
+                        Some((.., Ok(t))) => Ok(*t),
+                        _ => Err(anyhow::anyhow!("skipped: needs {named}")),
+                    }
+                })
+                .collect();
+            let training = needs.and_then(|needs| {
+                let mut t = plan_arm(arm, seed, &cli, &dir, &run)?;
+                t.needs = needs;
                 trainings.push(t);
-                trainings.len() - 1
+                Ok(trainings.len() - 1)
             });
             planned.push((i, seed, run, training));
         }
