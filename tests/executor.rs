@@ -234,3 +234,66 @@ fn interrupted_with_its_jobs_left_running_the_command_attaches_to_them_again() {
     assert!(said.contains("attaching to job"), "{said}");
     assert_eq!(accuracies(d, "local"), accuracies(d, "cluster"));
 }
+
+#[test]
+fn an_arm_naming_another_runs_after_it_on_slurm_and_gives_the_local_table() {
+    if !slurm() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let file = format!(
+        r#"
+title = "tiny"
+seeds = [1]
+
+[[arm]]
+name = "gan"
+config = "{root}/config/gan.toml"
+metric = "test_fid"
+set = ["train.epochs=1", "model.g_channels=4", "model.d_channels=4", "eval.fid_samples=40", "eval.judge_epochs=1", "eval.gan_train_epochs=1"]
+
+[[arm]]
+name = "cnn+gan"
+config = "{root}/config/cnn.toml"
+set = ["train.epochs=1", "model.blocks=[{{channels=4}}]", "data.synthetic.generator=\"${{gan}}\"", "data.synthetic.checkpoint=\"last\""]
+"#,
+        root = env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::write(d.join("exp.toml"), file).unwrap();
+    let small = [
+        "--set",
+        "data.dataset=\"sample\"",
+        "--set",
+        "data.train_limit=200",
+        "--set",
+        "data.val_fraction=0.02",
+        "--set",
+        "data.test_limit=100",
+    ];
+    let experiment = |name: &str, extra: &[&str]| {
+        let mut args = vec!["experiment", "exp.toml", "--quiet", "--name", name];
+        args.extend_from_slice(&small);
+        args.extend_from_slice(extra);
+        run(d, &args)
+    };
+    let local = experiment("local", &[]);
+    assert!(local.status.success(), "{}", text(&local));
+    let cluster = experiment("cluster", &SLURM);
+    let said = text(&cluster);
+    assert!(cluster.status.success(), "{said}");
+    // both submitted at once, the second to start after the first (afterok)
+    let script = std::fs::read_to_string(d.join("artifacts/cluster/slurm/cnn+gan-seed1.sh"));
+    assert!(script.is_ok(), "{said}");
+    let values = |name: &str| -> Vec<serde_json::Value> {
+        let r = read_json(&d.join("artifacts").join(name).join("results.json"));
+        r["arms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["runs"][0]["value"].clone())
+            .collect()
+    };
+    assert_eq!(values("local"), values("cluster"), "{said}");
+    assert!(values("cluster").iter().all(|v| v.is_number()), "{said}");
+}
