@@ -321,15 +321,15 @@ fn local(
                 .context("a training's thread ended without a word")?;
             running -= 1;
             let last_error = result?;
-            let e = outcome(dir, &trainings[i], last_error);
-            if let Ended::Failed(why) = &e {
-                eprintln!("{label}: {} failed: {why}", trainings[i].run);
-            }
             // an interrupted child checkpointed: its run is resumed by the same command again
-            ended[i] = match e {
-                Ended::Failed(_) if train::interrupted() => Some(Ended::Stopped),
-                e => Some(e),
-            };
+            ended[i] = Some(match outcome(dir, &trainings[i], last_error) {
+                Ended::Failed(_) if train::interrupted() => Ended::Stopped,
+                Ended::Failed(why) => {
+                    eprintln!("{label}: {} failed: {why}", trainings[i].run);
+                    Ended::Failed(why)
+                }
+                e => e,
+            });
         }
     })
 }
