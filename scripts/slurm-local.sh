@@ -52,7 +52,7 @@ mem=$(awk '/MemTotal/ {print int($2 / 1024 * 0.9)}' /proc/meminfo)
 mkdir -p "$STATE/ctld" "$STATE/d" "$STATE/log" /etc/slurm
 cat > "$CONF" <<CONF
 ClusterName=fovea-local
-SlurmctldHost=$node
+SlurmctldHost=$node(127.0.0.1)
 SlurmUser=root
 AuthType=auth/munge
 StateSaveLocation=$STATE/ctld
@@ -73,7 +73,7 @@ ReturnToService=2
 MinJobAge=600
 KillWait=30
 DefMemPerCPU=$((mem / cpus))
-NodeName=$node CPUs=$cpus RealMemory=$mem State=UNKNOWN
+NodeName=$node NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=local Nodes=$node Default=YES MaxTime=INFINITE State=UP
 CONF
 slurmctld
