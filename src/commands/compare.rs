@@ -158,10 +158,9 @@ pub fn run(args: FileArgs) -> Result<Finished> {
             planned.push((entry, size, run, training));
         }
     }
-    let executor = c.executor.with(&args.executor);
     let ended = executor::run_all(
-        &executor,
-        args.executor.on_interrupt,
+        &c.executor,
+        &args.executor,
         &dir,
         &trainings,
         "compare",
@@ -177,11 +176,7 @@ pub fn run(args: FileArgs) -> Result<Finished> {
             interrupted = true;
             continue;
         }
-        let outcome = training.and_then(|i| match &ended[i] {
-            Ended::Done(folder) => measure(&trainings[i].config, folder),
-            Ended::Failed(why) => Err(anyhow::anyhow!("{why}")),
-            Ended::Stopped => Err(anyhow::anyhow!("interrupted")),
-        });
+        let outcome = training.and_then(|i| measure(&trainings[i].config, ended[i].folder()?));
         let row = match outcome {
             Ok(m) => m.into_row(entry, size, &run),
             Err(err) => {

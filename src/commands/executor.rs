@@ -43,6 +43,17 @@ pub enum Ended {
     Stopped,
 }
 
+impl Ended {
+    /// The finished run's folder, or why there is none.
+    pub fn folder(&self) -> Result<&Path> {
+        match self {
+            Ended::Done(folder) => Ok(folder),
+            Ended::Failed(why) => Err(anyhow::anyhow!("{why}")),
+            Ended::Stopped => Err(anyhow::anyhow!("interrupted")),
+        }
+    }
+}
+
 /// Which executor: `[executor]` of a compare or experiment file, then the command line.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -140,16 +151,18 @@ impl ExecutorConfig {
     }
 }
 
-/// Brings every training to its end with the executor `x`; `label` names the command in what
-/// it prints. The result has one entry per training, in order.
+/// Brings every training to its end with the executor the file's `[executor]` and the command
+/// line's `flags` over it name; `label` names the command in what it prints. The result has one
+/// entry per training, in order.
 pub fn run_all(
-    x: &ExecutorConfig,
-    on_interrupt: Option<OnInterrupt>,
+    file: &ExecutorConfig,
+    flags: &ExecutorFlags,
     dir: &Path,
     trainings: &[Training],
     label: &str,
     quiet: bool,
 ) -> Result<Vec<Ended>> {
+    let x = &file.with(flags);
     x.validate().map_err(anyhow::Error::msg)?;
     let mut ended: Vec<Option<Ended>> = vec![None; trainings.len()];
     for (t, e) in trainings.iter().zip(&mut ended) {
@@ -165,9 +178,15 @@ pub fn run_all(
     }
     match x.kind {
         ExecutorKind::Local => local(x.jobs, dir, trainings, &mut ended, label, quiet)?,
-        ExecutorKind::Slurm => {
-            slurm::run(x, on_interrupt, dir, trainings, &mut ended, label, quiet)?
-        }
+        ExecutorKind::Slurm => slurm::run(
+            x,
+            flags.on_interrupt,
+            dir,
+            trainings,
+            &mut ended,
+            label,
+            quiet,
+        )?,
     }
     Ok(ended
         .into_iter()
@@ -175,9 +194,15 @@ pub fn run_all(
         .collect())
 }
 
-/// The trainings that can start now: not ended, not started, every need done. Those with a
-/// need that failed end as skipped.
-fn ready(trainings: &[Training], ended: &mut [Option<Ended>], started: &[bool]) -> Vec<usize> {
+/// The trainings that can start now: not ended, not started, every need done (or, with
+/// `queued_after`, started: a Slurm job waits for its needs' jobs). Those with a need that
+/// failed end as skipped.
+fn ready(
+    trainings: &[Training],
+    ended: &mut [Option<Ended>],
+    started: &[bool],
+    queued_after: bool,
+) -> Vec<usize> {
     let mut out = Vec::new();
     for (i, t) in trainings.iter().enumerate() {
         if ended[i].is_some() || started[i] {
@@ -197,7 +222,7 @@ fn ready(trainings: &[Training], ended: &mut [Option<Ended>], started: &[bool]) 
         } else if t
             .needs
             .iter()
-            .all(|&n| matches!(ended[n], Some(Ended::Done(_))))
+            .all(|&n| matches!(ended[n], Some(Ended::Done(_))) || (queued_after && started[n]))
         {
             out.push(i);
         }
@@ -278,7 +303,7 @@ fn local(
         let mut running = 0;
         loop {
             if !train::interrupted() {
-                for i in ready(trainings, ended, &started) {
+                for i in ready(trainings, ended, &started, false) {
                     if running == jobs {
                         break;
                     }
@@ -548,26 +573,12 @@ mod slurm {
             }
             // submit what can start: its needs done, or queued after their jobs
             loop {
-                let mut submitted = false;
-                for i in 0..trainings.len() {
-                    if ended[i].is_some() || started[i] {
-                        continue;
-                    }
+                let can_start = ready(trainings, ended, &started, true);
+                if can_start.is_empty() {
+                    break;
+                }
+                for i in can_start {
                     let t = &trainings[i];
-                    if let Some(n) = t
-                        .needs
-                        .iter()
-                        .find(|&&n| matches!(ended[n], Some(Ended::Failed(_))))
-                    {
-                        ended[i] = Some(Ended::Failed(format!(
-                            "skipped: needs {}",
-                            trainings[*n].run
-                        )));
-                        continue;
-                    }
-                    if !t.needs.iter().all(|&n| started[n] || ended[n].is_some()) {
-                        continue;
-                    }
                     let after: Vec<String> = t
                         .needs
                         .iter()
@@ -589,10 +600,6 @@ mod slurm {
                     jobs.insert(t.run.clone(), id);
                     fsio::write_json(&jobs_file(dir), &jobs)?;
                     started[i] = true;
-                    submitted = true;
-                }
-                if !submitted {
-                    break;
                 }
             }
             // follow the jobs

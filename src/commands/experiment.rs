@@ -302,10 +302,9 @@ pub fn run(args: FileArgs) -> Result<Finished> {
             planned.push((i, seed, run, training));
         }
     }
-    let executor = e.executor.with(&args.executor);
     let ended = executor::run_all(
-        &executor,
-        args.executor.on_interrupt,
+        &e.executor,
+        &args.executor,
         &dir,
         &trainings,
         "experiment",
@@ -322,16 +321,12 @@ pub fn run(args: FileArgs) -> Result<Finished> {
             continue;
         }
         let metric = &metrics[i];
-        let value = training.and_then(|t| match &ended[t] {
-            Ended::Done(folder) => {
-                let summary = run_files::read_summary(folder)?;
-                let value = summary[metric]
-                    .as_f64()
-                    .with_context(|| format!("{run}/summary.json has no number `{metric}`"))?;
-                Ok((value, summary["training_time_s"].as_f64()))
-            }
-            Ended::Failed(why) => Err(anyhow::anyhow!("{why}")),
-            Ended::Stopped => Err(anyhow::anyhow!("interrupted")),
+        let value = training.and_then(|t| {
+            let summary = run_files::read_summary(ended[t].folder()?)?;
+            let value = summary[metric]
+                .as_f64()
+                .with_context(|| format!("{run}/summary.json has no number `{metric}`"))?;
+            Ok((value, summary["training_time_s"].as_f64()))
         });
         runs[i].push(match value {
             Ok((value, time)) => RunResult {
