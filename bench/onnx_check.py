@@ -18,13 +18,14 @@ import argparse
 import gzip
 import json
 import os
-import subprocess
 import sys
-import tempfile
 import time
 
 import numpy as np
 import onnxruntime as ort
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fovea_predict import fovea_probabilities  # noqa: E402
 
 
 def read_idx(data_dir, name):
@@ -38,26 +39,6 @@ def read_idx(data_dir, name):
             dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(data[3])]
             return np.frombuffer(data, np.uint8, offset=4 + 4 * len(dims)).reshape(dims)
     return None
-
-
-def fovea_probabilities(fovea, run, checkpoint, images, classes):
-    """`fovea predict`'s probabilities of each image, `[n, classes]`, in the order of `classes`."""
-    with tempfile.TemporaryDirectory() as tmp:
-        files = []
-        for i, img in enumerate(images):
-            files.append(os.path.join(tmp, f"{i:05}.pgm"))
-            with open(files[-1], "wb") as f:
-                f.write(b"P5 %d %d 255\n" % (img.shape[1], img.shape[0]) + img.tobytes())
-        out = subprocess.run(
-            [fovea, "predict", run, "--checkpoint", checkpoint, "--json",
-             "-k", str(len(classes)), *files],
-            check=True, capture_output=True, text=True,
-        ).stdout
-    probs = np.zeros((len(files), len(classes)))
-    for i, p in enumerate(json.loads(out)):
-        for name, prob in p["top"]:
-            probs[i, classes.index(name)] = prob
-    return probs
 
 
 def main():

@@ -3,30 +3,28 @@
 
 Loads a `fovea export RUN --format safetensors` file into the module of the same kind in
 bench/pytorch_reference.py (`load_state_dict`, strict), classifies the first N Fashion-MNIST
-test images with it, classifies the same images (as PNG files) with `fovea predict RUN`, and
+test images with it, classifies the same images (as PGM files) with `fovea predict RUN`, and
 compares the two: top-1 agreement and the largest difference of a class probability.
 Exits 1 if any top-1 differs or a probability differs by more than --tolerance.
 
     bench/safetensors_check.py artifacts/RUN model.safetensors --data-dir DIR [--images 1000]
 
-Needs torch, safetensors and pillow (`pip install torch safetensors pillow`).
+Needs torch, safetensors and numpy (`pip install torch safetensors numpy`).
 """
 
 import argparse
 import json
 import os
-import subprocess
 import sys
-import tempfile
 import tomllib
 
 import torch
-from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import load_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pytorch_reference as ref  # noqa: E402
+from fovea_predict import fovea_probabilities  # noqa: E402
 
 
 def reference_module(kind, model, classes):
@@ -74,20 +72,8 @@ def main():
     module.eval()
 
     pixels = ref.read_idx(ref.find(args.data_dir, "t10k-images-idx3-ubyte"))[: args.images]
-    with tempfile.TemporaryDirectory() as tmp:
-        files = []
-        for i, img in enumerate(pixels):
-            files.append(os.path.join(tmp, f"{i:05}.png"))
-            Image.fromarray(img.numpy(), mode="L").save(files[-1])
-        out = subprocess.run(
-            [args.fovea, "predict", args.run, "--checkpoint", args.checkpoint, "--json",
-             "-k", str(len(classes)), *files],
-            check=True, capture_output=True, text=True,
-        ).stdout
-    fovea = torch.zeros(len(files), len(classes), dtype=torch.float64)
-    for i, p in enumerate(json.loads(out)):
-        for name, prob in p["top"]:
-            fovea[i, classes.index(name)] = prob
+    fovea = torch.from_numpy(fovea_probabilities(
+        args.fovea, args.run, args.checkpoint, pixels.numpy(), classes))
 
     x = (pixels.float().div(255.0).unsqueeze(1) - mean) / std
     with torch.no_grad():
@@ -96,12 +82,12 @@ def main():
     agree = (torch_probs.argmax(1) == fovea.argmax(1)).sum().item()
     print(json.dumps({
         "kind": meta["kind"],
-        "images": len(files),
+        "images": len(pixels),
         "top1_agree": agree,
         "max_probability_difference": diff,
         "torch": torch.__version__,
     }))
-    if agree != len(files) or diff > args.tolerance:
+    if agree != len(pixels) or diff > args.tolerance:
         sys.exit(1)
 
 
