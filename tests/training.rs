@@ -210,7 +210,9 @@ fn every_model_config_trains_one_epoch_on_the_sample() {
             assert!(run_dir.join(f).is_file(), "{cfg}: missing {f}");
         }
         let s = read_json(&run_dir.join("summary.json"));
-        assert!(s["test_accuracy"].as_f64().unwrap() > 0.25, "{cfg}: {s}");
+        // Ten steps of 32 images: cnn-rnn's accuracy spans 0.25–0.44 over seeds (chance 0.1),
+        // so the bar is twice chance.
+        assert!(s["test_accuracy"].as_f64().unwrap() > 0.2, "{cfg}: {s}");
         assert_eq!(read_json(&run_dir.join("run.json"))["status"], "completed");
     }
 }

@@ -16,9 +16,10 @@ use crate::batch_norm::{norm_backward, norm_forward, stats};
 use crate::dense::{dense_backward, dense_forward};
 use crate::direct::{conv_forward, conv_same_backward};
 use crate::dropout::dropout_mask;
-use crate::extension::{AdamTerms, FlexKernels, FlexTensor};
+use crate::extension::{AdamTerms, Cell, FlexKernels, FlexTensor};
 use crate::norm_pool::{norm_pool_backward, norm_pool_forward};
 use crate::pool::{pool_backward, pool_forward};
+use crate::recurrent::{Kept, recurrent_backward, recurrent_forward};
 use crate::unfolded::{conv_unfolded_backward, conv_unfolded_forward};
 
 impl<C: CheckpointStrategy> FlexKernels for Autodiff<Flex, C> {
@@ -121,6 +122,18 @@ impl<C: CheckpointStrategy> FlexKernels for Autodiff<Flex, C> {
             }
             OpsKind::UnTracked(prep) => prep.finish(out),
         }
+    }
+
+    fn recurrent(
+        x: FloatTensor<Self>,
+        w_ih: FloatTensor<Self>,
+        b_ih: FloatTensor<Self>,
+        w_hh: FloatTensor<Self>,
+        b_hh: FloatTensor<Self>,
+        cell: Cell,
+        reverse: bool,
+    ) -> FloatTensor<Self> {
+        tracked_recurrent::<C>([x, w_ih, b_ih, w_hh, b_hh], cell, reverse)
     }
 }
 
@@ -284,5 +297,60 @@ fn tracked_same_conv<C: CheckpointStrategy>(
             prep.finish(state, out)
         }
         OpsKind::UnTracked(prep) => prep.finish(out),
+    }
+}
+
+/// A recurrent layer's direction on autodiff flex (`[x, w_ih, b_ih, w_hh, b_hh]`): the forward
+/// kernel keeping what the backward pass needs.
+fn tracked_recurrent<C: CheckpointStrategy>(
+    [x, w_ih, b_ih, w_hh, b_hh]: [FloatTensor<Autodiff<Flex, C>>; 5],
+    cell: Cell,
+    reverse: bool,
+) -> FloatTensor<Autodiff<Flex, C>> {
+    #[derive(Debug)]
+    struct Recurrent;
+
+    impl Backward<Flex, 5> for Recurrent {
+        /// The input, both weight matrices, what the forward pass kept, the cell, the direction.
+        type State = (FlexTensor, FlexTensor, FlexTensor, Kept, Cell, bool);
+
+        fn backward(
+            self,
+            ops: Ops<Self::State, 5>,
+            grads: &mut Gradients,
+            _checkpointer: &mut Checkpointer,
+        ) {
+            let (x, w_ih, w_hh, kept, cell, reverse) = ops.state;
+            let grad = grads.consume::<Flex>(&ops.node);
+            let want_dx = ops.parents[0].is_some();
+            let computed =
+                recurrent_backward(&x, [&w_ih, &w_hh], &kept, &grad, cell, reverse, want_dx);
+            for (parent, g) in ops.parents.into_iter().zip(computed) {
+                if let (Some(node), Some(g)) = (parent, g) {
+                    grads.register::<Flex>(node.id, g);
+                }
+            }
+        }
+    }
+
+    let weights = [&w_ih, &b_ih, &w_hh, &b_hh].map(|w| w.primitive());
+    let tracked = [&x, &w_ih, &b_ih, &w_hh, &b_hh].map(|t| t.node());
+    match Recurrent.prepare::<C>(tracked).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => {
+            let (out, kept) = recurrent_forward(x.primitive(), weights, cell, reverse, true);
+            let kept = kept.expect("kept for the backward pass");
+            let state = (
+                x.primitive().clone(),
+                w_ih.primitive().clone(),
+                w_hh.primitive().clone(),
+                kept,
+                cell,
+                reverse,
+            );
+            prep.finish(state, out)
+        }
+        OpsKind::UnTracked(prep) => {
+            prep.finish(recurrent_forward(x.primitive(), weights, cell, reverse, false).0)
+        }
     }
 }

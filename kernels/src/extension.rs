@@ -61,6 +61,22 @@ pub trait FlexKernels: Backend {
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
     ) -> FloatTensor<Self>;
+    /// One direction of a recurrent layer from a zero state: `x [b, t, i]` → `[b, t, h]`, the
+    /// gates' weights stacked side by side (input `[i, g·h]` and bias `[g·h]`, hidden `[h, g·h]`
+    /// and bias), read from the last step to the first when `reverse`. All steps' input
+    /// products as one matrix product, then per step the hidden product and the gates in one
+    /// pass; backward, the time loop backwards from the kept gates, then the weights' gradients
+    /// as matrix products.
+    #[allow(clippy::too_many_arguments)]
+    fn recurrent(
+        x: FloatTensor<Self>,
+        w_ih: FloatTensor<Self>,
+        b_ih: FloatTensor<Self>,
+        w_hh: FloatTensor<Self>,
+        b_hh: FloatTensor<Self>,
+        cell: Cell,
+        reverse: bool,
+    ) -> FloatTensor<Self>;
 }
 
 /// Whether `x` is an f32 tensor on flex (with or without autodiff).
@@ -84,4 +100,23 @@ pub struct AdamTerms {
     pub lr: f32,
     pub decay: Option<f32>,
     pub first: bool,
+}
+
+/// The recurrent cell an op computes, and its gates in the order of the stacked weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cell {
+    /// Input, forget, cell (candidate) and output gates.
+    Lstm,
+    /// Update, reset and new gates (the reset applied after the hidden product, as Burn's
+    /// `reset_after`).
+    Gru,
+}
+
+impl Cell {
+    pub(crate) fn gates(self) -> usize {
+        match self {
+            Cell::Lstm => 4,
+            Cell::Gru => 3,
+        }
+    }
 }

@@ -9,9 +9,10 @@ use crate::batch_norm::{norm_forward, stats};
 use crate::dense::dense_forward;
 use crate::direct::conv_forward;
 use crate::dropout::dropout_mask;
-use crate::extension::{AdamTerms, FlexKernels};
+use crate::extension::{AdamTerms, Cell, FlexKernels};
 use crate::norm_pool::norm_pool_forward;
 use crate::pool::pool_forward;
+use crate::recurrent::recurrent_forward;
 use crate::unfolded::conv_unfolded_forward;
 
 impl FlexKernels for Flex {
@@ -66,5 +67,17 @@ impl FlexKernels for Flex {
         terms: AdamTerms,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         adam_forward([&param, &grad, &moment_1, &moment_2], terms)
+    }
+
+    fn recurrent(
+        x: FloatTensor<Self>,
+        w_ih: FloatTensor<Self>,
+        b_ih: FloatTensor<Self>,
+        w_hh: FloatTensor<Self>,
+        b_hh: FloatTensor<Self>,
+        cell: Cell,
+        reverse: bool,
+    ) -> FloatTensor<Self> {
+        recurrent_forward(&x, [&w_ih, &b_ih, &w_hh, &b_hh], cell, reverse, false).0
     }
 }

@@ -2,7 +2,8 @@
 //! forward pass, and its backward pass for autodiff.
 //!
 //! A model calls an op's entry function with Burn tensors: `max_pool_2x2`, `conv_same`,
-//! `conv_unfolded`, `batch_norm_train`, `batch_norm_eval`, `dropout`, `linear`; an optimizer
+//! `conv_unfolded`, `batch_norm_train`, `batch_norm_eval`, `dropout`, `linear`, and the recurrent layers `lstm`, `bi_lstm`, `gru`,
+//! `bi_gru`; an optimizer
 //! is `FusedAdam`. On flex the kernel runs; on any other backend the entry function hands the
 //! tensors back (or runs Burn's own layer), so the caller keeps Burn's op there. What each
 //! kernel computes equals Burn's op, tested against it in the op's file.
@@ -11,8 +12,9 @@
 //! directly, for few input channels), `unfolded` (the same convolution as unfold + matrix
 //! product, image by image), `winograd` (its 3 × 3 kernels by Winograd's F(2×2, 3×3)), `conv`
 //! (what the three convolutions share), `batch_norm`, `norm_pool` (batch norm and 2 × 2 pooling
-//! in one pass), `dense` (fully connected layers), `dropout` and `adam` (Adam's step in one
-//! pass). `compare` is the comparison their parity tests use. `extension` declares the ops,
+//! in one pass), `dense` (fully connected layers), `recurrent` (an LSTM or GRU direction as one
+//! op: the time loop with its gates in one pass per step), `dropout` and `adam` (Adam's step in
+//! one pass). `compare` is the comparison their parity tests use. `extension` declares the ops,
 //! `flex` implements them on plain flex and `autodiff` on autodiff flex with their backward
 //! nodes; `simd` holds what every kernel's inner loops use.
 //!
@@ -35,6 +37,7 @@ mod extension;
 mod flex;
 mod norm_pool;
 mod pool;
+mod recurrent;
 #[cfg(test)]
 mod testing;
 mod unfolded;
@@ -46,6 +49,7 @@ pub use compare::max_difference;
 pub use dense::linear;
 pub use direct::conv_same;
 pub use dropout::dropout;
-pub use extension::FlexKernels;
+pub use extension::{Cell, FlexKernels};
 pub use pool::max_pool_2x2;
+pub use recurrent::{bi_gru, bi_lstm, gru, lstm};
 pub use unfolded::conv_unfolded;

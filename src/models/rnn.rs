@@ -201,13 +201,13 @@ impl RecurrentLayer {
         }
     }
 
-    /// `[b, t, f]` → `[b, t, hidden × directions]`.
+    /// `[b, t, f]` → `[b, t, hidden × directions]` (on flex, each direction as one fused op).
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         match self {
-            RecurrentLayer::Lstm(l) => l.forward(x, None).0,
-            RecurrentLayer::Gru(l) => l.forward(x, None),
-            RecurrentLayer::BiLstm(l) => l.forward(x, None).0,
-            RecurrentLayer::BiGru(l) => l.forward(x, None).0,
+            RecurrentLayer::Lstm(l) => fovea_kernels::lstm(l, x),
+            RecurrentLayer::Gru(l) => fovea_kernels::gru(l, x),
+            RecurrentLayer::BiLstm(l) => fovea_kernels::bi_lstm(l, x),
+            RecurrentLayer::BiGru(l) => fovea_kernels::bi_gru(l, x),
         }
     }
 }
