@@ -5,6 +5,7 @@
 #
 #   bench/compare.sh                  # cnn, rnn and cnn-rnn on Fashion-MNIST
 #   MODELS="cnn" STEPS=100 bench/compare.sh
+#   MODELS="gan" bench/compare.sh       # the conditional GAN (config/gan.toml, lr 0.0002)
 #
 # Needs: a built fovea (cargo build --release), Fashion-MNIST (apt-get install
 # dataset-fashion-mnist, or DATA_DIR=...), and a Python with torch (PYTHON=..., default python3;
@@ -27,14 +28,16 @@ OUT=${OUT:-artifacts/bench-vs-pytorch}
 mkdir -p "$OUT"
 
 for m in $MODELS; do
+  # each model's own learning rate where its config sets one for its kind
+  case $m in gan) lr=0.0002 ;; *) lr=0.001 ;; esac
   echo "== $m: fovea" >&2
   "$FOVEA" bench --config "config/$m.toml" --set "data.path=\"$DATA_DIR\"" --set data.val_fraction=0 \
-    --set data.augment.shift=0 --set train.batch_size=64 --set train.lr=0.001 \
+    --set data.augment.shift=0 --set train.batch_size=64 --set train.lr=$lr \
     --steps "$STEPS" --repeats "$REPEATS" --loss-steps "$LOSS_STEPS" \
     --out "$OUT" --name "fovea-$m" >&2
   echo "== $m: pytorch" >&2
   "$PYTHON" bench/pytorch_reference.py --model "$m" --data-dir "$DATA_DIR" --threads "$THREADS" \
-    --batch 64 --lr 0.001 --steps "$STEPS" --repeats "$REPEATS" --loss-steps "$LOSS_STEPS" \
+    --batch 64 --lr $lr --steps "$STEPS" --repeats "$REPEATS" --loss-steps "$LOSS_STEPS" \
     --json "$OUT/pytorch-$m.json" >/dev/null
 done
 

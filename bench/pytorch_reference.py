@@ -18,6 +18,15 @@ The models are fovea's, layer for layer (same parameter counts; the JSON says ho
   cnn-rnn  conv blocks 32, 64 (+dropout 0.2) -> rows of the 64x7x7 map as a sequence
            -> bidirectional LSTM(128) -> mean over time -> dropout 0.3 -> fc classes
                                                                           (config/cnn-rnn.toml)
+  gan      the conditional DCGAN of config/gan.toml: generator [noise 64, label embedding 32]
+           -> fc 128x7x7 -> BN -> ReLU -> convT 4x4/2 (64) -> BN -> ReLU -> convT 4x4/2 (1) -> tanh;
+           projection discriminator conv 4x4/2 (64) -> LeakyReLU 0.2 -> conv 4x4/2 (128, no bias)
+           -> BN -> LeakyReLU 0.2 -> fc 1 + <label embedding, features>. One image of training =
+           a discriminator step (a real and a generated batch, non-saturating loss) and a
+           generator step (with the mode-seeking term, a second generator pass) and the moving
+           average of the generator's weights (decay 0.999), Adam (0.5, 0.999) for both, as
+           fovea's step; inference = the generator drawing a batch. Its loss curve is the
+           discriminator's loss.
 
 Writes one JSON object to --json (and prints it).
 """
@@ -59,7 +68,7 @@ def load_train(dir_):
     y = read_idx(find(dir_, "train-labels-idx1-ubyte")).long()
     # fovea's normalizer: the training set's mean and standard deviation per channel
     mean, std = x.mean().item(), x.std(unbiased=False).item()
-    return (x - mean) / std, y
+    return (x - mean) / std, y, mean, std
 
 
 class Cnn(nn.Module):
@@ -110,7 +119,80 @@ class CnnRnn(nn.Module):
         return self.out(self.dropout(seq.mean(1)))
 
 
-MODELS = {"cnn": Cnn, "rnn": Rnn, "cnn-rnn": CnnRnn}
+class Generator(nn.Module):
+    def __init__(self, classes=10, latent=64, embed=32, g=64):
+        super().__init__()
+        self.latent = latent
+        self.embed = nn.Embedding(classes, embed)
+        self.project = nn.Linear(latent + embed, 2 * g * 7 * 7)
+        self.norm0 = nn.BatchNorm2d(2 * g)
+        self.up1 = nn.ConvTranspose2d(2 * g, g, 4, stride=2, padding=1)
+        self.norm1 = nn.BatchNorm2d(g)
+        self.up2 = nn.ConvTranspose2d(g, 1, 4, stride=2, padding=1)
+
+    def forward(self, z, y):
+        x = self.project(torch.cat([z, self.embed(y)], 1)).view(len(z), -1, 7, 7)
+        x = F.relu(self.norm1(self.up1(F.relu(self.norm0(x)))))
+        return torch.tanh(self.up2(x))
+
+
+class Discriminator(nn.Module):
+    def __init__(self, classes=10, d=64):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, d, 4, stride=2, padding=1)
+        self.conv2 = nn.Conv2d(d, 2 * d, 4, stride=2, padding=1, bias=False)
+        self.norm2 = nn.BatchNorm2d(2 * d)
+        features = 2 * d * 7 * 7
+        self.score = nn.Linear(features, 1)
+        self.embed = nn.Embedding(classes, features)
+        nn.init.normal_(self.embed.weight, 0.0, features**-0.5)
+
+    def forward(self, x, y):
+        x = F.leaky_relu(self.conv1(x), 0.2)
+        h = F.leaky_relu(self.norm2(self.conv2(x)), 0.2).flatten(1)
+        return (self.score(h) + (self.embed(y) * h).sum(1, keepdim=True)).flatten()
+
+
+class Gan(nn.Module):
+    """The pair, trained by `step` (not by a classifier's loss)."""
+
+    def __init__(self, classes=10, mean=0.0, std=1.0, lr=2e-4, mode_seeking=1.0, ema=0.999):
+        super().__init__()
+        self.g, self.d = Generator(classes), Discriminator(classes)
+        self.g_ema = [p.detach().clone() for p in self.g.parameters()]
+        self.mean, self.std, self.mode_seeking, self.ema = mean, std, mode_seeking, ema
+        self.opt_g = torch.optim.Adam(self.g.parameters(), lr=lr, betas=(0.5, 0.999))
+        self.opt_d = torch.optim.Adam(self.d.parameters(), lr=lr, betas=(0.5, 0.999))
+
+    def normalized(self, t):
+        return ((t + 1) * 0.5 - self.mean) / self.std
+
+    def step(self, x, y):
+        z = torch.randn(len(x), self.g.latent)
+        fake = self.normalized(self.g(z, y)).detach()
+        d_loss = F.softplus(-self.d(x, y)).mean() + F.softplus(self.d(fake, y)).mean()
+        self.opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.opt_d.step()
+        images = self.g(z, y)
+        loss = F.softplus(-self.d(self.normalized(images), y)).mean()
+        if self.mode_seeking > 0:
+            z2 = torch.randn_like(z)
+            ratio = (images - self.g(z2, y)).abs().mean() / (z - z2).abs().mean()
+            loss = loss + self.mode_seeking / (ratio + 1e-5)
+        self.opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_g.step()
+        with torch.no_grad():
+            torch._foreach_mul_(self.g_ema, self.ema)
+            torch._foreach_add_(self.g_ema, [p.detach() for p in self.g.parameters()], alpha=1 - self.ema)
+        return d_loss.item()  # fovea reads its losses back every step too
+
+    def forward(self, y):
+        return self.g(torch.randn(len(y), self.g.latent), y)
+
+
+MODELS = {"cnn": Cnn, "rnn": Rnn, "cnn-rnn": CnnRnn, "gan": Gan}
 
 
 def main():
@@ -132,8 +214,9 @@ def main():
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
-    x, y = load_train(a.data_dir)
-    model = MODELS[a.model]()
+    x, y, mean, std = load_train(a.data_dir)
+    make = (lambda: Gan(mean=mean, std=std, lr=a.lr)) if a.model == "gan" else MODELS[a.model]
+    model = make()
     # fovea counts batch norm's running mean and variance with the parameters
     params = sum(p.numel() for p in model.parameters()) + sum(
         b.numel() for n, b in model.named_buffers() if n.endswith(("running_mean", "running_var"))
@@ -147,6 +230,8 @@ def main():
         return out
 
     def train_steps(m, opt, data):
+        if isinstance(m, Gan):
+            return [m.step(xb, yb) for xb, yb in data]
         losses = []
         for xb, yb in data:
             opt.zero_grad(set_to_none=True)
@@ -159,12 +244,13 @@ def main():
     loss_curve = None
     if a.loss_steps > 0:
         torch.manual_seed(a.seed)
-        m = MODELS[a.model]()
+        m = make()
         m.train()
-        loss_curve = train_steps(m, torch.optim.Adam(m.parameters(), lr=a.lr), batches(a.loss_steps, a.batch))
+        opt = None if isinstance(m, Gan) else torch.optim.Adam(m.parameters(), lr=a.lr)
+        loss_curve = train_steps(m, opt, batches(a.loss_steps, a.batch))
 
     model.train()
-    opt = torch.optim.Adam(model.parameters(), lr=a.lr)
+    opt = None if isinstance(model, Gan) else torch.optim.Adam(model.parameters(), lr=a.lr)
     train_steps(model, opt, batches(max(a.warmup, 1), a.batch))
     train_rounds = []
     for _ in range(a.repeats):
@@ -174,7 +260,7 @@ def main():
         train_rounds.append(a.steps * a.batch / (time.perf_counter() - t))
 
     model.eval()
-    xb = batches(1, a.infer_batch)[0][0]
+    xb = batches(1, a.infer_batch)[0][1 if isinstance(model, Gan) else 0]  # the GAN draws for labels
     x1 = xb[:1].contiguous()
     infer_rounds, latencies = [], []
     with torch.inference_mode():

@@ -36,7 +36,8 @@ pub struct BenchArgs {
     /// Single-image inferences timed for the latency figures.
     pub latency_runs: usize,
     /// With N > 0: train N steps from fresh weights on the training set's first N batches (in
-    /// its order) and record each step's loss, to compare with another framework's.
+    /// its order) and record each step's loss (a GAN's: its discriminator's), to compare with
+    /// another framework's.
     pub loss_steps: usize,
 }
 
@@ -315,7 +316,11 @@ fn loss_curve(
         .enumerate()
     {
         let stats = task.step(b, 1.0, i as u64)?;
-        match stats.sums.iter().find(|(k, _)| *k == "loss") {
+        // a GAN has no single loss: its discriminator's is the one to compare
+        let loss = ["loss", "d_loss"]
+            .iter()
+            .find_map(|name| stats.sums.iter().find(|(k, _)| k == name));
+        match loss {
             Some((_, sum)) => curve.push(sum / stats.count as f64),
             None => return Ok(None),
         }
