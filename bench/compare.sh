@@ -3,9 +3,8 @@
 # single-image latency and peak memory per model, the ratio, and the first 300 steps' losses
 # from the same data order (do both frameworks compute the same thing?).
 #
-#   bench/compare.sh                  # cnn, rnn and cnn-rnn on Fashion-MNIST
+#   bench/compare.sh                  # cnn, rnn, cnn-rnn, cnn-lif and gan on Fashion-MNIST
 #   MODELS="cnn" STEPS=100 bench/compare.sh
-#   MODELS="gan" bench/compare.sh       # the conditional GAN (config/gan.toml, lr 0.0002)
 #
 # Needs: a built fovea (cargo build --release), Fashion-MNIST (apt-get install
 # dataset-fashion-mnist, or DATA_DIR=...), and a Python with torch (PYTHON=..., default python3;
@@ -16,7 +15,7 @@ cd "$(dirname "$0")/.."
 FOVEA=${FOVEA:-target/release/fovea}
 PYTHON=${PYTHON:-python3}
 DATA_DIR=${DATA_DIR:-/usr/share/datasets/fashion-mnist}
-MODELS=${MODELS:-"cnn rnn cnn-rnn"}
+MODELS=${MODELS:-"cnn rnn cnn-rnn cnn-lif gan"}
 STEPS=${STEPS:-50}
 REPEATS=${REPEATS:-3}
 LOSS_STEPS=${LOSS_STEPS:-300}
@@ -28,7 +27,7 @@ OUT=${OUT:-artifacts/bench-vs-pytorch}
 mkdir -p "$OUT"
 
 for m in $MODELS; do
-  # each model's own learning rate where its config sets one for its kind
+  # the GAN at its config's learning rate (config/gan.toml), the classifiers at 0.001
   case $m in gan) lr=0.0002 ;; *) lr=0.001 ;; esac
   echo "== $m: fovea" >&2
   "$FOVEA" bench --config "config/$m.toml" --set "data.path=\"$DATA_DIR\"" --set data.val_fraction=0 \

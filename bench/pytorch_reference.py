@@ -18,6 +18,11 @@ The models are fovea's, layer for layer (same parameter counts; the JSON says ho
   cnn-rnn  conv blocks 32, 64 (+dropout 0.2) -> rows of the 64x7x7 map as a sequence
            -> bidirectional LSTM(128) -> mean over time -> dropout 0.3 -> fc classes
                                                                           (config/cnn-rnn.toml)
+  cnn-lif  the cnn's conv blocks -> [64x7x7 "V4"] -> dropout 0.3 -> T = 8 steps of: V4 as the
+           constant current of integrate-and-fire encoders (threshold 1, reset by subtraction)
+           -> their spikes -> fc classes -> leaky integrate-and-fire outputs (beta 0.9,
+           threshold 1, reset by subtraction; arctan surrogate gradient, a = 2); the logits are
+           the output membrane at the last step, before its reset           (config/cnn-lif.toml)
   gan      the conditional DCGAN of config/gan.toml: generator [noise 64, label embedding 32]
            -> fc 128x7x7 -> BN -> ReLU -> convT 4x4/2 (64) -> BN -> ReLU -> convT 4x4/2 (1) -> tanh;
            projection discriminator conv 4x4/2 (64) -> LeakyReLU 0.2 -> conv 4x4/2 (128, no bias)
@@ -119,6 +124,35 @@ class CnnRnn(nn.Module):
         return self.out(self.dropout(seq.mean(1)))
 
 
+def fire(membrane, threshold=1.0, slope=2.0):
+    """Heaviside step of V - threshold forward; the arctan surrogate's derivative backward."""
+    x = membrane - threshold
+    xd = x.detach()
+    g = (slope / 2) / (1 + (torch.pi / 2 * slope * xd) ** 2)
+    return (xd >= 0).float() + (x - xd) * g
+
+
+class CnnLif(nn.Module):
+    def __init__(self, classes=10, steps=8, beta=0.9):
+        super().__init__()
+        self.features = Cnn(channels=(32, 64)).features
+        self.dropout = nn.Dropout(0.3)
+        self.out = nn.Linear(64 * 7 * 7, classes)
+        self.steps, self.beta = steps, beta
+
+    def forward(self, x):
+        v4 = self.dropout(self.features(x).flatten(1))
+        enc = torch.zeros_like(v4)
+        v = torch.zeros(len(x), self.out.out_features)
+        for _ in range(self.steps):
+            h = enc + v4  # non-leaky encoder
+            s = fire(h)
+            enc = h - s.detach()
+            membrane = self.beta * v + self.out(s)
+            v = membrane - fire(membrane).detach()
+        return membrane
+
+
 class Generator(nn.Module):
     def __init__(self, classes=10, latent=64, embed=32, g=64):
         super().__init__()
@@ -192,7 +226,7 @@ class Gan(nn.Module):
         return self.g(torch.randn(len(y), self.g.latent), y)
 
 
-MODELS = {"cnn": Cnn, "rnn": Rnn, "cnn-rnn": CnnRnn, "gan": Gan}
+MODELS = {"cnn": Cnn, "rnn": Rnn, "cnn-rnn": CnnRnn, "cnn-lif": CnnLif, "gan": Gan}
 
 
 def main():
