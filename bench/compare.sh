@@ -3,7 +3,7 @@
 # single-image latency and peak memory per model, the ratio, and the first 300 steps' losses
 # from the same data order (do both frameworks compute the same thing?).
 #
-#   bench/compare.sh                  # cnn, rnn, cnn-rnn, cnn-lif and gan on Fashion-MNIST
+#   bench/compare.sh                  # every kind trained by gradient descent, on Fashion-MNIST
 #   MODELS="cnn" STEPS=100 bench/compare.sh
 #
 # Needs: a built fovea (cargo build --release), Fashion-MNIST (apt-get install
@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 FOVEA=${FOVEA:-target/release/fovea}
 PYTHON=${PYTHON:-python3}
 DATA_DIR=${DATA_DIR:-/usr/share/datasets/fashion-mnist}
-MODELS=${MODELS:-"cnn rnn cnn-rnn cnn-lif gan"}
+MODELS=${MODELS:-"cnn rnn cnn-rnn cnn-lif gan restore"}
 STEPS=${STEPS:-50}
 REPEATS=${REPEATS:-3}
 LOSS_STEPS=${LOSS_STEPS:-300}
@@ -27,10 +27,14 @@ OUT=${OUT:-artifacts/bench-vs-pytorch}
 mkdir -p "$OUT"
 
 for m in $MODELS; do
-  # the GAN at its config's learning rate (config/gan.toml), the classifiers at 0.001
-  case $m in gan) lr=0.0002 ;; *) lr=0.001 ;; esac
+  # the GAN at its config's learning rate, the others at 0.001; the restorer repairs noise
+  config=config/$m.toml lr=0.001
+  case $m in
+    gan) lr=0.0002 ;;
+    restore) config=config/restore-noise.toml ;;
+  esac
   echo "== $m: fovea" >&2
-  "$FOVEA" bench --config "config/$m.toml" --set "data.path=\"$DATA_DIR\"" --set data.val_fraction=0 \
+  "$FOVEA" bench --config "$config" --set "data.path=\"$DATA_DIR\"" --set data.val_fraction=0 \
     --set data.augment.shift=0 --set train.batch_size=64 --set train.lr=$lr \
     --steps "$STEPS" --repeats "$REPEATS" --loss-steps "$LOSS_STEPS" \
     --out "$OUT" --name "fovea-$m" >&2

@@ -32,6 +32,14 @@ The models are fovea's, layer for layer (same parameter counts; the JSON says ho
            average of the generator's weights (decay 0.999), Adam (0.5, 0.999) for both, as
            fovea's step; inference = the generator drawing a batch. Its loss curve is the
            discriminator's loss.
+  restore  the restorer of config/restore-noise.toml: Gaussian noise (sigma 0.3, clamped) on
+           pixels in [0, 1], repaired by the U-Net (3x3 conv pairs with ReLU, 16/32/64 channels,
+           2x2 max pooling down, 2x2 stride-2 transposed convolutions up, skips, a 1x1 output
+           added to the damaged image) against the patch discriminator (damaged and candidate
+           stacked, conv 4x4/2 (32) -> LeakyReLU -> conv 4x4/2 (64) -> LeakyReLU -> conv 3x3 (1)).
+           One image of training = the discriminator's step and the U-Net's (L1 + 0.01 x the
+           non-saturating adversarial loss), Adam for both; inference = damage and repair. Its
+           loss curve is the L1 loss.
 
 Writes one JSON object to --json (and prints it).
 """
@@ -153,6 +161,72 @@ class CnnLif(nn.Module):
         return membrane
 
 
+class UNet(nn.Module):
+    def __init__(self, c=16, channels=1):
+        super().__init__()
+        conv = lambda i, o: nn.Conv2d(i, o, 3, padding=1)  # noqa: E731
+        self.e1a, self.e1b, self.e2a, self.e2b = conv(channels, c), conv(c, c), conv(c, 2 * c), conv(2 * c, 2 * c)
+        self.ba, self.bb = conv(2 * c, 4 * c), conv(4 * c, 4 * c)
+        self.up2, self.d2a, self.d2b = nn.ConvTranspose2d(4 * c, 2 * c, 2, stride=2), conv(4 * c, 2 * c), conv(2 * c, 2 * c)
+        self.up1, self.d1a, self.d1b = nn.ConvTranspose2d(2 * c, c, 2, stride=2), conv(2 * c, c), conv(c, c)
+        self.out = nn.Conv2d(c, channels, 1)
+
+    def forward(self, x, image):
+        block = lambda x, a, b: F.relu(b(F.relu(a(x))))  # noqa: E731
+        s1 = block(x, self.e1a, self.e1b)
+        s2 = block(F.max_pool2d(s1, 2), self.e2a, self.e2b)
+        x = block(F.max_pool2d(s2, 2), self.ba, self.bb)
+        x = block(torch.cat([self.up2(x), s2], 1), self.d2a, self.d2b)
+        x = block(torch.cat([self.up1(x), s1], 1), self.d1a, self.d1b)
+        return image + self.out(x)
+
+
+class PatchDiscriminator(nn.Module):
+    def __init__(self, d=32, channels=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(2 * channels, d, 4, stride=2, padding=1)
+        self.conv2 = nn.Conv2d(d, 2 * d, 4, stride=2, padding=1)
+        self.score = nn.Conv2d(2 * d, 1, 3, padding=1)
+
+    def forward(self, damaged, candidate):
+        x = torch.cat([damaged, candidate], 1) * 2 - 1
+        return self.score(F.leaky_relu(self.conv2(F.leaky_relu(self.conv1(x), 0.2)), 0.2))
+
+
+class Restore(nn.Module):
+    """The pair, trained by `step` on normalized batches (turned back into pixels)."""
+
+    def __init__(self, mean=0.0, std=1.0, lr=1e-3, noise=0.3, adversarial=0.01):
+        super().__init__()
+        self.g, self.d = UNet(), PatchDiscriminator()
+        self.mean, self.std, self.noise, self.adversarial = mean, std, noise, adversarial
+        self.opt_g = torch.optim.Adam(self.g.parameters(), lr=lr)
+        self.opt_d = torch.optim.Adam(self.d.parameters(), lr=lr)
+
+    def damaged(self, x):
+        clean = x * self.std + self.mean
+        return clean, (clean + self.noise * torch.randn_like(clean)).clamp(0, 1)
+
+    def step(self, x, _y):
+        clean, damaged = self.damaged(x)
+        out = self.g(damaged, damaged)
+        real, fake = self.d(damaged, clean), self.d(damaged, out.detach())
+        d_loss = F.softplus(-real).mean() + F.softplus(fake).mean()
+        self.opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.opt_d.step()
+        l1 = (out - clean).abs().mean()
+        loss = l1 + self.adversarial * F.softplus(-self.d(damaged, out)).mean()
+        self.opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_g.step()
+        return l1.item()  # fovea reads its losses back every step too
+
+    def forward(self, x):
+        _, damaged = self.damaged(x)
+        return self.g(damaged, damaged)
+
+
 class Generator(nn.Module):
     def __init__(self, classes=10, latent=64, embed=32, g=64):
         super().__init__()
@@ -226,7 +300,7 @@ class Gan(nn.Module):
         return self.g(torch.randn(len(y), self.g.latent), y)
 
 
-MODELS = {"cnn": Cnn, "rnn": Rnn, "cnn-rnn": CnnRnn, "cnn-lif": CnnLif, "gan": Gan}
+MODELS = {"cnn": Cnn, "rnn": Rnn, "cnn-rnn": CnnRnn, "cnn-lif": CnnLif, "gan": Gan, "restore": Restore}
 
 
 def main():
@@ -249,7 +323,8 @@ def main():
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     x, y, mean, std = load_train(a.data_dir)
-    make = (lambda: Gan(mean=mean, std=std, lr=a.lr)) if a.model == "gan" else MODELS[a.model]
+    pair = {"gan": Gan, "restore": Restore}.get(a.model)
+    make = (lambda: pair(mean=mean, std=std, lr=a.lr)) if pair else MODELS[a.model]
     model = make()
     # fovea counts batch norm's running mean and variance with the parameters
     params = sum(p.numel() for p in model.parameters()) + sum(
@@ -264,7 +339,7 @@ def main():
         return out
 
     def train_steps(m, opt, data):
-        if isinstance(m, Gan):
+        if isinstance(m, (Gan, Restore)):
             return [m.step(xb, yb) for xb, yb in data]
         losses = []
         for xb, yb in data:
@@ -280,11 +355,11 @@ def main():
         torch.manual_seed(a.seed)
         m = make()
         m.train()
-        opt = None if isinstance(m, Gan) else torch.optim.Adam(m.parameters(), lr=a.lr)
+        opt = None if isinstance(m, (Gan, Restore)) else torch.optim.Adam(m.parameters(), lr=a.lr)
         loss_curve = train_steps(m, opt, batches(a.loss_steps, a.batch))
 
     model.train()
-    opt = None if isinstance(model, Gan) else torch.optim.Adam(model.parameters(), lr=a.lr)
+    opt = None if isinstance(model, (Gan, Restore)) else torch.optim.Adam(model.parameters(), lr=a.lr)
     train_steps(model, opt, batches(max(a.warmup, 1), a.batch))
     train_rounds = []
     for _ in range(a.repeats):

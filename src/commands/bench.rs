@@ -36,8 +36,8 @@ pub struct BenchArgs {
     /// Single-image inferences timed for the latency figures.
     pub latency_runs: usize,
     /// With N > 0: train N steps from fresh weights on the training set's first N batches (in
-    /// its order) and record each step's loss (a GAN's: its discriminator's), to compare with
-    /// another framework's.
+    /// its order) and record each step's loss (a restorer's: its L1 loss; a GAN's: its
+    /// discriminator's), to compare with another framework's.
     pub loss_steps: usize,
 }
 
@@ -316,8 +316,8 @@ fn loss_curve(
         .enumerate()
     {
         let stats = task.step(b, 1.0, i as u64)?;
-        // a GAN has no single loss: its discriminator's is the one to compare
-        let loss = ["loss", "d_loss"]
+        // a restorer's L1 loss, a GAN's discriminator loss: the ones to compare
+        let loss = ["loss", "l1", "d_loss"]
             .iter()
             .find_map(|name| stats.sums.iter().find(|(k, _)| k == name));
         match loss {
