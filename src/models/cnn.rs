@@ -247,7 +247,7 @@ const OWN_CONV_MAX_CHANNELS: usize = 4;
 /// A convolution: on flex, for a "same" convolution of stride 1, one of fovea's kernels (see
 /// `fovea_kernels`): computed directly for few input channels, unfolded image by image into
 /// matrix products for more (in training and inference alike); Burn's otherwise.
-fn convolve(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+pub(crate) fn convolve(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let [kh, kw] = conv.kernel_size;
     let same = conv.stride == [1, 1]
         && conv.dilation == [1, 1]

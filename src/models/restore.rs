@@ -16,6 +16,7 @@ use burn::tensor::activation::{leaky_relu, relu};
 use burn::tensor::ops::PadMode;
 use serde::{Deserialize, Serialize};
 
+use super::cnn::convolve;
 use crate::data::InputShape;
 use crate::restore::DamageConfig;
 
@@ -145,7 +146,8 @@ impl UNet {
         } else {
             input
         };
-        let block = |x: Tensor<4>, a: &Conv2d, b: &Conv2d| relu(b.forward(relu(a.forward(x))));
+        // on flex, fovea's "same" convolution kernels (as the CNN's), Burn's elsewhere
+        let block = |x: Tensor<4>, a: &Conv2d, b: &Conv2d| relu(convolve(b, relu(convolve(a, x))));
         let s1 = block(x, &self.e1a, &self.e1b); // [b, c, H, W]
         let s2 = block(self.pool.forward(s1.clone()), &self.e2a, &self.e2b); // [b, 2c, H/2, W/2]
         let x = block(self.pool.forward(s2.clone()), &self.ba, &self.bb); // [b, 4c, H/4, W/4]
@@ -178,7 +180,7 @@ impl PatchDiscriminator {
             .sub_scalar(1.0);
         let x = leaky_relu(self.conv1.forward(x), 0.2);
         let x = leaky_relu(self.conv2.forward(x), 0.2);
-        self.score.forward(x)
+        convolve(&self.score, x)
     }
 }
 
