@@ -300,6 +300,9 @@ class Gan(nn.Module):
         return self.g(torch.randn(len(y), self.g.latent), y)
 
 
+# the models whose `step` trains them (two networks, their own optimizers)
+SELF_TRAINED = (Gan, Restore)
+
 MODELS = {"cnn": Cnn, "rnn": Rnn, "cnn-rnn": CnnRnn, "cnn-lif": CnnLif, "gan": Gan, "restore": Restore}
 
 
@@ -323,8 +326,8 @@ def main():
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     x, y, mean, std = load_train(a.data_dir)
-    pair = {"gan": Gan, "restore": Restore}.get(a.model)
-    make = (lambda: pair(mean=mean, std=std, lr=a.lr)) if pair else MODELS[a.model]
+    kind = MODELS[a.model]
+    make = (lambda: kind(mean=mean, std=std, lr=a.lr)) if kind in SELF_TRAINED else kind
     model = make()
     # fovea counts batch norm's running mean and variance with the parameters
     params = sum(p.numel() for p in model.parameters()) + sum(
@@ -339,7 +342,7 @@ def main():
         return out
 
     def train_steps(m, opt, data):
-        if isinstance(m, (Gan, Restore)):
+        if isinstance(m, SELF_TRAINED):
             return [m.step(xb, yb) for xb, yb in data]
         losses = []
         for xb, yb in data:
@@ -355,11 +358,11 @@ def main():
         torch.manual_seed(a.seed)
         m = make()
         m.train()
-        opt = None if isinstance(m, (Gan, Restore)) else torch.optim.Adam(m.parameters(), lr=a.lr)
+        opt = None if isinstance(m, SELF_TRAINED) else torch.optim.Adam(m.parameters(), lr=a.lr)
         loss_curve = train_steps(m, opt, batches(a.loss_steps, a.batch))
 
     model.train()
-    opt = None if isinstance(model, (Gan, Restore)) else torch.optim.Adam(model.parameters(), lr=a.lr)
+    opt = None if isinstance(model, SELF_TRAINED) else torch.optim.Adam(model.parameters(), lr=a.lr)
     train_steps(model, opt, batches(max(a.warmup, 1), a.batch))
     train_rounds = []
     for _ in range(a.repeats):

@@ -22,6 +22,17 @@ pub(crate) fn sum_in_order(partials: Vec<Vec<f32>>, n: usize) -> Vec<f32> {
     total
 }
 
+/// The sums of the columns of `m`, a row-major matrix `width` wide, row after row.
+pub(crate) fn column_sums(m: &[f32], width: usize) -> Vec<f32> {
+    let mut sums = vec![0f32; width];
+    for row in m.chunks_exact(width.max(1)) {
+        for (s, &v) in sums.iter_mut().zip(row) {
+            *s += v;
+        }
+    }
+    sums
+}
+
 /// For tap column `kx` of a "same" convolution (half-width `pw`, image width `w`): the output
 /// columns `x0..x1` whose input column x + kx − pw lies inside the image, or `None`.
 pub(crate) fn tap_columns(kx: usize, pw: usize, w: usize) -> Option<(usize, usize)> {

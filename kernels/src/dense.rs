@@ -7,7 +7,7 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 use rayon::prelude::*;
 
-use crate::conv::product;
+use crate::conv::{column_sums, product};
 use crate::extension::{FlexKernels, FlexTensor, on_flex};
 use crate::simd::values;
 
@@ -84,12 +84,7 @@ pub(crate) fn dense_backward(
                 product(&mut dw, false, &xv, true, &g, false, [i, o, b]);
                 FlexTensor::from_data(TensorData::new(dw, [i, o]))
             });
-            let mut db = vec![0f32; o];
-            for row in g.chunks_exact(o.max(1)) {
-                for (s, &v) in db.iter_mut().zip(row) {
-                    *s += v;
-                }
-            }
+            let db = column_sums(&g, o);
             (dw, FlexTensor::from_data(TensorData::new(db, [o])))
         },
     );

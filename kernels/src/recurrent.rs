@@ -22,7 +22,7 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 use rayon::prelude::*;
 
-use crate::conv::{product, sum_in_order};
+use crate::conv::{column_sums, product, sum_in_order};
 use crate::extension::{Cell, FlexKernels, FlexTensor, on_flex};
 use crate::simd::{sigmoid, tanh, values};
 
@@ -37,13 +37,10 @@ pub fn lstm(layer: &Lstm, x: Tensor<3>) -> Tensor<3> {
 
 /// `layer` (Burn's `BiLstm`) on `x [b, t, i]` → `[b, t, 2h]`, as `lstm` per direction.
 pub fn bi_lstm(layer: &BiLstm, x: Tensor<3>) -> Tensor<3> {
-    let weights = (lstm_weights(&layer.forward), lstm_weights(&layer.reverse));
-    match weights {
-        (Some(f), Some(r)) if on_flex(&x) && layer.batch_first => {
-            let forward = fused(x.clone(), f, Cell::Lstm, false);
-            Tensor::cat(vec![forward, fused(x, r, Cell::Lstm, true)], 2)
-        }
-        _ => layer.forward(x, None).0,
+    let weights = [&layer.forward, &layer.reverse].map(lstm_weights);
+    match bidirectional(x.clone(), weights, layer.batch_first, Cell::Lstm) {
+        Some(y) => y,
+        None => layer.forward(x, None).0,
     }
 }
 
@@ -57,14 +54,27 @@ pub fn gru(layer: &Gru, x: Tensor<3>) -> Tensor<3> {
 
 /// `layer` (Burn's `BiGru`) on `x [b, t, i]` → `[b, t, 2h]`, as `gru` per direction.
 pub fn bi_gru(layer: &BiGru, x: Tensor<3>) -> Tensor<3> {
-    let weights = (gru_weights(&layer.forward), gru_weights(&layer.reverse));
-    match weights {
-        (Some(f), Some(r)) if on_flex(&x) && layer.batch_first => {
-            let forward = fused(x.clone(), f, Cell::Gru, false);
-            Tensor::cat(vec![forward, fused(x, r, Cell::Gru, true)], 2)
-        }
-        _ => layer.forward(x, None).0,
+    let weights = [&layer.forward, &layer.reverse].map(gru_weights);
+    match bidirectional(x.clone(), weights, layer.batch_first, Cell::Gru) {
+        Some(y) => y,
+        None => layer.forward(x, None).0,
     }
+}
+
+/// Both directions as fused ops, their outputs side by side; `None` (Burn's layer then) off flex
+/// or where a direction has a setting the op does not compute.
+fn bidirectional(
+    x: Tensor<3>,
+    [forward, reverse]: [Option<Weights>; 2],
+    batch_first: bool,
+    cell: Cell,
+) -> Option<Tensor<3>> {
+    let (forward, reverse) = (forward?, reverse?);
+    if !on_flex(&x) || !batch_first {
+        return None;
+    }
+    let ahead = fused(x.clone(), forward, cell, false);
+    Some(Tensor::cat(vec![ahead, fused(x, reverse, cell, true)], 2))
 }
 
 /// A layer's gates' weights stacked side by side: input weights `[i, g·h]` and biases, hidden
@@ -149,6 +159,18 @@ struct Dims {
 }
 
 impl Dims {
+    /// From the input's dims `[b, t, i]` and the stacked input weights' `[i, g·h]`.
+    fn new(x: &[usize], w_ih: &[usize], cell: Cell, reverse: bool) -> Self {
+        Dims {
+            b: x[0],
+            t: x[1],
+            i: x[2],
+            h: w_ih[1] / cell.gates(),
+            cell,
+            reverse,
+        }
+    }
+
     fn gh(&self) -> usize {
         self.cell.gates() * self.h
     }
@@ -162,6 +184,16 @@ impl Dims {
         self.b.div_ceil(ROWS)
     }
 
+    /// `buf` cut into one chunk of `per_task` values per task, or, when `buf` is empty (nothing
+    /// kept or wanted), an empty chunk per task.
+    fn chunks<'a>(&self, buf: &'a mut [f32], per_task: usize) -> Vec<&'a mut [f32]> {
+        if buf.is_empty() {
+            (0..self.tasks()).map(|_| &mut [][..]).collect()
+        } else {
+            buf.chunks_mut(per_task).collect()
+        }
+    }
+
     fn rows(&self, task: usize) -> std::ops::Range<usize> {
         task * ROWS..self.b.min((task + 1) * ROWS)
     }
@@ -169,12 +201,13 @@ impl Dims {
 
 /// What the forward pass keeps for the backward pass, per row and step: four values per hidden
 /// unit (LSTM: the input, forget, candidate and output gates; GRU: the update, reset and new
-/// gates and the new gate's hidden product with its bias), the LSTM's cell state, and the output.
+/// gates and the new gate's hidden product with its bias), the LSTM's cell state, and the output
+/// (the op's own output tensor, shared, not copied).
 #[derive(Clone, Debug)]
 pub(crate) struct Kept {
     slots: Vec<f32>,
     cells: Vec<f32>,
-    outputs: Vec<f32>,
+    outputs: FlexTensor,
 }
 
 /// The layer's output `[b, t, h]` for `x [b, t, i]` and `[w_ih, b_ih, w_hh, b_hh]`, and, when
@@ -188,14 +221,7 @@ pub(crate) fn recurrent_forward(
 ) -> (FlexTensor, Option<Kept>) {
     let (xd, xv) = values(x);
     let [(wd, w_ih), (_, b_ih), (_, w_hh), (_, b_hh)] = weights.map(values);
-    let d = Dims {
-        b: xd[0],
-        t: xd[1],
-        i: xd[2],
-        h: wd[1] / cell.gates(),
-        cell,
-        reverse,
-    };
+    let d = Dims::new(&xd, &wd, cell, reverse);
     let (t, i, h, gh) = (d.t, d.i, d.h, d.gh());
     let mut outputs = vec![0f32; d.b * t * h];
     let mut slots = vec![0f32; if keep { d.b * t * 4 * h } else { 0 }];
@@ -208,16 +234,8 @@ pub(crate) fn recurrent_forward(
         }
     ];
     let per = ROWS * t;
-    let slot_chunks: Vec<&mut [f32]> = if keep {
-        slots.chunks_mut(per * 4 * h).collect()
-    } else {
-        (0..d.tasks()).map(|_| &mut [][..]).collect()
-    };
-    let cell_chunks: Vec<&mut [f32]> = if cells.is_empty() {
-        (0..d.tasks()).map(|_| &mut [][..]).collect()
-    } else {
-        cells.chunks_mut(per * h).collect()
-    };
+    let slot_chunks = d.chunks(&mut slots, per * 4 * h);
+    let cell_chunks = d.chunks(&mut cells, per * h);
     outputs
         .par_chunks_mut(per * h)
         .zip(xv.par_chunks(per * i))
@@ -265,12 +283,12 @@ pub(crate) fn recurrent_forward(
                 }
             }
         });
+    let out = FlexTensor::from_data(TensorData::new(outputs, [d.b, t, h]));
     let kept = keep.then(|| Kept {
         slots,
         cells,
-        outputs: outputs.clone(),
+        outputs: out.clone(),
     });
-    let out = FlexTensor::from_data(TensorData::new(outputs, [d.b, t, h]));
     (out, kept)
 }
 
@@ -403,22 +421,12 @@ pub(crate) fn recurrent_backward(
     let (wd, w_ih) = values(w_ih);
     let (_, w_hh) = values(w_hh);
     let (_, gv) = values(grad);
-    let d = Dims {
-        b: xd[0],
-        t: xd[1],
-        i: xd[2],
-        h: wd[1] / cell.gates(),
-        cell,
-        reverse,
-    };
+    let (_, ov) = values(&kept.outputs);
+    let d = Dims::new(&xd, &wd, cell, reverse);
     let (t, i, h, gh) = (d.t, d.i, d.h, d.gh());
     let mut dx = vec![0f32; if want_dx { d.b * t * i } else { 0 }];
     let per = ROWS * t;
-    let dx_chunks: Vec<&mut [f32]> = if want_dx {
-        dx.chunks_mut(per * i).collect()
-    } else {
-        (0..d.tasks()).map(|_| &mut [][..]).collect()
-    };
+    let dx_chunks = d.chunks(&mut dx, per * i);
     // per task: dW_ih, db_ih, dW_hh, db_hh
     let partials: Vec<[Vec<f32>; 4]> = dx_chunks
         .into_par_iter()
@@ -430,7 +438,7 @@ pub(crate) fn recurrent_backward(
             let xs = &xv[base * i..][..n * t * i];
             let go = &gv[base * h..][..n * t * h];
             let slots = &kept.slots[base * 4 * h..][..n * t * 4 * h];
-            let outs = &kept.outputs[base * h..][..n * t * h];
+            let outs = &ov[base * h..][..n * t * h];
             let cells = if cell == Cell::Lstm {
                 &kept.cells[base * h..][..n * t * h]
             } else {
@@ -502,16 +510,6 @@ pub(crate) fn recurrent_backward(
         Some(tensor(total(2, h * gh), vec![h, gh])),
         Some(tensor(total(3, gh), vec![gh])),
     ]
-}
-
-fn column_sums(m: &[f32], width: usize) -> Vec<f32> {
-    let mut sums = vec![0f32; width];
-    for row in m.chunks_exact(width) {
-        for (s, &v) in sums.iter_mut().zip(row) {
-            *s += v;
-        }
-    }
-    sums
 }
 
 #[cfg(test)]
@@ -616,7 +614,7 @@ mod tests {
                 "lstm",
                 layer,
                 lstm_params,
-                |l, x| lstm(l, x),
+                lstm,
                 |l, x| l.forward(x, None).0,
                 SHAPE,
             );
@@ -627,7 +625,7 @@ mod tests {
             "bi-lstm",
             layer,
             params,
-            |l, x| bi_lstm(l, x),
+            bi_lstm,
             |l, x| l.forward(x, None).0,
             SHAPE,
         );
@@ -641,7 +639,7 @@ mod tests {
             "gru",
             layer,
             gru_params,
-            |l, x| gru(l, x),
+            gru,
             |l, x| l.forward(x, None),
             SHAPE,
         );
@@ -651,7 +649,7 @@ mod tests {
             "bi-gru",
             layer,
             params,
-            |l, x| bi_gru(l, x),
+            bi_gru,
             |l, x| l.forward(x, None).0,
             SHAPE,
         );
