@@ -11,6 +11,7 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, AutodiffBackend, Flex};
 
+use crate::activation::{activation_backward, activation_forward};
 use crate::adam::adam_forward;
 use crate::batch_norm::{norm_backward, norm_forward, stats};
 use crate::dense::{dense_backward, dense_forward};
@@ -20,6 +21,7 @@ use crate::extension::{AdamTerms, Cell, FlexKernels, FlexTensor};
 use crate::norm_pool::{norm_pool_backward, norm_pool_forward};
 use crate::pool::{pool_backward, pool_forward};
 use crate::recurrent::{Kept, recurrent_backward, recurrent_forward};
+use crate::strided::{strided_backward, strided_forward, transposed_backward, transposed_forward};
 use crate::unfolded::{conv_unfolded_backward, conv_unfolded_forward};
 
 impl<C: CheckpointStrategy> FlexKernels for Autodiff<Flex, C> {
@@ -35,11 +37,36 @@ impl<C: CheckpointStrategy> FlexKernels for Autodiff<Flex, C> {
     }
 
     fn conv_same(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
-        tracked_same_conv::<C>(x, weight, conv_forward, conv_same_backward)
+        let forward = |x: &FlexTensor, w: &FlexTensor, _: [usize; 2]| conv_forward(x, w);
+        let backward = |x: &_, w: &_, g: &_, want, _: [usize; 2]| conv_same_backward(x, w, g, want);
+        tracked_conv::<C>(x, weight, [1, 0], forward, backward)
     }
 
     fn conv_unfolded(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
-        tracked_same_conv::<C>(x, weight, conv_unfolded_forward, conv_unfolded_backward)
+        let forward = |x: &FlexTensor, w: &FlexTensor, _: [usize; 2]| conv_unfolded_forward(x, w);
+        let backward =
+            |x: &_, w: &_, g: &_, want, _: [usize; 2]| conv_unfolded_backward(x, w, g, want);
+        tracked_conv::<C>(x, weight, [1, 0], forward, backward)
+    }
+
+    fn conv_strided(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        stride: usize,
+        padding: usize,
+    ) -> FloatTensor<Self> {
+        let at = [stride, padding];
+        tracked_conv::<C>(x, weight, at, strided_forward, strided_backward)
+    }
+
+    fn conv_transpose_strided(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        stride: usize,
+        padding: usize,
+    ) -> FloatTensor<Self> {
+        let at = [stride, padding];
+        tracked_conv::<C>(x, weight, at, transposed_forward, transposed_backward)
     }
 
     fn dropout(x: FloatTensor<Self>, keep: f64, seed: u64) -> FloatTensor<Self> {
@@ -47,6 +74,14 @@ impl<C: CheckpointStrategy> FlexKernels for Autodiff<Flex, C> {
         // kept: `keep` and the seed, so the backward pass draws the same mask again
         tracked_unary::<C, _>(&x, out, (keep, seed), |&(keep, seed), grad| {
             dropout_mask(grad, keep, seed)
+        })
+    }
+
+    fn leaky_relu(x: FloatTensor<Self>, slope: f64) -> FloatTensor<Self> {
+        let out = activation_forward(x.primitive(), slope);
+        // kept: the output (shared, not copied), whose sign is the input's
+        tracked_unary::<C, _>(&x, out.clone(), (out, slope), |(out, slope), grad| {
+            activation_backward(out, *slope, grad)
         })
     }
 
@@ -247,25 +282,27 @@ fn tracked_unary<C: CheckpointStrategy, S: Clone + Send + std::fmt::Debug + 'sta
     }
 }
 
-/// The gradients of a "same" convolution from its input, weights and output gradient: dx when
-/// `want[0]`, dW when `want[1]`.
-type SameConvBackward =
-    fn(&FlexTensor, &FlexTensor, &FlexTensor, [bool; 2]) -> [Option<FlexTensor>; 2];
+/// A convolution's gradients from its input, weights, output gradient, which gradients are
+/// wanted (dx, dW) and its stride and padding.
+type ConvBackward =
+    fn(&FlexTensor, &FlexTensor, &FlexTensor, [bool; 2], [usize; 2]) -> [Option<FlexTensor>; 2];
 
-/// A "same" convolution on autodiff flex: `forward(x, weight)` now, `backward` when the gradients
-/// are computed (both of fovea's convolutions go through here).
-fn tracked_same_conv<C: CheckpointStrategy>(
+/// A convolution (or transposed convolution) of stride and padding `at` on autodiff flex:
+/// `forward(x, weight, at)` now, `backward` when the gradients are computed (all of fovea's
+/// convolutions go through here).
+fn tracked_conv<C: CheckpointStrategy>(
     x: FloatTensor<Autodiff<Flex, C>>,
     weight: FloatTensor<Autodiff<Flex, C>>,
-    forward: fn(&FlexTensor, &FlexTensor) -> FlexTensor,
-    backward: SameConvBackward,
+    at: [usize; 2],
+    forward: fn(&FlexTensor, &FlexTensor, [usize; 2]) -> FlexTensor,
+    backward: ConvBackward,
 ) -> FloatTensor<Autodiff<Flex, C>> {
     #[derive(Debug)]
-    struct SameConv(SameConvBackward);
+    struct Conv(ConvBackward);
 
-    impl Backward<Flex, 2> for SameConv {
-        /// The input's and the weight's nodes.
-        type State = (NodeId, NodeId);
+    impl Backward<Flex, 2> for Conv {
+        /// The input's and the weight's nodes, the stride and the padding.
+        type State = (NodeId, NodeId, [usize; 2]);
 
         fn backward(
             self,
@@ -277,7 +314,7 @@ fn tracked_same_conv<C: CheckpointStrategy>(
             let weight: FlexTensor = checkpointer.retrieve_node_output(ops.state.1);
             let grad = grads.consume::<Flex>(&ops.node);
             let want = ops.parents.each_ref().map(Option::is_some);
-            let computed = (self.0)(&input, &weight, &grad, want);
+            let computed = (self.0)(&input, &weight, &grad, want, ops.state.2);
             for (parent, g) in ops.parents.into_iter().zip(computed) {
                 if let (Some(node), Some(g)) = (parent, g) {
                     grads.register::<Flex>(node.id, g);
@@ -286,14 +323,14 @@ fn tracked_same_conv<C: CheckpointStrategy>(
         }
     }
 
-    let out = forward(x.primitive(), weight.primitive());
-    match SameConv(backward)
+    let out = forward(x.primitive(), weight.primitive(), at);
+    match Conv(backward)
         .prepare::<C>([x.node(), weight.node()])
         .compute_bound()
         .stateful()
     {
         OpsKind::Tracked(mut prep) => {
-            let state = (prep.checkpoint(&x), prep.checkpoint(&weight));
+            let state = (prep.checkpoint(&x), prep.checkpoint(&weight), at);
             prep.finish(state, out)
         }
         OpsKind::UnTracked(prep) => prep.finish(out),

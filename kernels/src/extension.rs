@@ -24,10 +24,33 @@ pub trait FlexKernels: Backend {
     /// product with the unfolding (computed again, not kept), the input gradient one product
     /// folded back.
     fn conv_unfolded(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// A convolution of any stride and padding (square kernel, no bias): per image, the input
+    /// unfolded to `[c·k², oh·ow]` times the weights `[o, c·k²]`; backward, the input gradient
+    /// as `conv_transpose_strided` of the output gradient, the weight gradient one product per
+    /// image with the unfolding (computed again, not kept).
+    fn conv_strided(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        stride: usize,
+        padding: usize,
+    ) -> FloatTensor<Self>;
+    /// The transpose of `conv_strided` (weights `[in, out, k, k]`, Burn's layout; no output
+    /// padding or bias): per image, the weights transposed times the input, folded back onto
+    /// the output; backward, the input gradient as `conv_strided` of the output gradient, and
+    /// the weight gradient from the same unfolding.
+    fn conv_transpose_strided(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        stride: usize,
+        padding: usize,
+    ) -> FloatTensor<Self>;
     /// Dropout that keeps each value with probability `keep` (scaled by 1/`keep`), the mask a
     /// hash of `seed` and the value's index (so the backward pass computes it again instead of
     /// keeping it, and any number of threads draws the same mask).
     fn dropout(x: FloatTensor<Self>, keep: f64, seed: u64) -> FloatTensor<Self>;
+    /// Leaky ReLU (`x` where positive, `slope`·x elsewhere; ReLU at slope 0) in one pass;
+    /// backward, one pass from the kept output.
+    fn leaky_relu(x: FloatTensor<Self>, slope: f64) -> FloatTensor<Self>;
     /// `[b, c, h, w]` → `[2, c]`: each channel's mean and biased variance (not differentiated).
     fn batch_stats(x: FloatTensor<Self>) -> FloatTensor<Self>;
     /// Batch norm of `x` with `stats` from `batch_stats(x)`; differentiated with respect to `x`

@@ -4,6 +4,7 @@
 use burn::backend::Flex;
 use burn::backend::tensor::FloatTensor;
 
+use crate::activation::activation_forward;
 use crate::adam::adam_forward;
 use crate::batch_norm::{norm_forward, stats};
 use crate::dense::dense_forward;
@@ -13,6 +14,7 @@ use crate::extension::{AdamTerms, Cell, FlexKernels};
 use crate::norm_pool::norm_pool_forward;
 use crate::pool::pool_forward;
 use crate::recurrent::recurrent_forward;
+use crate::strided::{strided_forward, transposed_forward};
 use crate::unfolded::conv_unfolded_forward;
 
 impl FlexKernels for Flex {
@@ -28,8 +30,30 @@ impl FlexKernels for Flex {
         conv_unfolded_forward(&x, &weight)
     }
 
+    fn conv_strided(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        stride: usize,
+        padding: usize,
+    ) -> FloatTensor<Self> {
+        strided_forward(&x, &weight, [stride, padding])
+    }
+
+    fn conv_transpose_strided(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        stride: usize,
+        padding: usize,
+    ) -> FloatTensor<Self> {
+        transposed_forward(&x, &weight, [stride, padding])
+    }
+
     fn dropout(x: FloatTensor<Self>, keep: f64, seed: u64) -> FloatTensor<Self> {
         dropout_mask(&x, keep, seed)
+    }
+
+    fn leaky_relu(x: FloatTensor<Self>, slope: f64) -> FloatTensor<Self> {
+        activation_forward(&x, slope)
     }
 
     fn batch_stats(x: FloatTensor<Self>) -> FloatTensor<Self> {

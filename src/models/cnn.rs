@@ -14,6 +14,7 @@ use burn::nn::{
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::layers::{convolve, is_2x2, normalize, pool};
 use crate::data::InputShape;
 
 /// One conv block of `[model] blocks = [...]`.
@@ -237,98 +238,6 @@ impl ConvBlock {
             None => x,
         }
     }
-}
-
-/// Input channels up to which a convolution uses fovea's direct flex kernel (see `convolve`):
-/// the first layer of a grayscale or colour image. Wider layers are unfolded image by image into
-/// matrix products.
-const OWN_CONV_MAX_CHANNELS: usize = 4;
-
-/// A convolution: on flex, for a "same" convolution of stride 1, one of fovea's kernels (see
-/// `fovea_kernels`): computed directly for few input channels, unfolded image by image into
-/// matrix products for more (in training and inference alike); Burn's otherwise.
-pub(crate) fn convolve(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
-    let [kh, kw] = conv.kernel_size;
-    let same = conv.stride == [1, 1]
-        && conv.dilation == [1, 1]
-        && conv.groups == 1
-        && kh % 2 == 1
-        && kw % 2 == 1
-        && matches!(conv.padding, PaddingConfig2d::Same);
-    if !same {
-        return conv.forward(x);
-    }
-    let y = if x.dims()[1] > OWN_CONV_MAX_CHANNELS {
-        fovea_kernels::conv_unfolded(x, conv.weight.val())
-    } else {
-        fovea_kernels::conv_same(x, conv.weight.val())
-    };
-    match y {
-        Ok(y) => match &conv.bias {
-            Some(bias) => {
-                let out = y.dims()[1];
-                y + bias.val().reshape([1, out, 1, 1])
-            }
-            None => y,
-        },
-        Err(x) => conv.forward(x),
-    }
-}
-
-/// Batch norm on flex: fovea's own kernels (see `fovea_kernels`), in training with the running
-/// statistics updated as Burn's `BatchNorm` updates them, followed by 2 × 2 max pooling in the
-/// same pass when `pool_2x2`; Burn's layer otherwise. Also says whether it pooled.
-fn normalize(n: &BatchNorm, x: Tensor<4>, pool_2x2: bool) -> (Tensor<4>, bool) {
-    let params = || [n.gamma.val(), n.beta.val()];
-    if !x.device().is_autodiff() {
-        // inference: the running statistics
-        let [gamma, beta] = params();
-        let (mean, var) = (n.running_mean.value(), n.running_var.value());
-        let args = [gamma, beta, mean, var];
-        return match fovea_kernels::batch_norm_eval(x, args, n.epsilon, pool_2x2) {
-            Ok(y) => (y, pool_2x2),
-            Err(x) => (n.forward(x), false),
-        };
-    }
-    if !n.training.is_enabled() {
-        return (n.forward(x), false);
-    }
-    let [gamma, beta] = params();
-    match fovea_kernels::batch_norm_train(x, gamma, beta, n.epsilon, pool_2x2) {
-        Ok((out, mean, var)) => {
-            let device = out.device();
-            let blend = |running: Tensor<1>, batch: Tensor<1>| {
-                running
-                    .to_device(&device)
-                    .mul_scalar(1.0 - n.momentum)
-                    .add(batch.mul_scalar(n.momentum))
-                    .detach()
-            };
-            n.running_mean
-                .update(blend(n.running_mean.value_sync(), mean));
-            n.running_var.update(blend(n.running_var.value_sync(), var));
-            (out, pool_2x2)
-        }
-        Err(x) => (n.forward(x), false),
-    }
-}
-
-/// Whether `p` pools 2 × 2 windows of stride 2 without padding (fovea's kernels on flex).
-fn is_2x2(p: &MaxPool2d) -> bool {
-    p.kernel_size == [2, 2]
-        && p.stride == [2, 2]
-        && p.dilation == [1, 1]
-        && !p.ceil_mode
-        && matches!(p.padding, PaddingConfig2d::Valid)
-}
-
-/// Max pooling: fovea's own kernel for 2 × 2 windows of stride 2 on flex (same result, see
-/// `fovea_kernels`), Burn's pooling otherwise.
-fn pool(p: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
-    if !is_2x2(p) {
-        return p.forward(x);
-    }
-    fovea_kernels::max_pool_2x2(x).unwrap_or_else(|x| p.forward(x))
 }
 
 #[derive(Module, Debug)]

@@ -12,9 +12,11 @@ use burn::nn::{
     PaddingConfig2d,
 };
 use burn::prelude::*;
-use burn::tensor::activation::{leaky_relu, relu, tanh};
+use burn::tensor::activation::tanh;
+use fovea_kernels::{leaky_relu, relu};
 use serde::{Deserialize, Serialize};
 
+use super::layers::{convolve, convolve_transpose, normalize};
 use crate::data::InputShape;
 
 /// `[model] kind = "gan"`.
@@ -177,9 +179,10 @@ impl Generator {
         let [c, h, w] = self.grid;
         let x = Tensor::cat(vec![z, embed(&self.embed, labels)], 1); // [b, latent + embed]
         let x = self.project.forward(x).reshape([b, c, h, w]);
-        let x = relu(self.norm0.forward(x));
-        let x = relu(self.norm1.forward(self.up1.forward(x))); // [b, g, 2h, 2w]
-        tanh(self.up2.forward(x)) // [b, channels, 4h, 4w]
+        let x = relu(normalize(&self.norm0, x, false).0);
+        let x = convolve_transpose(&self.up1, x);
+        let x = relu(normalize(&self.norm1, x, false).0); // [b, g, 2h, 2w]
+        tanh(convolve_transpose(&self.up2, x)) // [b, channels, 4h, 4w]
     }
 }
 
@@ -195,8 +198,9 @@ pub struct Discriminator {
 impl Discriminator {
     /// Images `[b, c, h, w]` (normalized) and labels `[b]` → logits `[b]` (real > 0 > fake).
     pub fn forward(&self, images: Tensor<4>, labels: Tensor<1, Int>) -> Tensor<1> {
-        let x = leaky_relu(self.conv1.forward(images), 0.2); // [b, d, h/2, w/2]
-        let x = leaky_relu(self.norm2.forward(self.conv2.forward(x)), 0.2); // [b, 2d, h/4, w/4]
+        let x = leaky_relu(convolve(&self.conv1, images), 0.2); // [b, d, h/2, w/2]
+        let x = normalize(&self.norm2, convolve(&self.conv2, x), false).0;
+        let x = leaky_relu(x, 0.2); // [b, 2d, h/4, w/4]
         let h = x.flatten::<2>(1, 3); // [b, 2d·h/4·w/4]
         let projection = (embed(&self.embed, labels) * h.clone()).sum_dim(1); // [b, 1]
         (self.score.forward(h) + projection).flatten::<1>(0, 1) // [b]

@@ -8,6 +8,7 @@ pub mod cnn_lif;
 pub mod cnn_rnn;
 pub mod gan;
 pub mod kernel_svm;
+mod layers;
 pub mod macs;
 pub mod restore;
 pub mod rnn;

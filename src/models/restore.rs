@@ -12,11 +12,11 @@ use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::prelude::*;
-use burn::tensor::activation::{leaky_relu, relu};
 use burn::tensor::ops::PadMode;
+use fovea_kernels::{leaky_relu, relu};
 use serde::{Deserialize, Serialize};
 
-use super::cnn::convolve;
+use super::layers::{convolve, convolve_transpose, pool};
 use crate::data::InputShape;
 use crate::restore::DamageConfig;
 
@@ -146,15 +146,15 @@ impl UNet {
         } else {
             input
         };
-        // on flex, fovea's "same" convolution kernels (as the CNN's), Burn's elsewhere
+        // on flex, fovea's kernels for every layer (as the CNN's), Burn's elsewhere
         let block = |x: Tensor<4>, a: &Conv2d, b: &Conv2d| relu(convolve(b, relu(convolve(a, x))));
         let s1 = block(x, &self.e1a, &self.e1b); // [b, c, H, W]
-        let s2 = block(self.pool.forward(s1.clone()), &self.e2a, &self.e2b); // [b, 2c, H/2, W/2]
-        let x = block(self.pool.forward(s2.clone()), &self.ba, &self.bb); // [b, 4c, H/4, W/4]
-        let x = Tensor::cat(vec![self.up2.forward(x), s2], 1);
+        let s2 = block(pool(&self.pool, s1.clone()), &self.e2a, &self.e2b); // [b, 2c, H/2, W/2]
+        let x = block(pool(&self.pool, s2.clone()), &self.ba, &self.bb); // [b, 4c, H/4, W/4]
+        let x = Tensor::cat(vec![convolve_transpose(&self.up2, x), s2], 1);
         let x = block(x, &self.d2a, &self.d2b);
-        let x = Tensor::cat(vec![self.up1.forward(x), s1], 1);
-        let x = self.out.forward(block(x, &self.d1a, &self.d1b)); // [b, c, H, W]
+        let x = Tensor::cat(vec![convolve_transpose(&self.up1, x), s1], 1);
+        let x = convolve(&self.out, block(x, &self.d1a, &self.d1b)); // [b, c, H, W]
         let x = if ph + pw > 0 {
             x.slice([0..b, 0..c, 0..h, 0..w])
         } else {
@@ -178,8 +178,8 @@ impl PatchDiscriminator {
         let x = Tensor::cat(vec![damaged, candidate], 1)
             .mul_scalar(2.0)
             .sub_scalar(1.0);
-        let x = leaky_relu(self.conv1.forward(x), 0.2);
-        let x = leaky_relu(self.conv2.forward(x), 0.2);
+        let x = leaky_relu(convolve(&self.conv1, x), 0.2);
+        let x = leaky_relu(convolve(&self.conv2, x), 0.2);
         convolve(&self.score, x)
     }
 }

@@ -1,0 +1,121 @@
+//! ReLU and leaky ReLU in one pass each way. Burn's build a mask, then select (forward), and
+//! select again on the gradient (backward); here the forward pass is one loop, and the backward
+//! pass reads the kept output (which has the input's sign) instead of a mask.
+
+use burn::backend::Dispatch;
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use rayon::prelude::*;
+
+use crate::extension::{FlexKernels, FlexTensor, on_flex};
+use crate::simd::values;
+
+/// Values per task of the element-wise passes.
+const CHUNK: usize = 1 << 14;
+
+/// Leaky ReLU of `x` (`x` where positive, `slope`·x elsewhere; ReLU at slope 0): fovea's
+/// kernel on flex, Burn's function anywhere else.
+pub fn leaky_relu<const D: usize>(x: Tensor<D>, slope: f64) -> Tensor<D> {
+    if !on_flex(&x) {
+        return if slope == 0.0 {
+            burn::tensor::activation::relu(x)
+        } else {
+            burn::tensor::activation::leaky_relu(x, slope)
+        };
+    }
+    Tensor::from_dispatch(<Dispatch as FlexKernels>::leaky_relu(
+        x.into_dispatch(),
+        slope,
+    ))
+}
+
+/// ReLU of `x`: `leaky_relu` at slope 0.
+pub fn relu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    leaky_relu(x, 0.0)
+}
+
+simd_fn! {
+    /// The forward pass of one run: `x` where positive, `slope`·x elsewhere (+0, not −0, at
+    /// slope 0; a NaN stays NaN).
+    fn forward_run(x: &[f32], out: &mut [f32], slope: f32) {
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = if v > 0.0 { v } else { v * slope + 0.0 };
+        }
+    }
+}
+
+simd_fn! {
+    /// The backward pass of one run, from the forward pass's output `y`: the gradient where
+    /// the output is positive, `slope` times it elsewhere (+0 at slope 0).
+    fn backward_run(y: &[f32], grad: &[f32], out: &mut [f32], slope: f32) {
+        for ((o, &v), &g) in out.iter_mut().zip(y).zip(grad) {
+            *o = if v > 0.0 { g } else { g * slope + 0.0 };
+        }
+    }
+}
+
+/// Leaky ReLU's forward pass.
+pub(crate) fn activation_forward(x: &FlexTensor, slope: f64) -> FlexTensor {
+    let (dims, v) = values(x);
+    let mut out = vec![0f32; v.len()];
+    out.par_chunks_mut(CHUNK)
+        .zip(v.par_chunks(CHUNK))
+        .for_each(|(o, x)| forward_run(x, o, slope as f32));
+    FlexTensor::from_data(TensorData::new(out, dims))
+}
+
+/// Leaky ReLU's input gradient from its output `y` and the output gradient.
+pub(crate) fn activation_backward(y: &FlexTensor, slope: f64, grad: &FlexTensor) -> FlexTensor {
+    let (dims, v) = values(y);
+    let (_, g) = values(grad);
+    let mut out = vec![0f32; v.len()];
+    out.par_chunks_mut(CHUNK)
+        .zip(v.par_chunks(CHUNK).zip(g.par_chunks(CHUNK)))
+        .for_each(|(o, (y, g))| backward_run(y, g, o, slope as f32));
+    FlexTensor::from_data(TensorData::new(out, dims))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::*;
+
+    #[test]
+    fn relu_and_leaky_relu_and_their_gradients_equal_burns() {
+        let device = Device::flex().autodiff();
+        // more values than one task: the runs' seams are covered
+        let x = noise([3, 7, 1000], 11, -1.0, 1.0, &device);
+        let mix = noise([3, 7, 1000], 12, -1.0, 1.0, &device);
+        for slope in [0.0, 0.2] {
+            let run = |ours: bool| {
+                let x = x.clone().detach().require_grad();
+                let y = match (ours, slope == 0.0) {
+                    (true, _) => leaky_relu(x.clone(), slope),
+                    (false, true) => burn::tensor::activation::relu(x.clone()),
+                    (false, false) => burn::tensor::activation::leaky_relu(x.clone(), slope),
+                };
+                let grads = (y.clone() * mix.clone()).sum().backward();
+                [host(y), host(x.grad(&grads).unwrap())]
+            };
+            let (ours, theirs) = (run(true), run(false));
+            for (what, (a, b)) in ["output", "gradient"].iter().zip(ours.iter().zip(&theirs)) {
+                // bit for bit
+                let differ = a
+                    .iter()
+                    .zip(b)
+                    .position(|(p, q)| p.to_bits() != q.to_bits());
+                assert_eq!(
+                    differ, None,
+                    "{what} at slope {slope}: first differing value"
+                );
+            }
+        }
+        // inference: the same values without a graph
+        let plain = x.clone().inner();
+        let (ours, theirs) = (
+            host(relu(plain.clone())),
+            host(burn::tensor::activation::relu(plain)),
+        );
+        assert!(ours == theirs, "inference differs");
+    }
+}
