@@ -26,24 +26,15 @@ use crate::simd::values;
 
 /// A convolution of `x [b, c, h, w]` with `weight [o, c, k, k]` (stride and padding the same
 /// both ways, no bias, dilation or groups) on flex (see `FlexKernels::conv_strided`);
-/// `Err(x)` unchanged on any other backend or for a kernel that is not square.
+/// `Err(x)` unchanged on any other backend, for a kernel that is not square, or where the
+/// kernel leaves no output.
 pub fn conv_strided(
     x: Tensor<4>,
     weight: Tensor<4>,
     stride: usize,
     padding: usize,
 ) -> Result<Tensor<4>, Tensor<4>> {
-    let [.., kh, kw] = weight.dims();
-    if !on_flex(&x) || kh != kw || stride == 0 {
-        return Err(x);
-    }
-    let out = <Dispatch as FlexKernels>::conv_strided(
-        x.into_dispatch(),
-        weight.into_dispatch(),
-        stride,
-        padding,
-    );
-    Ok(Tensor::from_dispatch(out))
+    entry(x, weight, [stride, padding], false)
 }
 
 /// A transposed convolution of `x [b, o, oh, ow]` with `weight [o, c, k, k]` (Burn's layout:
@@ -57,18 +48,35 @@ pub fn conv_transpose_strided(
     stride: usize,
     padding: usize,
 ) -> Result<Tensor<4>, Tensor<4>> {
-    let [.., h, _] = x.dims();
+    entry(x, weight, [stride, padding], true)
+}
+
+/// Both entry functions: the op on flex where the kernels cover the shapes (a square kernel, a
+/// stride, at least one output position each way), `Err(x)` otherwise.
+fn entry(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    [stride, padding]: [usize; 2],
+    transposed: bool,
+) -> Result<Tensor<4>, Tensor<4>> {
+    let [.., h, w] = x.dims();
     let [.., kh, kw] = weight.dims();
-    let fits = stride > 0 && h > 0 && (h - 1) * stride + kh > 2 * padding;
-    if !on_flex(&x) || kh != kw || !fits {
+    let reaches = |n: usize| {
+        if transposed {
+            n > 0 && (n - 1) * stride + kh > 2 * padding
+        } else {
+            n + 2 * padding >= kh
+        }
+    };
+    if !on_flex(&x) || kh != kw || stride == 0 || !reaches(h) || !reaches(w) {
         return Err(x);
     }
-    let out = <Dispatch as FlexKernels>::conv_transpose_strided(
-        x.into_dispatch(),
-        weight.into_dispatch(),
-        stride,
-        padding,
-    );
+    let op = if transposed {
+        <Dispatch as FlexKernels>::conv_transpose_strided
+    } else {
+        <Dispatch as FlexKernels>::conv_strided
+    };
+    let out = op(x.into_dispatch(), weight.into_dispatch(), stride, padding);
     Ok(Tensor::from_dispatch(out))
 }
 
@@ -377,6 +385,19 @@ mod tests {
     use super::*;
     use crate::testing::*;
     use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
+
+    #[test]
+    fn shapes_without_an_output_go_back_to_the_caller() {
+        let device = Device::flex();
+        // a 2 × 3 image under a 4 × 4 kernel without padding: no output position
+        let x = noise([1, 1, 2, 3], 1, -1.0, 1.0, &device);
+        let w = noise([1, 1, 4, 4], 2, -1.0, 1.0, &device);
+        assert!(conv_strided(x, w, 1, 0).is_err());
+        // transposed, a row of one: 0·2 + 2 − 2·1 = 0 columns out (the rows would fit)
+        let x = noise([1, 1, 3, 1], 1, -1.0, 1.0, &device);
+        let w = noise([1, 1, 2, 2], 2, -1.0, 1.0, &device);
+        assert!(conv_transpose_strided(x, w, 2, 1).is_err());
+    }
 
     #[test]
     fn strided_convolutions_and_their_transposes_equal_burns() {
