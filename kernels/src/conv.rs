@@ -200,13 +200,8 @@ mod tests {
                 ]
             };
             let (ours, theirs) = (run(true), run(false));
-            for (what, (a, b)) in ["output", "dx", "dw"].iter().zip(ours.iter().zip(&theirs)) {
-                let d = worst(a, b);
-                assert!(
-                    d < 1e-4,
-                    "{what} ({c}→{o}, k {k}, unfolded {unfolded}) differs by {d}"
-                );
-            }
+            let case = format!(" ({c}→{o}, k {k}, unfolded {unfolded})");
+            assert_close(&["output", "dx", "dw"], &ours, &theirs, 1e-4, &case);
         }
     }
 }

@@ -121,13 +121,8 @@ mod tests {
             ]
         };
         let (ours, theirs) = (run(true), run(false));
-        for (what, (a, b)) in ["output", "dx", "dweight", "dbias"]
-            .iter()
-            .zip(ours.iter().zip(&theirs))
-        {
-            let d = worst(a, b);
-            assert!(d < 1e-5, "{what} differs by {d}");
-        }
+        let names = ["output", "dx", "dweight", "dbias"];
+        assert_close(&names, &ours, &theirs, 1e-5, "");
         // inference, without autodiff
         let plain = layer.valid();
         let x = x.inner();

@@ -449,14 +449,10 @@ mod tests {
                 ]
             };
             let (ours, theirs) = (run(true), run(false));
-            for (what, (a, b)) in ["output", "dx", "dw"].iter().zip(ours.iter().zip(&theirs)) {
-                let d = worst(a, b);
-                assert!(
-                    d < 1e-4,
-                    "{what} (transposed {transposed}, {ci}→{co}, k {k}, stride {stride}, \
-                     padding {pad}) differs by {d}"
-                );
-            }
+            let case = format!(
+                " (transposed {transposed}, {ci}→{co}, k {k}, stride {stride}, padding {pad})"
+            );
+            assert_close(&["output", "dx", "dw"], &ours, &theirs, 1e-4, &case);
         }
     }
 }

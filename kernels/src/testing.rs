@@ -32,3 +32,19 @@ pub(crate) fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 pub(crate) fn worst(a: &[f32], b: &[f32]) -> f32 {
     crate::max_difference(a, b).unwrap_or_else(|e| panic!("{e}"))
 }
+
+/// Asserts that each of `ours` lies within `tol` of the same entry of `theirs` (as `worst`
+/// measures it); a failure names the result by `names` and the case by `case`.
+pub(crate) fn assert_close(
+    names: &[&str],
+    ours: &[Vec<f32>],
+    theirs: &[Vec<f32>],
+    tol: f32,
+    case: &str,
+) {
+    assert!(ours.len() == names.len() && theirs.len() == names.len());
+    for ((what, a), b) in names.iter().zip(ours).zip(theirs) {
+        let d = worst(a, b);
+        assert!(d < tol, "{what}{case} differs by {d}");
+    }
+}
