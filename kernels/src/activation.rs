@@ -4,14 +4,9 @@
 
 use burn::backend::Dispatch;
 use burn::prelude::*;
-use burn::tensor::TensorData;
-use rayon::prelude::*;
 
 use crate::extension::{FlexKernels, FlexTensor, on_flex};
-use crate::simd::values;
-
-/// Values per task of the element-wise passes.
-const CHUNK: usize = 1 << 14;
+use crate::simd::elementwise;
 
 /// Leaky ReLU of `x` (`x` where positive, `slope`·x elsewhere; ReLU at slope 0): fovea's
 /// kernel on flex, Burn's function anywhere else.
@@ -56,23 +51,14 @@ simd_fn! {
 
 /// Leaky ReLU's forward pass.
 pub(crate) fn activation_forward(x: &FlexTensor, slope: f64) -> FlexTensor {
-    let (dims, v) = values(x);
-    let mut out = vec![0f32; v.len()];
-    out.par_chunks_mut(CHUNK)
-        .zip(v.par_chunks(CHUNK))
-        .for_each(|(o, x)| forward_run(x, o, slope as f32));
-    FlexTensor::from_data(TensorData::new(out, dims))
+    elementwise([x], |_, [x], out| forward_run(x, out, slope as f32))
 }
 
 /// Leaky ReLU's input gradient from its output `y` and the output gradient.
 pub(crate) fn activation_backward(y: &FlexTensor, slope: f64, grad: &FlexTensor) -> FlexTensor {
-    let (dims, v) = values(y);
-    let (_, g) = values(grad);
-    let mut out = vec![0f32; v.len()];
-    out.par_chunks_mut(CHUNK)
-        .zip(v.par_chunks(CHUNK).zip(g.par_chunks(CHUNK)))
-        .for_each(|(o, (y, g))| backward_run(y, g, o, slope as f32));
-    FlexTensor::from_data(TensorData::new(out, dims))
+    elementwise([y, grad], |_, [y, g], out| {
+        backward_run(y, g, out, slope as f32)
+    })
 }
 
 #[cfg(test)]

@@ -3,11 +3,9 @@
 
 use burn::backend::Dispatch;
 use burn::prelude::*;
-use burn::tensor::TensorData;
-use rayon::prelude::*;
 
 use crate::extension::{FlexKernels, FlexTensor, on_flex};
-use crate::simd::values;
+use crate::simd::elementwise;
 
 /// `layer` (Burn's dropout) applied to `x`: in training on flex, as fovea's kernel (one pass, the
 /// mask drawn from a seed that the device's random generator gives, so a step seeded alike draws
@@ -52,17 +50,12 @@ pub(crate) fn kept(seed: u64, i: usize, threshold: u32) -> bool {
 /// `x` with dropout's mask (see `kept`) applied: each kept value times 1/`keep`, the others 0.
 /// Forward on the input, backward on the gradient.
 pub(crate) fn dropout_mask(x: &FlexTensor, keep: f64, seed: u64) -> FlexTensor {
-    const CHUNK: usize = 1 << 14;
-    let (dims, v) = values(x);
     // `keep` < 1 (dropout's probability is > 0), so the threshold fits 32 bits
     let threshold = (keep * 4294967296.0).round().min(u32::MAX as f64) as u32;
     let scale = (1.0 / keep) as f32;
-    let mut out = vec![0f32; v.len()];
-    out.par_chunks_mut(CHUNK)
-        .zip(v.par_chunks(CHUNK))
-        .enumerate()
-        .for_each(|(c, (out, v))| dropout_run(v, out, c * CHUNK, seed, threshold, scale));
-    FlexTensor::from_data(TensorData::new(out, dims))
+    elementwise([x], |first, [v], out| {
+        dropout_run(v, out, first, seed, threshold, scale)
+    })
 }
 
 simd_fn! {

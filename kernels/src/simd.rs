@@ -54,6 +54,30 @@ pub(crate) fn values(t: &FlexTensor) -> (Vec<usize>, std::borrow::Cow<'_, [f32]>
     }
 }
 
+/// Values per task of the element-wise passes (`elementwise`).
+const CHUNK: usize = 1 << 14;
+
+/// An element-wise pass over tensors of one shape, in tasks of `CHUNK` values side by side: a
+/// new tensor of `ins[0]`'s shape whose values `run(first, inputs, out)` writes run by run,
+/// `inputs` the inputs' values from index `first` on, as long as `out`.
+pub(crate) fn elementwise<const K: usize>(
+    ins: [&FlexTensor; K],
+    run: impl Fn(usize, [&[f32]; K], &mut [f32]) + Sync,
+) -> FlexTensor {
+    use rayon::prelude::*;
+    let vals = ins.map(values);
+    let mut out = vec![0f32; vals[0].1.len()];
+    out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, o)| {
+        let first = c * CHUNK;
+        run(
+            first,
+            std::array::from_fn(|k| &vals[k].1[first..first + o.len()]),
+            o,
+        );
+    });
+    FlexTensor::from_data(burn::tensor::TensorData::new(out, vals[0].0.clone()))
+}
+
 /// Room for a kernel's output of `n` values, handed to `fill` unwritten: `vec![0.0; n]` would
 /// first zero it, a pass over megabytes (the first block's tensors are 6.4 MB) as long as many
 /// of the kernels' own.
