@@ -66,16 +66,29 @@ pub(crate) fn elementwise<const K: usize>(
 ) -> FlexTensor {
     use rayon::prelude::*;
     let vals = ins.map(values);
-    let mut out = vec![0f32; vals[0].1.len()];
-    out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, o)| {
-        let first = c * CHUNK;
-        run(
-            first,
-            std::array::from_fn(|k| &vals[k].1[first..first + o.len()]),
-            o,
-        );
-    });
+    let fill = |out: &mut [MaybeUninit<f32>]| {
+        out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, o)| {
+            // zeroed here, by the task, in cache (a zeroed allocation would be one pass over the
+            // whole output on the calling thread while the others wait)
+            let o = zeroed(o);
+            let first = c * CHUNK;
+            run(
+                first,
+                std::array::from_fn(|k| &vals[k].1[first..first + o.len()]),
+                o,
+            );
+        });
+    };
+    // SAFETY: the chunks cover the output, and `zeroed` writes every value of each
+    let out = unsafe { written(vals[0].1.len(), fill) };
     FlexTensor::from_data(burn::tensor::TensorData::new(out, vals[0].0.clone()))
+}
+
+/// `v` with every value set to zero, as initialized values.
+pub(crate) fn zeroed(v: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+    v.fill(MaybeUninit::new(0.0));
+    // SAFETY: every value was just written, and `MaybeUninit<f32>` has `f32`'s layout
+    unsafe { &mut *(v as *mut [MaybeUninit<f32>] as *mut [f32]) }
 }
 
 /// Room for a kernel's output of `n` values, handed to `fill` unwritten: `vec![0.0; n]` would

@@ -10,9 +10,12 @@
 //! narrow side times the columns transposed gives the weights' gradient. A convolution's
 //! forward pass gathers and its input gradient spreads; a transposed convolution's forward
 //! pass spreads and its input gradient gathers. Images run in tasks of a fixed number, side by
-//! side, and the weights' gradient is summed per task, then over tasks in order, so results do
-//! not depend on the thread count.
+//! side, and each task is one product over its images' columns side by side (`[c·k², n·oh·ow]`:
+//! one image's 7 × 7 positions alone would leave the product's 16-row blocks a ragged edge);
+//! the weights' gradient is summed per task, then over tasks in order, so results do not depend
+//! on the thread count.
 
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use burn::backend::Dispatch;
@@ -22,7 +25,7 @@ use rayon::prelude::*;
 
 use crate::conv::{IMAGES_PER_TASK, product, sum_in_order};
 use crate::extension::{FlexKernels, FlexTensor, on_flex};
-use crate::simd::values;
+use crate::simd::{values, written};
 
 /// A convolution of `x [b, c, h, w]` with `weight [o, c, k, k]` (stride and padding the same
 /// both ways, no bias, dilation or groups) on flex (see `FlexKernels::conv_strided`);
@@ -150,31 +153,41 @@ impl Strided {
         self.c * self.k * self.k
     }
 
-    /// For tap `t` along a side of `n` wide values and `m` narrow ones: the narrow positions
-    /// `i` whose wide position i·stride + t − pad lies inside `0..n`.
-    fn reach(&self, t: usize, n: usize, m: usize) -> Range<usize> {
-        let lo = (self.pad.saturating_sub(t)).div_ceil(self.stride);
-        let hi = if n + self.pad > t {
-            ((n + self.pad - t - 1) / self.stride + 1).min(m)
-        } else {
-            0
+    /// The sides of the phases of a wide plane padded on every side: `stride²` planes, phase
+    /// (qy, qx) holding the padded plane's values at rows a·stride + qy, columns b·stride + qx.
+    /// Tap (ky, kx) reads phase (ky mod stride, kx mod stride) from row ky / stride and column
+    /// kx / stride on, one step per narrow position: its reads are a copy of rows, with no
+    /// bounds to check and no stride.
+    fn phase_sides(&self) -> [usize; 2] {
+        let side = |n: usize| (n + 2 * self.pad).div_ceil(self.stride);
+        [side(self.h), side(self.w)]
+    }
+
+    /// Values of the phases together, and 8 more that `copy_rows` may read past the last.
+    fn phases_len(&self) -> usize {
+        let [r, c] = self.phase_sides();
+        self.stride * self.stride * r * c + 8
+    }
+
+    /// Where the wide plane's values and the taps' reads lie in the phases.
+    fn phase_layout(&self) -> PhaseLayout {
+        let ([rows, cols], st) = (self.phase_sides(), self.stride);
+        let phase = rows * cols;
+        // along a side, wide value `n` lies in phase (n + pad) mod stride, at (n + pad) / stride
+        let at = |n: usize, step: usize, len: usize| {
+            let p = n + self.pad;
+            (p % st) * len + (p / st) * step
         };
-        lo..hi.max(lo)
-    }
-
-    /// For row `row` of the unfolding: its channel, and for each narrow position of the
-    /// reach, where the tap reads on the wide side (rows, then columns).
-    fn tap(&self, row: usize) -> (usize, Range<usize>, Range<usize>, [usize; 2]) {
-        let k2 = self.k * self.k;
-        let (ch, ky, kx) = (row / k2, row / self.k % self.k, row % self.k);
-        let rows = self.reach(ky, self.h, self.oh);
-        let cols = self.reach(kx, self.w, self.ow);
-        (ch, rows, cols, [ky, kx])
-    }
-
-    /// The wide index (within a channel's plane) tap `[ky, kx]` reads at narrow `(y, x)`.
-    fn source(&self, y: usize, x: usize, [ky, kx]: [usize; 2]) -> usize {
-        (y * self.stride + ky - self.pad) * self.w + x * self.stride + kx - self.pad
+        let starts = (0..self.k * self.k).map(|t| {
+            let (ky, kx) = (t / self.k, t % self.k);
+            ((ky % st) * st + kx % st) * phase + (ky / st) * cols + kx / st
+        });
+        PhaseLayout {
+            rows: (0..self.h).map(|r| at(r, cols, st * phase)).collect(),
+            columns: (0..self.w).map(|c| at(c, 1, phase)).collect(),
+            starts: starts.collect(),
+            width: cols,
+        }
     }
 
     fn task_images(&self, t: usize) -> Range<usize> {
@@ -182,135 +195,264 @@ impl Strided {
     }
 }
 
+/// Offsets into a wide plane's phases (see `Strided::phase_sides`): of each wide row and each
+/// wide column (a value's offset is its row's plus its column's), and of each tap's first read
+/// (ky·k + kx); `width` is a phase's row length.
+struct PhaseLayout {
+    rows: Vec<usize>,
+    columns: Vec<usize>,
+    starts: Vec<usize>,
+    width: usize,
+}
+
+thread_local! {
+    /// A task's unfolding, its narrow side as rows and one plane's phases, kept per thread
+    /// between calls (grown, never zeroed: every value is written before it is read).
+    static STRIDED_SCRATCH: std::cell::RefCell<Vec<f32>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A task's scratch: `cols [c·k², n·p]` (its `n` images' unfoldings side by side), `rows
+/// [o, n·p]` (their narrow sides likewise) and `phases` (one wide plane's).
+struct Scratch<'a> {
+    cols: &'a mut [f32],
+    rows: &'a mut [f32],
+    phases: &'a mut [f32],
+}
+
+/// `f` on the per-thread scratch cut for a task of `n` images.
+fn with_scratch<R>(s: &Strided, n: usize, f: impl FnOnce(Scratch) -> R) -> R {
+    let (cols, rows) = (s.taps() * n * s.positions(), s.o * n * s.positions());
+    let all = cols + rows + s.phases_len();
+    STRIDED_SCRATCH.with_borrow_mut(|buf| {
+        if buf.len() < all {
+            buf.resize(all, 0.0);
+        }
+        let (cols, rest) = buf[..all].split_at_mut(cols);
+        let (rows, phases) = rest.split_at_mut(rows);
+        f(Scratch { cols, rows, phases })
+    })
+}
+
+/// `out [rows, w]` from rows of `src` `step` apart: 8 values at a time (one vector move), each
+/// row's last 8 running into the next row, which is written after it; one by one where a run
+/// would leave `out`. `src` holds 8 values past the last row's end.
+#[inline(always)]
+fn copy_rows(out: &mut [f32], src: &[f32], w: usize, step: usize) {
+    let n = out.len();
+    for (y, to) in (0..n).step_by(w).enumerate() {
+        let from = y * step;
+        let mut x = 0;
+        while x < w {
+            if to + x + 8 <= n {
+                let run: &[f32; 8] = src[from + x..from + x + 8].try_into().expect("8 values");
+                out[to + x..to + x + 8].copy_from_slice(run);
+                x += 8;
+            } else {
+                out[to + x] = src[from + x];
+                x += 1;
+            }
+        }
+    }
+}
+
+/// One wide plane `[h, w]` into its padded phases, zero where padding.
+#[inline(always)]
+fn split(at: &PhaseLayout, plane: &[f32], phases: &mut [f32]) {
+    phases.fill(0.0);
+    for (row, &base) in plane.chunks_exact(at.columns.len()).zip(&at.rows) {
+        let dst = &mut phases[base..];
+        for (&v, &c) in row.iter().zip(&at.columns) {
+            dst[c] = v;
+        }
+    }
+}
+
+/// The inverse of `split`: the wide plane's values from its phases, every one written.
+#[inline(always)]
+fn merge(at: &PhaseLayout, phases: &[f32], plane: &mut [MaybeUninit<f32>]) {
+    for (row, &base) in plane.chunks_exact_mut(at.columns.len()).zip(&at.rows) {
+        let src = &phases[base..];
+        for (o, &c) in row.iter_mut().zip(&at.columns) {
+            o.write(src[c]);
+        }
+    }
+}
+
 simd_fn! {
-    /// One image's wide side `[c, h, w]` unfolded into `cols [c·k², oh·ow]`: row (channel, ky,
-    /// kx) holds for every narrow position the wide value that tap reads, zero outside the
-    /// image. Every value of `cols` is written (it is a reused scratch buffer).
-    fn unfold(s: &Strided, image: &[f32], cols: &mut [f32]) {
-        let plane = s.h * s.w;
-        for (row, out) in cols.chunks_exact_mut(s.positions()).enumerate() {
-            let (ch, rows, columns, tap) = s.tap(row);
-            let src = &image[ch * plane..(ch + 1) * plane];
-            for (y, o) in out.chunks_exact_mut(s.ow).enumerate() {
-                if !rows.contains(&y) || columns.is_empty() {
-                    o.fill(0.0);
-                    continue;
+    /// A task's `n` images' wide sides `[n, c, h, w]` unfolded into `cols [c·k², n·p]`: row
+    /// (channel, ky, kx) holds, image after image, for every narrow position the wide value that
+    /// tap reads, zero outside the image. Every value of `cols` is written.
+    fn unfold(s: &Strided, images: &[f32], at: &PhaseLayout, cols: &mut [f32], phases: &mut [f32]) {
+        let (plane, p, k2) = (s.h * s.w, s.positions(), s.k * s.k);
+        let n = images.len() / s.wide();
+        for (j, image) in images.chunks_exact(s.wide()).enumerate() {
+            for (ch, src) in image.chunks_exact(plane).enumerate() {
+                split(at, src, phases);
+                for (t, &start) in at.starts.iter().enumerate() {
+                    let out = &mut cols[((ch * k2 + t) * n + j) * p..][..p];
+                    copy_rows(out, &phases[start..], s.ow, at.width);
                 }
-                o[..columns.start].fill(0.0);
-                let from = s.source(y, columns.start, tap);
-                let run = &mut o[columns.clone()];
-                if s.stride == 1 {
-                    run.copy_from_slice(&src[from..from + run.len()]);
-                } else {
-                    for (j, v) in run.iter_mut().enumerate() {
-                        *v = src[from + j * s.stride];
+            }
+        }
+    }
+}
+
+simd_fn! {
+    /// The inverse of `unfold` for gradients and transposed convolutions: `cols [c·k², n·p]`
+    /// summed back onto the `n` images' wide sides `[n, c, h, w]` (each wide value receives
+    /// every tap that reads it, in tap order); every value of `images` is written.
+    fn fold(
+        s: &Strided,
+        cols: &[f32],
+        at: &PhaseLayout,
+        images: &mut [MaybeUninit<f32>],
+        phases: &mut [f32],
+    ) {
+        let (plane, p, k2) = (s.h * s.w, s.positions(), s.k * s.k);
+        let n = images.len() / s.wide();
+        for (j, image) in images.chunks_exact_mut(s.wide()).enumerate() {
+            for (ch, dst) in image.chunks_exact_mut(plane).enumerate() {
+                phases.fill(0.0);
+                for (t, &start) in at.starts.iter().enumerate() {
+                    let d = &cols[((ch * k2 + t) * n + j) * p..][..p];
+                    for (y, run) in d.chunks_exact(s.ow).enumerate() {
+                        let acc = &mut phases[start + y * at.width..][..s.ow];
+                        for (a, &g) in acc.iter_mut().zip(run) {
+                            *a += g;
+                        }
                     }
                 }
-                o[columns.end..].fill(0.0);
+                merge(at, phases, dst);
             }
         }
     }
 }
 
-simd_fn! {
-    /// The inverse of `unfold` for gradients and transposed convolutions: `cols [c·k², oh·ow]`
-    /// summed back onto one image's wide side `[c, h, w]` (each wide value receives every tap
-    /// that reads it); `image` is overwritten.
-    fn fold(s: &Strided, cols: &[f32], image: &mut [f32]) {
-        let plane = s.h * s.w;
-        image.fill(0.0);
-        for (row, d) in cols.chunks_exact(s.positions()).enumerate() {
-            let (ch, rows, columns, tap) = s.tap(row);
-            let dst = &mut image[ch * plane..(ch + 1) * plane];
-            for y in rows {
-                let from = s.source(y, columns.start, tap);
-                let run = &d[y * s.ow + columns.start..y * s.ow + columns.end];
-                for (j, &g) in run.iter().enumerate() {
-                    dst[from + j * s.stride] += g;
-                }
-            }
+/// A task's narrow sides `[n, o, p]` as the rows `[o, n·p]` the products read (`to_rows`), and
+/// back (`from_rows`).
+fn to_rows(s: &Strided, narrow: &[f32], rows: &mut [f32]) {
+    let p = s.positions();
+    let n = narrow.len() / s.narrow();
+    for (image, x) in narrow.chunks_exact(s.narrow()).enumerate() {
+        for (ch, plane) in x.chunks_exact(p).enumerate() {
+            rows[(ch * n + image) * p..][..p].copy_from_slice(plane);
         }
     }
 }
 
-/// Runs `task(t, out)` for every task `t` side by side, `out` the task's part of an output of
-/// `per_image` values per image (empty when `per_image` is 0); returns the output and the
-/// tasks' results in task order.
-fn run_tasks<R: Send>(
+fn from_rows(s: &Strided, rows: &[f32], narrow: &mut [MaybeUninit<f32>]) {
+    let p = s.positions();
+    let n = narrow.len() / s.narrow();
+    for (image, x) in narrow.chunks_exact_mut(s.narrow()).enumerate() {
+        for (ch, plane) in x.chunks_exact_mut(p).enumerate() {
+            plane.write_copy_of_slice(&rows[(ch * n + image) * p..][..p]);
+        }
+    }
+}
+
+/// Runs `task(images, out)` for every task side by side, `images` the task's images and `out`
+/// its part of an output of `per_image` values per image (empty when `per_image` is 0); returns
+/// the output and the tasks' results in task order.
+///
+/// # Safety
+/// `task` must write every value of its `out`.
+unsafe fn run_tasks<R: Send>(
     s: &Strided,
     per_image: usize,
-    task: impl Fn(usize, &mut [f32]) -> R + Sync,
+    task: impl Fn(Range<usize>, &mut [MaybeUninit<f32>]) -> R + Sync,
 ) -> (Vec<f32>, Vec<R>) {
-    let mut out = vec![0f32; s.b * per_image];
     let tasks = s.b.div_ceil(IMAGES_PER_TASK);
-    let results = if per_image == 0 {
-        (0..tasks)
-            .into_par_iter()
-            .map(|t| task(t, &mut []))
-            .collect()
-    } else {
-        out.par_chunks_mut(IMAGES_PER_TASK * per_image)
-            .enumerate()
-            .map(|(t, part)| task(t, part))
-            .collect()
+    let mut results = Vec::new();
+    let fill = |out: &mut [MaybeUninit<f32>]| {
+        results = if per_image == 0 {
+            (0..tasks)
+                .into_par_iter()
+                .map(|t| task(s.task_images(t), &mut []))
+                .collect()
+        } else {
+            out.par_chunks_mut(IMAGES_PER_TASK * per_image)
+                .enumerate()
+                .map(|(t, part)| task(s.task_images(t), part))
+                .collect()
+        };
     };
+    // SAFETY: the tasks' parts cover the output, and each task writes all of its part (the
+    // caller's promise)
+    let out = unsafe { written(s.b * per_image, fill) };
     (out, results)
 }
 
-/// The narrow side from the wide one, `W · unfold(wide)` per image (a convolution's forward
-/// pass, a transposed convolution's input gradient).
+/// The narrow side from the wide one, `W · unfold(wide)` (a convolution's forward pass, a
+/// transposed convolution's input gradient): one product per task, its images side by side.
 fn gather(s: &Strided, wide: &[f32], weight: &[f32]) -> Vec<f32> {
-    let (p, taps) = (s.positions(), s.taps());
-    run_tasks(s, s.narrow(), |t, out| {
-        let mut cols = vec![0f32; taps * p];
-        for (i, y) in s.task_images(t).zip(out.chunks_exact_mut(s.narrow())) {
-            unfold(s, &wide[i * s.wide()..(i + 1) * s.wide()], &mut cols);
-            product(y, false, weight, false, &cols, false, [s.o, p, taps]);
-        }
-    })
-    .0
+    let (p, taps, layout) = (s.positions(), s.taps(), s.phase_layout());
+    let task = |images: Range<usize>, out: &mut [MaybeUninit<f32>]| {
+        let n = images.len();
+        with_scratch(s, n, |Scratch { cols, rows, phases }| {
+            let x = &wide[images.start * s.wide()..images.end * s.wide()];
+            unfold(s, x, &layout, cols, phases);
+            product(rows, false, weight, false, cols, false, [s.o, n * p, taps]);
+            from_rows(s, rows, out);
+        })
+    };
+    // SAFETY: `from_rows` writes every value of the task's narrow sides
+    unsafe { run_tasks(s, s.narrow(), task) }.0
 }
 
-/// The wide side from the narrow one, `fold(Wᵀ · narrow)` per image (a transposed
-/// convolution's forward pass, a convolution's input gradient).
+/// The wide side from the narrow one, `fold(Wᵀ · narrow)` (a transposed convolution's forward
+/// pass, a convolution's input gradient): one product per task, its images side by side.
 fn spread(s: &Strided, narrow: &[f32], weight: &[f32]) -> Vec<f32> {
-    let (p, taps) = (s.positions(), s.taps());
-    run_tasks(s, s.wide(), |t, out| {
-        let mut cols = vec![0f32; taps * p];
-        for (i, x) in s.task_images(t).zip(out.chunks_exact_mut(s.wide())) {
-            let n = &narrow[i * s.narrow()..(i + 1) * s.narrow()];
-            product(&mut cols, false, weight, true, n, false, [taps, p, s.o]);
-            fold(s, &cols, x);
-        }
-    })
-    .0
+    let (p, taps, layout) = (s.positions(), s.taps(), s.phase_layout());
+    let task = |images: Range<usize>, out: &mut [MaybeUninit<f32>]| {
+        let n = images.len();
+        with_scratch(s, n, |Scratch { cols, rows, phases }| {
+            to_rows(
+                s,
+                &narrow[images.start * s.narrow()..images.end * s.narrow()],
+                rows,
+            );
+            product(cols, false, weight, true, rows, false, [taps, n * p, s.o]);
+            fold(s, cols, &layout, out, phases);
+        })
+    };
+    // SAFETY: `fold` writes every value of the task's wide sides
+    unsafe { run_tasks(s, s.wide(), task) }.0
 }
 
-/// The weights' gradient `Σ narrow · unfold(wide)ᵀ` over the images, and, when `gathered`,
-/// the narrow side `W · unfold(wide)` from the same unfolding (a transposed convolution's
-/// input gradient).
+/// The weights' gradient `Σ narrow · unfold(wide)ᵀ` over the images (one product per task, then
+/// the tasks' sums in order), and, when `gathered`, the narrow side `W · unfold(wide)` from the
+/// same unfolding (a transposed convolution's input gradient).
 fn weight_grad(
     s: &Strided,
     wide: &[f32],
     narrow: &[f32],
     gathered: Option<&[f32]>,
 ) -> (Vec<f32>, Vec<f32>) {
-    let (p, taps) = (s.positions(), s.taps());
+    let (p, taps, layout) = (s.positions(), s.taps(), s.phase_layout());
     let per_image = if gathered.is_some() { s.narrow() } else { 0 };
-    let (out, partials) = run_tasks(s, per_image, |t, out| {
-        let mut cols = vec![0f32; taps * p];
+    let task = |images: Range<usize>, out: &mut [MaybeUninit<f32>]| {
+        let n = images.len();
         let mut dw = vec![0f32; s.o * taps];
-        for (j, i) in s.task_images(t).enumerate() {
-            unfold(s, &wide[i * s.wide()..(i + 1) * s.wide()], &mut cols);
-            let n = &narrow[i * s.narrow()..(i + 1) * s.narrow()];
-            product(&mut dw, j > 0, n, false, &cols, true, [s.o, taps, p]);
+        with_scratch(s, n, |Scratch { cols, rows, phases }| {
+            let x = &wide[images.start * s.wide()..images.end * s.wide()];
+            unfold(s, x, &layout, cols, phases);
+            to_rows(
+                s,
+                &narrow[images.start * s.narrow()..images.end * s.narrow()],
+                rows,
+            );
+            product(&mut dw, false, rows, false, cols, true, [s.o, taps, n * p]);
             if let Some(weight) = gathered {
-                let y = &mut out[j * s.narrow()..(j + 1) * s.narrow()];
-                product(y, false, weight, false, &cols, false, [s.o, p, taps]);
+                product(rows, false, weight, false, cols, false, [s.o, n * p, taps]);
+                from_rows(s, rows, out);
             }
-        }
+        });
         dw
-    });
+    };
+    // SAFETY: with `gathered`, `from_rows` writes every value of the task's narrow sides;
+    // without, the output is empty
+    let (out, partials) = unsafe { run_tasks(s, per_image, task) };
     (out, sum_in_order(partials, s.o * taps))
 }
 
