@@ -85,7 +85,7 @@ pub(crate) fn elementwise<const K: usize>(
 }
 
 /// `v` with every value set to zero, as initialized values.
-pub(crate) fn zeroed(v: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+fn zeroed(v: &mut [MaybeUninit<f32>]) -> &mut [f32] {
     v.fill(MaybeUninit::new(0.0));
     // SAFETY: every value was just written, and `MaybeUninit<f32>` has `f32`'s layout
     unsafe { &mut *(v as *mut [MaybeUninit<f32>] as *mut [f32]) }
