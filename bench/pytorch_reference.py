@@ -216,7 +216,9 @@ class Restore(nn.Module):
         d_loss.backward()
         self.opt_d.step()
         l1 = (out - clean).abs().mean()
+        self.d.requires_grad_(False)  # as fovea: no gradients for D's weights in G's step
         loss = l1 + self.adversarial * F.softplus(-self.d(damaged, out)).mean()
+        self.d.requires_grad_(True)
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_g.step()
@@ -277,13 +279,14 @@ class Gan(nn.Module):
 
     def step(self, x, y):
         z = torch.randn(len(x), self.g.latent)
-        fake = self.normalized(self.g(z, y)).detach()
-        d_loss = F.softplus(-self.d(x, y)).mean() + F.softplus(self.d(fake, y)).mean()
+        images = self.g(z, y)  # G(z) once: the generator's step differentiates through it
+        d_loss = F.softplus(-self.d(x, y)).mean() + F.softplus(self.d(self.normalized(images).detach(), y)).mean()
         self.opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         self.opt_d.step()
-        images = self.g(z, y)
+        self.d.requires_grad_(False)  # as fovea: no gradients for D's weights in G's step
         loss = F.softplus(-self.d(self.normalized(images), y)).mean()
+        self.d.requires_grad_(True)
         if self.mode_seeking > 0:
             z2 = torch.randn_like(z)
             ratio = (images - self.g(z2, y)).abs().mean() / (z - z2).abs().mean()

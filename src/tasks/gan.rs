@@ -26,6 +26,7 @@ use crate::models::{Model, params};
 use crate::report::plots;
 use crate::run_files::Curve;
 use crate::train::config::{GanLoss, GanTraining};
+use crate::train::optim::frozen;
 use crate::train::task::{Goal, Part, Report, StepStats, Task, TaskSpec};
 
 /// Images per class in the sample grids.
@@ -125,17 +126,18 @@ impl GanTask {
     }
 
     /// The discriminator's step on a real batch and a generated one; returns (d_loss, D(x),
-    /// D(G(z))) and the noise it drew.
+    /// D(G(z))), the noise it drew and the generated images `G(z)` with their graph: the
+    /// generator is unchanged until its own step, which differentiates through them.
     pub fn d_step(
         &mut self,
         x: Tensor<4>,
         y: Tensor<1, Int>,
         lr: f64,
-    ) -> Result<([f64; 3], Tensor<2>)> {
+    ) -> Result<([f64; 3], Tensor<2>, Tensor<4>)> {
         let [b, ..] = x.dims();
         let z = self.g().noise(b, &self.device);
-        let fake =
-            Self::normalized(self.g().forward(z.clone(), y.clone()), &self.normalizer).detach();
+        let images = self.g().forward(z.clone(), y.clone());
+        let fake = Self::normalized(images.clone(), &self.normalizer).detach();
         let d = self.d.take().expect("discriminator present");
         let real = d.forward(x, y.clone()); // [b]
         let fake = d.forward(fake, y); // [b]
@@ -155,18 +157,20 @@ impl GanTask {
         ];
         let grads = GradientsParams::from_grads(loss.backward(), &d);
         self.d = Some(self.opt_d.step(lr, d, grads));
-        Ok((stats, z))
+        Ok((stats, z, images))
     }
 
-    /// The generator's step: a fresh forward pass through the (updated) discriminator; only
-    /// the generator's weights move. With `mode_seeking` λ > 0, a second forward pass from new
-    /// noise with the same labels adds λ / (mean|G(z) − G(z₂)| / mean|z − z₂| + 1e−5). Returns
-    /// g_loss (the adversarial part alone, comparable with or without the term).
-    pub fn g_step(&mut self, z: Tensor<2>, y: Tensor<1, Int>, lr: f64) -> f64 {
+    /// The generator's step on `images = G(z)` (with their graph): through the (updated)
+    /// discriminator, whose weights are frozen meanwhile (their gradients are not computed);
+    /// only the generator's weights move. With `mode_seeking` λ > 0, a second forward pass from
+    /// new noise with the same labels adds λ / (mean|G(z) − G(z₂)| / mean|z − z₂| + 1e−5).
+    /// Returns g_loss (the adversarial part alone, comparable with or without the term).
+    pub fn g_step(&mut self, z: Tensor<2>, images: Tensor<4>, y: Tensor<1, Int>, lr: f64) -> f64 {
         let g = self.g.take().expect("generator present");
-        let images = g.forward(z.clone(), y.clone());
         let fake = Self::normalized(images.clone(), &self.normalizer);
-        let score = self.d().forward(fake, y.clone());
+        let d = self.d.take().expect("discriminator present");
+        let (d, score) = frozen(d, |d| d.forward(fake, y.clone()));
+        self.d = Some(d);
         let adversarial = match self.training.loss {
             GanLoss::Bce => softplus(score.neg(), 1.0).mean(),
             GanLoss::Hinge => score.mean().neg(),
@@ -386,8 +390,9 @@ impl Task for GanTask {
         self.device.seed(mix(&[self.seed, step, 11]));
         let count = batch.len();
         let (x, y) = to_tensors(batch, self.shape, &self.device);
-        let ([d_loss, d_real, d_fake], z) = self.d_step(x, y.clone(), self.lr_d * lr_factor)?;
-        let g_loss = self.g_step(z, y, self.lr_g * lr_factor);
+        let ([d_loss, d_real, d_fake], z, images) =
+            self.d_step(x, y.clone(), self.lr_d * lr_factor)?;
+        let g_loss = self.g_step(z, images, y, self.lr_g * lr_factor);
         let n = count as f64;
         Ok(StepStats {
             count,
@@ -577,7 +582,7 @@ mod tests {
         let y =
             Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1, 2, 0, 1, 2], [6]), &t.device);
         let (g0, d0) = (weights(t.g()), weights(t.d()));
-        let (stats, z) = t.d_step(x, y.clone(), 1e-3).unwrap();
+        let (stats, z, images) = t.d_step(x.clone(), y.clone(), 1e-3).unwrap();
         assert!(stats.iter().all(|v| v.is_finite()), "{stats:?}");
         let (g1, d1) = (weights(t.g()), weights(t.d()));
         assert_eq!(g0, g1, "the discriminator step changed the generator");
@@ -585,7 +590,7 @@ mod tests {
             d0, d1,
             "the discriminator step left the discriminator unchanged"
         );
-        let g_loss = t.g_step(z, y, 1e-3);
+        let g_loss = t.g_step(z, images, y.clone(), 1e-3);
         assert!(g_loss.is_finite());
         let (g2, d2) = (weights(t.g()), weights(t.d()));
         assert_ne!(g1, g2, "the generator step left the generator unchanged");
@@ -603,6 +608,9 @@ mod tests {
             d1.len(),
             &moved[..moved.len().min(8)]
         );
+        // frozen in the generator's step only: the next discriminator step trains it again
+        t.d_step(x, y, 1e-3).unwrap();
+        assert_ne!(d2, weights(t.d()), "the discriminator stayed frozen");
     }
 
     #[test]
@@ -620,7 +628,8 @@ mod tests {
                 &t.device,
             );
             let d0 = weights(t.d());
-            let g_loss = t.g_step(z, y, 1e-3);
+            let images = t.g().forward(z.clone(), y.clone());
+            let g_loss = t.g_step(z, images, y, 1e-3);
             assert_eq!(d0, weights(t.d()), "the generator step changed D");
             (g_loss, weights(t.g()))
         };
@@ -646,7 +655,8 @@ mod tests {
         let z = seeded_normal([6, 8], 4, &t.device);
         let y =
             Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1, 2, 0, 1, 2], [6]), &t.device);
-        t.g_step(z, y, 1e-2);
+        let images = t.g().forward(z.clone(), y.clone());
+        t.g_step(z, images, y, 1e-2);
         let after = weights(t.g());
         let ema = t.g_ema.clone().unwrap();
         let averaged = trained(&ema);

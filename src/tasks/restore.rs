@@ -2,7 +2,7 @@
 //! and the step, so resume is exact), and a U-Net learns to repair them with an L1 loss plus,
 //! when `adversarial` > 0, the loss of a patch discriminator that tells repaired from clean
 //! (pix2pix). One generator forward pass per step: the discriminator learns on its output
-//! detached, then the generator on the updated discriminator's verdict.
+//! detached, then the generator on the updated discriminator's verdict (its weights frozen).
 //!
 //! Evaluation damages each image of a set the same way every time (seeded by its index) and
 //! reports PSNR and SSIM of the damaged, the classically repaired and the network-repaired
@@ -30,6 +30,7 @@ use crate::report::plots;
 use crate::restore::classical::{self, baseline_name};
 use crate::restore::{Damaged, Image, quality};
 use crate::run_files::Curve;
+use crate::train::optim::frozen;
 use crate::train::task::{Goal, Part, Report, StepStats, Task, TaskSpec};
 
 pub const PANELS: &str = "panels.png";
@@ -375,8 +376,9 @@ impl Task for RestoreTask {
             let d_loss = softplus(real.neg(), 1.0).mean() + softplus(fake, 1.0).mean();
             sums.push(("d_loss", d_loss.clone().into_scalar::<f64>() * n));
             let grads = GradientsParams::from_grads(d_loss.backward(), &d);
-            self.d = Some(self.opt_d.step(self.lr_d * lr_factor, d, grads));
-            let score = self.d().forward(image, out.clone());
+            let d = self.opt_d.step(self.lr_d * lr_factor, d, grads);
+            let (d, score) = frozen(d, |d| d.forward(image, out.clone()));
+            self.d = Some(d);
             Some(softplus(score.neg(), 1.0).mean())
         } else {
             None

@@ -1,8 +1,9 @@
 //! Builds the optimizer `[train]` names: SGD (momentum, Nesterov), Adam or AdamW, with weight
 //! decay and per-parameter gradient-norm clipping. Adam is `fovea_kernels::FusedAdam`: Burn's,
-//! its step made in one pass on flex.
+//! its step made in one pass on flex. Also `frozen`: a network another one trains through.
 
 use burn::grad_clipping::GradientClippingConfig;
+use burn::module::Module;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamWConfig, ModuleOptimizer, SgdConfig};
@@ -145,4 +146,13 @@ mod tests {
         );
         assert!(close(&w, &[0.4, -0.45]), "{w:?}");
     }
+}
+
+/// `f(&m)` with `m`'s weights frozen: what `f` computes still carries gradients back to its
+/// inputs, but none are computed for `m`'s weights (a GAN's discriminator in the generator's
+/// step). Returns `m` trainable again, and the result.
+pub fn frozen<M: Module, R>(m: M, f: impl FnOnce(&M) -> R) -> (M, R) {
+    let m = m.set_require_grad(false);
+    let out = f(&m);
+    (m.set_require_grad(true), out)
 }
