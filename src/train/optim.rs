@@ -44,6 +44,15 @@ pub fn build(o: &OptimizerConfig) -> ModuleOptimizer {
     }
 }
 
+/// `f(&m)` with `m`'s weights frozen: what `f` computes still carries gradients back to its
+/// inputs, but none are computed for `m`'s weights (a GAN's discriminator in the generator's
+/// step). Returns `m` trainable again, and the result.
+pub fn frozen<M: Module, R>(m: M, f: impl FnOnce(&M) -> R) -> (M, R) {
+    let m = m.set_require_grad(false);
+    let out = f(&m);
+    (m.set_require_grad(true), out)
+}
+
 #[cfg(test)]
 mod tests {
     use burn::nn::{Linear, LinearConfig};
@@ -146,13 +155,4 @@ mod tests {
         );
         assert!(close(&w, &[0.4, -0.45]), "{w:?}");
     }
-}
-
-/// `f(&m)` with `m`'s weights frozen: what `f` computes still carries gradients back to its
-/// inputs, but none are computed for `m`'s weights (a GAN's discriminator in the generator's
-/// step). Returns `m` trainable again, and the result.
-pub fn frozen<M: Module, R>(m: M, f: impl FnOnce(&M) -> R) -> (M, R) {
-    let m = m.set_require_grad(false);
-    let out = f(&m);
-    (m.set_require_grad(true), out)
 }
