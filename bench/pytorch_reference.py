@@ -28,10 +28,10 @@ The models are fovea's, layer for layer (same parameter counts; the JSON says ho
            projection discriminator conv 4x4/2 (64) -> LeakyReLU 0.2 -> conv 4x4/2 (128, no bias)
            -> BN -> LeakyReLU 0.2 -> fc 1 + <label embedding, features>. One image of training =
            a discriminator step (a real and a generated batch, non-saturating loss) and a
-           generator step (with the mode-seeking term, a second generator pass) and the moving
-           average of the generator's weights (decay 0.999), Adam (0.5, 0.999) for both, as
-           fovea's step; inference = the generator drawing a batch. Its loss curve is the
-           discriminator's loss.
+           generator step (with the mode-seeking term over the batch's pairs of one class) and
+           the moving average of the generator's weights (decay 0.999), Adam (0.5, 0.999) for
+           both, as fovea's step; inference = the generator drawing a batch. Its loss curve is
+           the discriminator's loss.
   restore  the restorer of config/restore-noise.toml: Gaussian noise (sigma 0.3, clamped) on
            pixels in [0, 1], repaired by the U-Net (3x3 conv pairs with ReLU, 16/32/64 channels,
            2x2 max pooling down, 2x2 stride-2 transposed convolutions up, skips, a 1x1 output
@@ -263,6 +263,20 @@ class Discriminator(nn.Module):
         return (self.score(h) + (self.embed(y) * h).sum(1, keepdim=True)).flatten()
 
 
+def class_pairs(labels):
+    """Each image of a class with two or more in the batch against the next of its class (the
+    last against the first), as fovea pairs them; None where no class has two."""
+    classes = {}
+    for i, l in enumerate(labels):
+        classes.setdefault(l, []).append(i)
+    first, second = [], []
+    for members in classes.values():
+        if len(members) > 1:
+            first += members
+            second += members[1:] + members[:1]
+    return (first, second) if first else None
+
+
 class Gan(nn.Module):
     """The pair, trained by `step` (not by a classifier's loss)."""
 
@@ -287,9 +301,10 @@ class Gan(nn.Module):
         self.d.requires_grad_(False)  # as fovea: no gradients for D's weights in G's step
         loss = F.softplus(-self.d(self.normalized(images), y)).mean()
         self.d.requires_grad_(True)
-        if self.mode_seeking > 0:
-            z2 = torch.randn_like(z)
-            ratio = (images - self.g(z2, y)).abs().mean() / (z - z2).abs().mean()
+        pairs = class_pairs(y.tolist()) if self.mode_seeking > 0 else None
+        if pairs is not None:
+            i, j = (torch.tensor(p) for p in pairs)
+            ratio = (images[i] - images[j]).abs().mean() / (z[i] - z[j]).abs().mean()
             loss = loss + self.mode_seeking / (ratio + 1e-5)
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()

@@ -11,7 +11,7 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, AutodiffBackend, Flex};
 
-use crate::activation::{activation_backward, activation_forward};
+use crate::activation::{activation_backward, activation_forward, tanh_backward, tanh_forward};
 use crate::adam::adam_forward;
 use crate::batch_norm::{norm_backward, norm_forward, stats};
 use crate::dense::{dense_backward, dense_forward};
@@ -83,6 +83,12 @@ impl<C: CheckpointStrategy> FlexKernels for Autodiff<Flex, C> {
         tracked_unary::<C, _>(&x, out.clone(), (out, slope), |(out, slope), grad| {
             activation_backward(out, *slope, grad)
         })
+    }
+
+    fn tanh(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let out = tanh_forward(x.primitive());
+        // kept: the output (shared, not copied)
+        tracked_unary::<C, _>(&x, out.clone(), out, tanh_backward)
     }
 
     fn batch_stats(x: FloatTensor<Self>) -> FloatTensor<Self> {

@@ -51,6 +51,8 @@ pub trait FlexKernels: Backend {
     /// Leaky ReLU (`x` where positive, `slope`·x elsewhere; ReLU at slope 0) in one pass;
     /// backward, one pass from the kept output.
     fn leaky_relu(x: FloatTensor<Self>, slope: f64) -> FloatTensor<Self>;
+    /// tanh, vectorized; backward, one pass from the kept output.
+    fn tanh(x: FloatTensor<Self>) -> FloatTensor<Self>;
     /// `[b, c, h, w]` → `[2, c]`: each channel's mean and biased variance (not differentiated).
     fn batch_stats(x: FloatTensor<Self>) -> FloatTensor<Self>;
     /// Batch norm of `x` with `stats` from `batch_stats(x)`; differentiated with respect to `x`

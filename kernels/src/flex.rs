@@ -4,7 +4,7 @@
 use burn::backend::Flex;
 use burn::backend::tensor::FloatTensor;
 
-use crate::activation::activation_forward;
+use crate::activation::{activation_forward, tanh_forward};
 use crate::adam::adam_forward;
 use crate::batch_norm::{norm_forward, stats};
 use crate::dense::dense_forward;
@@ -54,6 +54,10 @@ impl FlexKernels for Flex {
 
     fn leaky_relu(x: FloatTensor<Self>, slope: f64) -> FloatTensor<Self> {
         activation_forward(&x, slope)
+    }
+
+    fn tanh(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        tanh_forward(&x)
     }
 
     fn batch_stats(x: FloatTensor<Self>) -> FloatTensor<Self> {

@@ -3,7 +3,7 @@
 //!
 //! A model calls an op's entry function with Burn tensors: `max_pool_2x2`, `conv_same`,
 //! `conv_unfolded`, `conv_strided`, `conv_transpose_strided`, `batch_norm_train`,
-//! `batch_norm_eval`, `dropout`, `linear`, `relu`, `leaky_relu`, and the recurrent layers `lstm`,
+//! `batch_norm_eval`, `dropout`, `linear`, `relu`, `leaky_relu`, `tanh`, and the recurrent layers `lstm`,
 //! `bi_lstm`, `gru`, `bi_gru`; an optimizer is `FusedAdam`. On flex the kernel runs; on any
 //! other backend the entry function hands the tensors back (or runs Burn's own layer), so the
 //! caller keeps Burn's op there. What each kernel computes equals Burn's op, tested against it in
@@ -13,8 +13,8 @@
 //! directly, for few input channels), `unfolded` (the same convolution as unfold + matrix
 //! product, image by image), `winograd` (its 3 × 3 kernels by Winograd's F(2×2, 3×3)), `conv`
 //! (what the three convolutions share), `strided` (a convolution of any stride and symmetric
-//! padding, and its transpose, as unfold + matrix product), `activation` (ReLU and leaky ReLU,
-//! their gradient from the kept output), `batch_norm`, `norm_pool` (batch norm and 2 × 2 pooling
+//! padding, and its transpose, as unfold + matrix product), `activation` (ReLU, leaky ReLU and
+//! tanh, their gradient from the kept output), `batch_norm`, `norm_pool` (batch norm and 2 × 2 pooling
 //! in one pass), `dense` (fully connected layers), `recurrent` (an LSTM or GRU direction as one
 //! op: the time loop with its gates in one pass per step), `dropout` and `adam` (Adam's step in
 //! one pass). `compare` is the comparison their parity tests use. `extension` declares the ops,
@@ -48,7 +48,7 @@ mod testing;
 mod unfolded;
 mod winograd;
 
-pub use activation::{leaky_relu, relu};
+pub use activation::{leaky_relu, relu, tanh};
 pub use adam::FusedAdam;
 pub use batch_norm::{batch_norm_eval, batch_norm_train};
 pub use compare::max_difference;

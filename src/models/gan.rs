@@ -12,8 +12,7 @@ use burn::nn::{
     PaddingConfig2d,
 };
 use burn::prelude::*;
-use burn::tensor::activation::tanh;
-use fovea_kernels::{leaky_relu, relu};
+use fovea_kernels::{leaky_relu, relu, tanh};
 use serde::{Deserialize, Serialize};
 
 use super::layers::{convolve, convolve_transpose, normalize};

@@ -162,10 +162,17 @@ impl GanTask {
 
     /// The generator's step on `images = G(z)` (with their graph): through the (updated)
     /// discriminator, whose weights are frozen meanwhile (their gradients are not computed);
-    /// only the generator's weights move. With `mode_seeking` λ > 0, a second forward pass from
-    /// new noise with the same labels adds λ / (mean|G(z) − G(z₂)| / mean|z − z₂| + 1e−5).
-    /// Returns g_loss (the adversarial part alone, comparable with or without the term).
-    pub fn g_step(&mut self, z: Tensor<2>, images: Tensor<4>, y: Tensor<1, Int>, lr: f64) -> f64 {
+    /// only the generator's weights move. With `mode_seeking` λ > 0 the loss gains
+    /// λ / (mean|G(zᵢ) − G(zⱼ)| / mean|zᵢ − zⱼ| + 1e−5) over the batch's pairs of images of one
+    /// class (`class_pairs`; no term where no class has two). Returns g_loss (the adversarial
+    /// part alone, comparable with or without the term).
+    pub fn g_step(
+        &mut self,
+        z: Tensor<2>,
+        images: Tensor<4>,
+        y: Tensor<1, Int>,
+        lr: f64,
+    ) -> Result<f64> {
         let g = self.g.take().expect("generator present");
         let fake = Self::normalized(images.clone(), &self.normalizer);
         let d = self.d.take().expect("discriminator present");
@@ -176,18 +183,36 @@ impl GanTask {
             GanLoss::Hinge => score.mean().neg(),
         };
         let value = adversarial.clone().into_scalar::<f64>();
-        let loss = if self.training.mode_seeking > 0.0 {
-            let [b, _] = z.dims();
-            let z2 = g.noise(b, &self.device);
-            let other = g.forward(z2.clone(), y);
-            let ratio = (images - other).abs().mean() / (z - z2).abs().mean();
-            adversarial
-                + ratio
-                    .add_scalar(1e-5)
-                    .recip()
-                    .mul_scalar(self.training.mode_seeking)
+        let pairs = if self.training.mode_seeking > 0.0 {
+            let labels = y
+                .into_data()
+                .convert::<i64>()
+                .try_into_vec::<i64>()
+                .map_err(|e| anyhow::anyhow!("cannot read the batch's labels: {e:?}"))?;
+            class_pairs(&labels)
         } else {
-            adversarial
+            None
+        };
+        let loss = match pairs {
+            Some((first, second)) => {
+                let index = |v: Vec<i64>| Tensor::<1, Int>::from_ints(v.as_slice(), &self.device);
+                let (first, second) = (index(first), index(second));
+                let apart = |t: Tensor<4>| {
+                    (t.clone().select(0, first.clone()) - t.select(0, second.clone()))
+                        .abs()
+                        .mean()
+                };
+                let z_apart = (z.clone().select(0, first.clone()) - z.select(0, second.clone()))
+                    .abs()
+                    .mean();
+                let ratio = apart(images) / z_apart;
+                adversarial
+                    + ratio
+                        .add_scalar(1e-5)
+                        .recip()
+                        .mul_scalar(self.training.mode_seeking)
+            }
+            None => adversarial,
         };
         let grads = GradientsParams::from_grads(loss.backward(), &g);
         let g = self.opt_g.step(lr, g, grads);
@@ -195,7 +220,7 @@ impl GanTask {
             self.g_ema = Some(moving_average(ema, &g, self.training.ema));
         }
         self.g = Some(g);
-        value
+        Ok(value)
     }
 
     /// The generator that is evaluated and drawn: the moving average, with batch-norm statistics
@@ -270,6 +295,26 @@ pub fn standing(ema: &Generator, classes: usize, seed: u64, device: &Device) -> 
         drop(g.forward(z, y));
     }
     g.valid()
+}
+
+/// The mode-seeking term's pairs in a batch with these `labels`: each image of a class that has
+/// two or more in the batch against the next of its class (the last against the first), as
+/// (first, second) indices; `None` where no class has two. In-batch pairs (as in MSGAN, Mao et
+/// al., 2019) cost no second pass of the generator.
+fn class_pairs(labels: &[i64]) -> Option<(Vec<i64>, Vec<i64>)> {
+    let mut classes: Vec<(i64, Vec<i64>)> = Vec::new();
+    for (i, &l) in labels.iter().enumerate() {
+        match classes.iter_mut().find(|(c, _)| *c == l) {
+            Some((_, members)) => members.push(i as i64),
+            None => classes.push((l, vec![i as i64])),
+        }
+    }
+    let (mut first, mut second) = (Vec::new(), Vec::new());
+    for (_, members) in classes.iter().filter(|(_, m)| m.len() > 1) {
+        first.extend_from_slice(members);
+        second.extend(members.iter().cycle().skip(1).take(members.len()));
+    }
+    (!first.is_empty()).then_some((first, second))
 }
 
 /// ema ← β·ema + (1 − β)·g for every trained weight of the two (same-config) generators, in
@@ -392,7 +437,7 @@ impl Task for GanTask {
         let (x, y) = to_tensors(batch, self.shape, &self.device);
         let ([d_loss, d_real, d_fake], z, images) =
             self.d_step(x, y.clone(), self.lr_d * lr_factor)?;
-        let g_loss = self.g_step(z, images, y, self.lr_g * lr_factor);
+        let g_loss = self.g_step(z, images, y, self.lr_g * lr_factor)?;
         let n = count as f64;
         Ok(StepStats {
             count,
@@ -590,7 +635,7 @@ mod tests {
             d0, d1,
             "the discriminator step left the discriminator unchanged"
         );
-        let g_loss = t.g_step(z, images, y.clone(), 1e-3);
+        let g_loss = t.g_step(z, images, y.clone(), 1e-3).unwrap();
         assert!(g_loss.is_finite());
         let (g2, d2) = (weights(t.g()), weights(t.d()));
         assert_ne!(g1, g2, "the generator step left the generator unchanged");
@@ -618,29 +663,41 @@ mod tests {
         // Both start from the same weights, whatever other tests draw from the shared device
         // generator meanwhile.
         let start = task().save().unwrap();
-        let after = |lambda: f64| {
+        let after = |lambda: f64, labels: &[i64]| {
             let mut t = task();
             t.load(start.clone()).unwrap();
             t.training.mode_seeking = lambda;
-            let z = seeded_normal([6, 8], 2, &t.device);
-            let y = Tensor::<1, Int>::from_data(
-                TensorData::new(vec![0i64, 1, 2, 0, 1, 2], [6]),
-                &t.device,
-            );
+            let n = labels.len();
+            let z = seeded_normal([n, 8], 2, &t.device);
+            let y = Tensor::<1, Int>::from_data(TensorData::new(labels.to_vec(), [n]), &t.device);
             let d0 = weights(t.d());
             let images = t.g().forward(z.clone(), y.clone());
-            let g_loss = t.g_step(z, images, y, 1e-3);
+            let g_loss = t.g_step(z, images, y, 1e-3).unwrap();
             assert_eq!(d0, weights(t.d()), "the generator step changed D");
             (g_loss, weights(t.g()))
         };
-        let (plain_loss, plain) = after(0.0);
-        let (seeking_loss, seeking) = after(1.0);
+        let pairs = &[0, 1, 2, 0, 1, 2];
+        let (plain_loss, plain) = after(0.0, pairs);
+        let (seeking_loss, seeking) = after(1.0, pairs);
         // g_loss is the adversarial part alone: the same before the update.
         assert_eq!(plain_loss, seeking_loss);
         assert_ne!(
             plain, seeking,
             "the mode-seeking term did not reach the generator"
         );
+        // a batch with no two images of one class has no pairs, hence no term
+        let single = &[0, 1, 2];
+        assert_eq!(after(0.0, single), after(1.0, single));
+    }
+
+    #[test]
+    fn mode_seeking_pairs_each_image_with_the_next_of_its_class() {
+        assert_eq!(
+            class_pairs(&[3, 1, 3, 0, 3, 1]),
+            Some((vec![0, 2, 4, 1, 5], vec![2, 4, 0, 5, 1]))
+        );
+        assert_eq!(class_pairs(&[0, 1, 2]), None);
+        assert_eq!(class_pairs(&[]), None);
     }
 
     #[test]
@@ -656,7 +713,7 @@ mod tests {
         let y =
             Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1, 2, 0, 1, 2], [6]), &t.device);
         let images = t.g().forward(z.clone(), y.clone());
-        t.g_step(z, images, y, 1e-2);
+        t.g_step(z, images, y, 1e-2).unwrap();
         let after = weights(t.g());
         let ema = t.g_ema.clone().unwrap();
         let averaged = trained(&ema);

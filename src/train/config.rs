@@ -203,9 +203,9 @@ pub enum GanLoss {
 #[serde(default, deny_unknown_fields)]
 pub struct GanTraining {
     pub loss: GanLoss,
-    /// Weight λ of the mode-seeking term (Mao et al., 2019) in the generator's loss: for each
-    /// batch a second noise z₂ with the same labels, and λ / (mean|G(z₁,y) − G(z₂,y)| /
-    /// mean|z₁ − z₂| + 1e−5) added, which penalizes a generator that ignores its noise (images
+    /// Weight λ of the mode-seeking term (Mao et al., 2019) in the generator's loss: over the
+    /// batch's pairs of images of one class (i, j), λ / (mean|G(zᵢ,y) − G(zⱼ,y)| /
+    /// mean|zᵢ − zⱼ| + 1e−5) added, which penalizes a generator that ignores its noise (images
     /// of a class that all look alike). 0 = off.
     pub mode_seeking: f64,
     /// Decay β of an exponential moving average of the generator's weights, updated after every
