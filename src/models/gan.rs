@@ -12,7 +12,7 @@ use burn::nn::{
     PaddingConfig2d,
 };
 use burn::prelude::*;
-use fovea_kernels::{leaky_relu, relu, tanh};
+use fovea_kernels::{leaky_relu, linear, relu, tanh};
 use serde::{Deserialize, Serialize};
 
 use super::layers::{convolve, convolve_transpose, normalize};
@@ -177,7 +177,7 @@ impl Generator {
         let [b, _] = z.dims();
         let [c, h, w] = self.grid;
         let x = Tensor::cat(vec![z, embed(&self.embed, labels)], 1); // [b, latent + embed]
-        let x = self.project.forward(x).reshape([b, c, h, w]);
+        let x = linear(&self.project, x).reshape([b, c, h, w]);
         let x = relu(normalize(&self.norm0, x, false).0);
         let x = convolve_transpose(&self.up1, x);
         let x = relu(normalize(&self.norm1, x, false).0); // [b, g, 2h, 2w]
@@ -202,7 +202,7 @@ impl Discriminator {
         let x = leaky_relu(x, 0.2); // [b, 2d, h/4, w/4]
         let h = x.flatten::<2>(1, 3); // [b, 2d·h/4·w/4]
         let projection = (embed(&self.embed, labels) * h.clone()).sum_dim(1); // [b, 1]
-        (self.score.forward(h) + projection).flatten::<1>(0, 1) // [b]
+        (linear(&self.score, h) + projection).flatten::<1>(0, 1) // [b]
     }
 }
 
