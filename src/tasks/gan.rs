@@ -163,49 +163,32 @@ impl GanTask {
     /// The generator's step on `images = G(z)` (with their graph): through the (updated)
     /// discriminator, whose weights are frozen meanwhile (their gradients are not computed);
     /// only the generator's weights move. With `mode_seeking` λ > 0 the loss gains
-    /// λ / (mean|G(zᵢ) − G(zⱼ)| / mean|zᵢ − zⱼ| + 1e−5) over the batch's pairs of images of one
-    /// class (`class_pairs`; no term where no class has two). Returns g_loss (the adversarial
-    /// part alone, comparable with or without the term).
+    /// λ / (mean|G(zᵢ) − G(zⱼ)| / mean|zᵢ − zⱼ| + 1e−5) over the batch's `pairs` of images of
+    /// one class (`class_pairs` of its labels; no term without pairs). Returns g_loss (the
+    /// adversarial part alone, comparable with or without the term).
     pub fn g_step(
         &mut self,
         z: Tensor<2>,
         images: Tensor<4>,
         y: Tensor<1, Int>,
+        pairs: Option<(Vec<i64>, Vec<i64>)>,
         lr: f64,
-    ) -> Result<f64> {
+    ) -> f64 {
         let g = self.g.take().expect("generator present");
         let fake = Self::normalized(images.clone(), &self.normalizer);
         let d = self.d.take().expect("discriminator present");
-        let (d, score) = frozen(d, |d| d.forward(fake, y.clone()));
+        let (d, score) = frozen(d, |d| d.forward(fake, y));
         self.d = Some(d);
         let adversarial = match self.training.loss {
             GanLoss::Bce => softplus(score.neg(), 1.0).mean(),
             GanLoss::Hinge => score.mean().neg(),
         };
         let value = adversarial.clone().into_scalar::<f64>();
-        let pairs = if self.training.mode_seeking > 0.0 {
-            let labels = y
-                .into_data()
-                .convert::<i64>()
-                .try_into_vec::<i64>()
-                .map_err(|e| anyhow::anyhow!("cannot read the batch's labels: {e:?}"))?;
-            class_pairs(&labels)
-        } else {
-            None
-        };
-        let loss = match pairs {
+        let loss = match pairs.filter(|_| self.training.mode_seeking > 0.0) {
             Some((first, second)) => {
                 let index = |v: Vec<i64>| Tensor::<1, Int>::from_ints(v.as_slice(), &self.device);
                 let (first, second) = (index(first), index(second));
-                let apart = |t: Tensor<4>| {
-                    (t.clone().select(0, first.clone()) - t.select(0, second.clone()))
-                        .abs()
-                        .mean()
-                };
-                let z_apart = (z.clone().select(0, first.clone()) - z.select(0, second.clone()))
-                    .abs()
-                    .mean();
-                let ratio = apart(images) / z_apart;
+                let ratio = mean_apart(images, &first, &second) / mean_apart(z, &first, &second);
                 adversarial
                     + ratio
                         .add_scalar(1e-5)
@@ -220,7 +203,7 @@ impl GanTask {
             self.g_ema = Some(moving_average(ema, &g, self.training.ema));
         }
         self.g = Some(g);
-        Ok(value)
+        value
     }
 
     /// The generator that is evaluated and drawn: the moving average, with batch-norm statistics
@@ -315,6 +298,17 @@ fn class_pairs(labels: &[i64]) -> Option<(Vec<i64>, Vec<i64>)> {
         second.extend(members.iter().cycle().skip(1).take(members.len()));
     }
     (!first.is_empty()).then_some((first, second))
+}
+
+/// mean|t[first] − t[second]| over the rows `first` and `second` of `t`.
+fn mean_apart<const D: usize>(
+    t: Tensor<D>,
+    first: &Tensor<1, Int>,
+    second: &Tensor<1, Int>,
+) -> Tensor<1> {
+    (t.clone().select(0, first.clone()) - t.select(0, second.clone()))
+        .abs()
+        .mean()
 }
 
 /// ema ← β·ema + (1 − β)·g for every trained weight of the two (same-config) generators, in
@@ -434,10 +428,11 @@ impl Task for GanTask {
         // Noise is drawn from the device RNG, seeded per step so that resume is exact.
         self.device.seed(mix(&[self.seed, step, 11]));
         let count = batch.len();
+        let pairs = class_pairs(&batch.labels);
         let (x, y) = to_tensors(batch, self.shape, &self.device);
         let ([d_loss, d_real, d_fake], z, images) =
             self.d_step(x, y.clone(), self.lr_d * lr_factor)?;
-        let g_loss = self.g_step(z, images, y, self.lr_g * lr_factor)?;
+        let g_loss = self.g_step(z, images, y, pairs, self.lr_g * lr_factor);
         let n = count as f64;
         Ok(StepStats {
             count,
@@ -635,7 +630,8 @@ mod tests {
             d0, d1,
             "the discriminator step left the discriminator unchanged"
         );
-        let g_loss = t.g_step(z, images, y.clone(), 1e-3).unwrap();
+        let pairs = class_pairs(&[0, 1, 2, 0, 1, 2]);
+        let g_loss = t.g_step(z, images, y.clone(), pairs, 1e-3);
         assert!(g_loss.is_finite());
         let (g2, d2) = (weights(t.g()), weights(t.d()));
         assert_ne!(g1, g2, "the generator step left the generator unchanged");
@@ -672,7 +668,7 @@ mod tests {
             let y = Tensor::<1, Int>::from_data(TensorData::new(labels.to_vec(), [n]), &t.device);
             let d0 = weights(t.d());
             let images = t.g().forward(z.clone(), y.clone());
-            let g_loss = t.g_step(z, images, y, 1e-3).unwrap();
+            let g_loss = t.g_step(z, images, y, class_pairs(labels), 1e-3);
             assert_eq!(d0, weights(t.d()), "the generator step changed D");
             (g_loss, weights(t.g()))
         };
@@ -713,7 +709,7 @@ mod tests {
         let y =
             Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1, 2, 0, 1, 2], [6]), &t.device);
         let images = t.g().forward(z.clone(), y.clone());
-        t.g_step(z, images, y, 1e-2).unwrap();
+        t.g_step(z, images, y, class_pairs(&[0, 1, 2, 0, 1, 2]), 1e-2);
         let after = weights(t.g());
         let ema = t.g_ema.clone().unwrap();
         let averaged = trained(&ema);
