@@ -187,6 +187,7 @@ impl Strided {
             columns: (0..self.w).map(|c| at(c, 1, phase)).collect(),
             starts: starts.collect(),
             width: cols,
+            stride: st,
         }
     }
 
@@ -203,6 +204,7 @@ struct PhaseLayout {
     columns: Vec<usize>,
     starts: Vec<usize>,
     width: usize,
+    stride: usize,
 }
 
 thread_local! {
@@ -262,19 +264,111 @@ fn split(at: &PhaseLayout, plane: &[f32], phases: &mut [f32]) {
     phases.fill(0.0);
     for (row, &base) in plane.chunks_exact(at.columns.len()).zip(&at.rows) {
         let dst = &mut phases[base..];
-        for (&v, &c) in row.iter().zip(&at.columns) {
-            dst[c] = v;
+        match two_phases(at, dst) {
+            // stride 2: the row's even and odd columns, each a run in its own phase
+            Some((even, odd)) => {
+                let pairs = row.chunks_exact(2);
+                if let [last] = pairs.remainder() {
+                    even[row.len() / 2] = *last;
+                }
+                for ((e, o), two) in even.iter_mut().zip(odd.iter_mut()).zip(pairs) {
+                    *e = two[0];
+                    *o = two[1];
+                }
+            }
+            None => {
+                for (&v, &c) in row.iter().zip(&at.columns) {
+                    dst[c] = v;
+                }
+            }
         }
     }
 }
 
 /// The inverse of `split`: the wide plane's values from its phases, every one written.
 #[inline(always)]
-fn merge(at: &PhaseLayout, phases: &[f32], plane: &mut [MaybeUninit<f32>]) {
+fn merge(at: &PhaseLayout, phases: &mut [f32], plane: &mut [MaybeUninit<f32>]) {
     for (row, &base) in plane.chunks_exact_mut(at.columns.len()).zip(&at.rows) {
-        let src = &phases[base..];
-        for (o, &c) in row.iter_mut().zip(&at.columns) {
-            o.write(src[c]);
+        let src = &mut phases[base..];
+        match two_phases(at, src) {
+            Some((even, odd)) => {
+                let half = row.len() / 2;
+                let mut pairs = row.chunks_exact_mut(2);
+                for ((two, &e), &o) in (&mut pairs).zip(&*even).zip(&*odd) {
+                    two[0].write(e);
+                    two[1].write(o);
+                }
+                if let [last] = pairs.into_remainder() {
+                    last.write(even[half]);
+                }
+            }
+            None => {
+                for (o, &c) in row.iter_mut().zip(&at.columns) {
+                    o.write(src[c]);
+                }
+            }
+        }
+    }
+}
+
+/// For a stride of 2, a wide row's runs in its two phases from the row's offset on (`row`
+/// holding its phases from there): even columns from `columns[0]`, odd ones from `columns[1]`,
+/// one step apart.
+#[inline(always)]
+fn two_phases<'a>(at: &PhaseLayout, row: &'a mut [f32]) -> Option<(&'a mut [f32], &'a mut [f32])> {
+    let [e, o] = *at.columns.get(..2)? else {
+        return None;
+    };
+    if at.stride != 2 {
+        return None;
+    }
+    let (evens, odds) = (at.columns.len().div_ceil(2), at.columns.len() / 2);
+    // the two phases lie apart: whichever comes first ends before the other begins
+    if e < o {
+        let (first, second) = row.split_at_mut(o);
+        Some((&mut first[e..][..evens], &mut second[..odds]))
+    } else {
+        let (first, second) = row.split_at_mut(e);
+        Some((&mut second[..evens], &mut first[o..][..odds]))
+    }
+}
+
+/// Eight lanes kept (all ones) then eight dropped: `[8 − k..][..8]` keeps the first `k`.
+const LANE_MASKS: [u32; 16] = {
+    let mut masks = [0; 16];
+    let mut lane = 0;
+    while lane < 8 {
+        masks[lane] = u32::MAX;
+        lane += 1;
+    }
+    masks
+};
+const NEGATIVE_ZERO: u32 = 0x8000_0000;
+
+/// `acc` row y (from `y·step`) plus `d` row y (from `y·w`), for `rows` rows of `w` values: 8
+/// values at a time, the last part of a row too, its lanes past the row adding −0.0 (which
+/// leaves every value as it is); one by one where `d` ends within 8 values. `acc` holds 8
+/// values past its last row's end.
+#[inline(always)]
+fn add_rows(acc: &mut [f32], d: &[f32], [rows, w]: [usize; 2], step: usize) {
+    for y in 0..rows {
+        let (a, src) = (&mut acc[y * step..], &d[y * w..]);
+        let mut x = 0;
+        while x < w {
+            let left = w - x;
+            let Some(v) = src.get(x..x + 8) else {
+                for (a, &g) in a[x..w].iter_mut().zip(&src[x..w]) {
+                    *a += g;
+                }
+                break;
+            };
+            // all ones in the lanes within the row: a value's own bits there, −0.0's past it
+            let keep = &LANE_MASKS[8 - left.min(8)..][..8];
+            let a: &mut [f32; 8] = (&mut a[x..x + 8]).try_into().expect("8 values");
+            for ((a, &g), &m) in a.iter_mut().zip(v).zip(keep) {
+                *a += f32::from_bits((g.to_bits() & m) | (!m & NEGATIVE_ZERO));
+            }
+            x += 8;
         }
     }
 }
@@ -315,13 +409,8 @@ simd_fn! {
             for (ch, dst) in image.chunks_exact_mut(plane).enumerate() {
                 phases.fill(0.0);
                 for (t, &start) in at.starts.iter().enumerate() {
-                    let d = &cols[((ch * k2 + t) * n + j) * p..][..p];
-                    for (y, run) in d.chunks_exact(s.ow).enumerate() {
-                        let acc = &mut phases[start + y * at.width..][..s.ow];
-                        for (a, &g) in acc.iter_mut().zip(run) {
-                            *a += g;
-                        }
-                    }
+                    let d = &cols[((ch * k2 + t) * n + j) * p..];
+                    add_rows(&mut phases[start..], d, [s.oh, s.ow], at.width);
                 }
                 merge(at, phases, dst);
             }
