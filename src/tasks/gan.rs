@@ -672,9 +672,9 @@ mod tests {
             assert_eq!(d0, weights(t.d()), "the generator step changed D");
             (g_loss, weights(t.g()))
         };
-        let pairs = &[0, 1, 2, 0, 1, 2];
-        let (plain_loss, plain) = after(0.0, pairs);
-        let (seeking_loss, seeking) = after(1.0, pairs);
+        let paired = &[0, 1, 2, 0, 1, 2];
+        let (plain_loss, plain) = after(0.0, paired);
+        let (seeking_loss, seeking) = after(1.0, paired);
         // g_loss is the adversarial part alone: the same before the update.
         assert_eq!(plain_loss, seeking_loss);
         assert_ne!(
